@@ -205,14 +205,22 @@ class ModelConfig:
         latent = specs.get("latent_dimension", data.get("latent_dim", LATENT_DIM))
         seq = specs.get("sequence_length", data.get("sequence_length", WINDOW))
         input_dim = data.get("input_dim", CHANNELS)
-        for name, value in (("model_specs.latent_dimension", latent), ("model_specs.sequence_length", seq), ("input_dim", input_dim)):
+        for name, value in (
+            ("model_specs.latent_dimension", latent),
+            ("model_specs.sequence_length", seq),
+            ("input_dim", input_dim),
+        ):
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ContractError(name, f"expected a positive integer, got {value!r}")
         stamp = data.get("embedding_stamp") or {}
         model_id = stamp.get("model_id") if isinstance(stamp, Mapping) else None
         if not model_id:
             export = data.get("export_info", {})
-            model_id = data.get("model_id") or (export.get("model_id") if isinstance(export, Mapping) else None) or default_model_id
+            model_id = (
+                data.get("model_id")
+                or (export.get("model_id") if isinstance(export, Mapping) else None)
+                or default_model_id
+            )
         untrained = bool((data.get("export_info") or {}).get("untrained", False))
         return cls(
             raw=dict(data),
@@ -265,7 +273,11 @@ class GoldenSet:
         if not isinstance(embs, list) or len(embs) != len(windows):
             raise ContractError("golden.embeddings", f"expected {len(windows)} embeddings, one per window")
         for i, w in enumerate(windows):
-            if not isinstance(w, list) or len(w) != WINDOW or any(not isinstance(r, list) or len(r) != CHANNELS for r in w):
+            if (
+                not isinstance(w, list)
+                or len(w) != WINDOW
+                or any(not isinstance(r, list) or len(r) != CHANNELS for r in w)
+            ):
                 raise ContractError(f"golden.windows[{i}]", f"expected {WINDOW}x{CHANNELS} numbers")
         dim = len(embs[0]) if isinstance(embs[0], list) else -1
         for i, e in enumerate(embs):
@@ -307,7 +319,9 @@ class GoldenSet:
 
 def cosine(a: Sequence[float], b: Sequence[float]) -> float:
     """Cosine similarity in plain Python; NaN or a zero vector gives -1 (a miss)."""
-    dot = sum(x * y for x, y in zip(a, b))
+    if len(a) != len(b):
+        return -1.0
+    dot = sum(x * y for x, y in zip(a, b, strict=True))
     na = math.sqrt(sum(x * x for x in a))
     nb = math.sqrt(sum(y * y for y in b))
     if not (math.isfinite(dot) and math.isfinite(na) and math.isfinite(nb)) or na == 0 or nb == 0:
@@ -337,7 +351,9 @@ def check_member_name(name: Any, field: str = "name") -> str:
         or norm in (".", "..")
         or norm.startswith("../")
     ):
-        raise ContractError(field, f"{name!r} escapes the release directory; expected a relative name such as 'model.onnx'")
+        raise ContractError(
+            field, f"{name!r} escapes the release directory; expected a relative name such as 'model.onnx'"
+        )
     return name
 
 
@@ -372,7 +388,9 @@ class Manifest:
         return hashlib.sha256("".join(f.sha256 for f in self.files).encode()).hexdigest()
 
     @classmethod
-    def build(cls, directory: str | os.PathLike[str], roles: Mapping[str, str], model_version: str, **meta: Any) -> Manifest:
+    def build(
+        cls, directory: str | os.PathLike[str], roles: Mapping[str, str], model_version: str, **meta: Any
+    ) -> Manifest:
         """``roles`` maps file name to role; sizes and digests are computed here."""
         d = Path(directory)
         entries = []
@@ -475,4 +493,6 @@ def verify_signature(manifest_bytes: bytes, signature: bytes, public_key_pem: by
     try:
         key.verify(signature, manifest_bytes)
     except InvalidSignature:
-        raise ContractError("signature", "does not match the manifest for this public key (tampered manifest or wrong key)") from None
+        raise ContractError(
+            "signature", "does not match the manifest for this public key (tampered manifest or wrong key)"
+        ) from None

@@ -27,3 +27,53 @@ def origin_dir() -> Path:
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO
+
+
+def _docker_ok() -> bool:
+    import shutil
+    import subprocess
+
+    if not shutil.which("docker"):
+        return False
+    return subprocess.run(["docker", "info"], capture_output=True).returncode == 0
+
+
+@pytest.fixture(scope="session")
+def docker_engine() -> None:
+    """A running Docker engine. Missing in CI is a failure, elsewhere a skip naming the fix."""
+    if not _docker_ok():
+        msg = "no Docker engine answers `docker info`; run scripts/bootstrap.sh (make setup does)"
+        if os.environ.get("CI"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+
+
+@pytest.fixture(scope="session")
+def base_image(docker_engine: None) -> str:
+    """The local air-gapped base image that scripts/bootstrap.sh builds."""
+    import subprocess
+
+    name = os.environ.get("EDGEINFER_BASE_IMAGE", "edgeinfer/base:bookworm")
+    if subprocess.run(["docker", "image", "inspect", name], capture_output=True).returncode != 0:
+        msg = f"base image {name} missing; run scripts/bootstrap.sh"
+        if os.environ.get("CI"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return name
+
+
+@pytest.fixture
+def fleet_factory(tmp_path_factory: pytest.TempPathFactory):
+    """Start loopback SSH fleets: ``fleet_factory(3)``; every fleet is torn down after the test."""
+    from tests.fleet import Fleet
+
+    started: list[Fleet] = []
+
+    def make(n: int) -> Fleet:
+        f = Fleet.up(n, tmp_path_factory.mktemp("fleet"))
+        started.append(f)
+        return f
+
+    yield make
+    for f in started:
+        f.down()
