@@ -1,0 +1,147 @@
+"""The release format: every rule of docs/artifacts.md, including the refusals."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from edgeinfer_contract import (
+    ContractError,
+    GoldenSet,
+    Manifest,
+    ModelConfig,
+    Normalization,
+    check_member_name,
+    cosine,
+    sign,
+    verify_signature,
+)
+
+
+def test_origin_model_config_is_read(origin_dir: Path) -> None:
+    cfg = ModelConfig.load(origin_dir / "model_config.json")
+    assert cfg.latent_dim == 64 and cfg.sequence_length == 100
+    assert cfg.normalization.channel_order[:3] == ("ax", "ay", "az")
+    assert cfg.normalization.mean[2] == pytest.approx(9.78, abs=1e-5)
+    assert len(cfg.normalization_hash) == 64
+    assert cfg.stamp["stamp"].startswith("origin-v72pct/64/")
+    assert not cfg.untrained
+
+
+def test_normalization_hash_changes_with_any_parameter(origin_dir: Path) -> None:
+    base = json.loads((origin_dir / "model_config.json").read_text())["normalization"]
+    h = Normalization.from_dict(base).hash()
+    assert Normalization.from_dict(json.loads(json.dumps(base))).hash() == h
+    for key, value in (("mean", [0.0] * 9), ("std", [1.0] * 9), ("channel_order", list("abcdefghi"))):
+        assert Normalization.from_dict(dict(base, **{key: value})).hash() != h
+
+
+@pytest.mark.parametrize(
+    ("patch", "field"),
+    [
+        ({"std": [1.0] * 8}, "normalization.std"),
+        ({"std": [1.0] * 8 + [0.0]}, "normalization.std[8]"),
+        ({"mean": [1.0] * 8 + [float("nan")]}, "normalization.mean[8]"),
+        ({"mean": [1.0] * 8 + ["x"]}, "normalization.mean[8]"),
+        ({"channel_order": ["ax"] * 9}, "normalization.channel_order"),
+        ({"method": "minmax"}, "normalization.method"),
+    ],
+)
+def test_bad_normalization_names_the_field(origin_dir: Path, patch: dict, field: str) -> None:
+    data = json.loads((origin_dir / "model_config.json").read_text())
+    data["normalization"].update(patch)
+    with pytest.raises(ContractError) as exc:
+        ModelConfig.from_dict(data)
+    assert exc.value.field == field
+
+
+def test_declared_normalization_hash_must_match(origin_dir: Path) -> None:
+    data = json.loads((origin_dir / "model_config.json").read_text())
+    data["normalization_hash"] = "0" * 64
+    with pytest.raises(ContractError, match="does not match"):
+        ModelConfig.from_dict(data)
+
+
+@pytest.mark.parametrize("name", ["../x", "/etc/passwd", "a/../../b", "..", ".", "a\\b", "", "a//b", "./a"])
+def test_member_names_that_escape_are_refused(name: str) -> None:
+    with pytest.raises(ContractError, match="escapes|expected a file name"):
+        check_member_name(name)
+
+
+@pytest.mark.parametrize("name", ["model.onnx", "sub/golden.json"])
+def test_plain_member_names_pass(name: str) -> None:
+    assert check_member_name(name) == name
+
+
+def _release(tmp_path: Path) -> Path:
+    d = tmp_path / "rel"
+    d.mkdir()
+    (d / "model.onnx").write_bytes(b"onnx-bytes" * 100)
+    (d / "golden.json").write_text("{}")
+    return d
+
+
+def test_manifest_roundtrip_and_tamper_detection(tmp_path: Path) -> None:
+    d = _release(tmp_path)
+    m = Manifest.build(d, {"model.onnx": "onnx", "golden.json": "golden"}, "v1")
+    again = Manifest.from_bytes(m.to_bytes())
+    assert again == Manifest.from_bytes(again.to_bytes())
+    assert again.digest == m.entry("onnx").sha256
+    assert again.verify_files(d) == []
+    (d / "model.onnx").write_bytes(b"onnx-bytez" * 100)  # same size, other bytes
+    problems = again.verify_files(d)
+    assert len(problems) == 1 and problems[0].startswith("model.onnx: sha256")
+    (d / "golden.json").unlink()
+    assert "golden.json: missing" in again.verify_files(d)
+
+
+def test_manifest_from_bytes_refuses_an_escaping_entry(tmp_path: Path) -> None:
+    d = _release(tmp_path)
+    data = json.loads(Manifest.build(d, {"model.onnx": "onnx"}, "v1").to_bytes())
+    data["files"][0]["name"] = "../../etc/shadow"
+    with pytest.raises(ContractError) as exc:
+        Manifest.from_bytes(json.dumps(data).encode())
+    assert exc.value.field == "manifest.files[0].name"
+
+
+def test_signature_refuses_tampered_manifest_and_wrong_key(tmp_path: Path) -> None:
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    pub = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    blob = Manifest.build(_release(tmp_path), {"model.onnx": "onnx"}, "v1").to_bytes()
+    sig = sign(blob, pem)
+    verify_signature(blob, sig, pub)
+    with pytest.raises(ContractError, match="does not match"):
+        verify_signature(blob.replace(b'"v1"', b'"v2"'), sig, pub)
+    other = Ed25519PrivateKey.generate().public_key()
+    other_pub = other.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    with pytest.raises(ContractError, match="does not match"):
+        verify_signature(blob, sig, other_pub)
+
+
+def test_golden_set_validation_and_roundtrip(tmp_path: Path) -> None:
+    window = [[0.0] * 9 for _ in range(100)]
+    g = GoldenSet(windows=[window], embeddings=[[1.0] * 64], model_id="m", normalization_hash="h")
+    g.save(tmp_path / "golden.json")
+    assert GoldenSet.load(tmp_path / "golden.json").embeddings == [[1.0] * 64]
+    bad = g.to_dict()
+    bad["windows"] = [window[:99]]
+    with pytest.raises(ContractError) as exc:
+        GoldenSet.from_dict(bad)
+    assert exc.value.field == "golden.windows[0]"
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "expected"),
+    [([1, 0], [1, 0], 1.0), ([1, 0], [0, 1], 0.0), ([1, 0], [-1, 0], -1.0), ([0, 0], [1, 0], -1.0)],
+)
+def test_cosine(a: list[float], b: list[float], expected: float) -> None:
+    assert cosine(a, b) == pytest.approx(expected)
+
+
+def test_cosine_of_nan_is_a_miss() -> None:
+    assert cosine([float("nan"), 1.0], [1.0, 1.0]) == -1.0
