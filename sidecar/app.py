@@ -1,0 +1,342 @@
+"""The HTTP service: routes, lifespan, atomic reload."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .backends import HailoDevice, import_hailo
+from .batcher import Batcher
+from .config import Settings
+from .inputs import InputError, parse_binary, parse_json, reorder
+from .metrics import Metrics
+from .openapi import OPENAPI
+from .release import Model, ReleaseError, load_release
+
+log = logging.getLogger("sidecar")
+
+ROUTES = ("/encode", "/infer", "/healthz", "/metrics", "/admin/reload", "/openapi.json")
+
+
+@dataclass
+class State:
+    settings: Settings
+    metrics: Metrics
+    admin_token: str | None
+    hailo: HailoDevice | None = None
+    model: Model | None = None
+    reason: str = "starting"
+    started: float = field(default_factory=time.monotonic)
+    last_reload: dict[str, Any] = field(default_factory=dict)
+    reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    batcher: Batcher | None = None
+
+
+def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(json.dumps(data, separators=(",", ":")).encode(), status, headers, media_type="application/json")
+
+
+def error(status: int, code: str, detail: str, **extra: Any) -> Response:
+    return json_response({"error": code, "detail": detail, **extra}, status)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            size = int(declared)
+        except ValueError:
+            raise InputError("content-length", "a byte count", declared, 400) from None
+        if size > limit:
+            raise InputError("body", f"at most {limit} bytes", f"{size} bytes", 413)
+    chunks, total = [], 0
+    async for chunk in request.stream():
+        total += len(chunk)
+        if total > limit:
+            raise InputError("body", f"at most {limit} bytes", f"more than {limit} bytes", 413)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+async def _windows(
+    request: Request, state: State, window_key: str, batch_key: str | None, binary: bool
+) -> tuple[np.ndarray, bool, bool, dict[str, Any]]:
+    kind = media_type(request)
+    if binary and kind == "application/octet-stream":
+        body = await read_body(request, state.settings.max_body_bytes)
+        arr, is_batch = parse_binary(body, state.settings.max_request_windows)
+        normalized = request.query_params.get("normalized", "").lower() in ("1", "true", "yes")
+        return arr, is_batch, normalized, {}
+    if kind not in ("", "application/json") and not kind.endswith("+json"):
+        accepted = "application/json or application/octet-stream" if binary else "application/json"
+        raise InputError("content-type", accepted, kind, 415)
+    body = await read_body(request, state.settings.max_body_bytes)
+    return parse_json(body, window_key, batch_key, state.settings.max_request_windows)
+
+
+async def _infer(state: State, windows: np.ndarray, normalized: bool, order: Any) -> Any:
+    model = state.model
+    if model is None:
+        return None
+    windows = reorder(windows, order, model.channel_order)
+    assert state.batcher is not None
+    return await state.batcher.submit(windows, normalized)
+
+
+def _unavailable(state: State) -> Response:
+    return error(503, "no_model", state.reason)
+
+
+async def encode(request: Request) -> Response:
+    state: State = request.app.state.sidecar
+    try:
+        windows, is_batch, normalized, obj = await _windows(request, state, "imu_window", "imu_windows", binary=True)
+        result = await _infer(state, windows, normalized, obj.get("channel_order"))
+    except InputError as exc:
+        return json_response(exc.body(), exc.status)
+    except LookupError:
+        return _unavailable(state)
+    if result is None:
+        return _unavailable(state)
+    model = result.model
+    if "application/octet-stream" in request.headers.get("accept", ""):
+        headers = {
+            "x-model-version": model.version,
+            "x-backend": model.backend_name,
+            "x-inference-ms": f"{result.inference_ms:.3f}",
+            "x-embedding-shape": f"{result.embeddings.shape[0]},{result.embeddings.shape[1]}",
+        }
+        return Response(result.embeddings.astype("<f4").tobytes(), 200, headers, media_type="application/octet-stream")
+    body: dict[str, Any] = {}
+    if is_batch:
+        body["latent_embeddings"] = result.embeddings.tolist()
+        body["count"] = int(result.embeddings.shape[0])
+    else:
+        body["latent_embedding"] = result.embeddings[0].tolist()
+    body.update(
+        model_version=model.version,
+        backend=model.backend_name,
+        inference_ms=round(result.inference_ms, 3),
+        embedding_stamp=model.config.stamp["stamp"],
+    )
+    return json_response(body)
+
+
+async def infer(request: Request) -> Response:
+    """The EdgeInfer client's contract: {"x": 100x9} -> {"latent": [64], ...}."""
+    state: State = request.app.state.sidecar
+    try:
+        windows, _, normalized, obj = await _windows(request, state, "x", None, binary=False)
+        result = await _infer(state, windows, normalized, obj.get("channel_order"))
+    except InputError as exc:
+        return json_response(exc.body(), exc.status)
+    except LookupError:
+        return _unavailable(state)
+    if result is None:
+        return _unavailable(state)
+    model = result.model
+    body: dict[str, Any] = {"latent": result.embeddings[0].tolist()}
+    scores = model.motif_scores(result.embeddings)
+    if scores is not None:
+        body["motif_scores"] = scores[0].tolist()
+    body.update(
+        model_version=model.version,
+        backend=model.backend_name,
+        inference_ms=round(result.inference_ms, 3),
+        embedding_stamp=model.config.stamp["stamp"],
+    )
+    return json_response(body)
+
+
+async def healthz(request: Request) -> Response:
+    state: State = request.app.state.sidecar
+    uptime = round(time.monotonic() - state.started, 1)
+    model = state.model
+    if model is None:
+        return json_response(
+            {"status": "unavailable", "reason": state.reason, "uptime_s": uptime, "last_reload": state.last_reload}, 503
+        )
+    return json_response({"status": "ok", **model.info(), "uptime_s": uptime, "last_reload": state.last_reload})
+
+
+async def metrics(request: Request) -> Response:
+    state: State = request.app.state.sidecar
+    model = state.model
+    if model is not None:
+        state.metrics.set_model(
+            model.version,
+            model.sha256,
+            model.backend_name,
+            model.config.stamp["stamp"],
+            model.fallback_reason is not None,
+        )
+    else:
+        state.metrics.model_loaded.set(0)
+    return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+async def openapi(request: Request) -> Response:
+    return json_response(OPENAPI)
+
+
+def _authorize(request: Request, state: State) -> Response | None:
+    if state.admin_token is None:
+        return error(403, "forbidden", "the admin API is disabled: EDGEINFER_ADMIN_TOKEN_FILE is not set")
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return json_response(
+            {"error": "unauthorized", "detail": "expected an 'Authorization: Bearer <token>' header"},
+            401,
+            {"www-authenticate": "Bearer"},
+        )
+    if not hmac.compare_digest(token.strip().encode(), state.admin_token.encode()):
+        return error(403, "forbidden", "the bearer token is not the admin token")
+    return None
+
+
+async def do_reload(state: State) -> tuple[bool, dict[str, Any]]:
+    """Load and self-check the release EDGEINFER_MODEL_DIR points to now; swap only if it passed."""
+    state.metrics.reloads.inc()
+    t0 = time.perf_counter()
+    try:
+        new = await asyncio.to_thread(load_release, state.settings, state.hailo)
+    except Exception as exc:
+        reason = str(exc) if isinstance(exc, ReleaseError) else f"{type(exc).__name__}: {exc}"
+        state.metrics.reload_failures.inc()
+        state.last_reload = {
+            "outcome": "failed",
+            "at": _now(),
+            "reason": reason,
+            "duration_ms": round((time.perf_counter() - t0) * 1000, 1),
+        }
+        log.error("reload failed, %s: %s", "keeping the model serving" if state.model else "no model serving", reason)
+        if state.model is None:
+            state.reason = f"no model passed its self-check: {reason}"
+        return False, state.last_reload
+    old, state.model = state.model, new
+    state.metrics.set_model(
+        new.version, new.sha256, new.backend_name, new.config.stamp["stamp"], new.fallback_reason is not None
+    )
+    if old is not None and old is not new and state.batcher is not None:
+        state.batcher.run_sync_later(old.backend.close)
+    state.last_reload = {
+        "outcome": "ok",
+        "at": _now(),
+        "model_version": new.version,
+        "model_sha256": new.sha256,
+        "backend": new.backend_name,
+        "previous_version": old.version if old else None,
+        "duration_ms": round((time.perf_counter() - t0) * 1000, 1),
+    }
+    log.info("serving %s (%s) on %s", new.version, new.sha256[:12], new.backend.detail)
+    return True, state.last_reload
+
+
+async def admin_reload(request: Request) -> Response:
+    state: State = request.app.state.sidecar
+    denied = _authorize(request, state)
+    if denied is not None:
+        return denied
+    if state.reload_lock.locked():
+        return error(409, "reload_in_progress", "another reload is running; retry when it has finished")
+    async with state.reload_lock:
+        ok, outcome = await do_reload(state)
+    serving = state.model.info() if state.model else None
+    return json_response({**outcome, "serving": serving}, 200 if ok else 422)
+
+
+class MetricsMiddleware:
+    """Counts requests by route and status, observes latency, tracks in-flight requests (pure ASGI)."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"]
+        route = path if path in ROUTES else "other"
+        status = 500
+        t0 = time.perf_counter()
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        m = self.metrics
+        m.in_flight.inc()
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            m.in_flight.dec()
+            m.requests.labels(route, str(status)).inc()
+            m.latency.labels(route).observe(time.perf_counter() - t0)
+
+
+def create_app(settings: Settings) -> Starlette:
+    metrics_ = Metrics()
+    admin_token = settings.admin_token()  # an empty token file fails here, before serving
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        state = State(settings=settings, metrics=metrics_, admin_token=admin_token)
+        if settings.backend != "onnxruntime":
+            hp = import_hailo()
+            if hp is not None and (settings.backend == "hailo" or settings.hailo_device.exists()):
+                state.hailo = HailoDevice(hp, settings.hailo_device_id)
+        state.batcher = Batcher(lambda: state.model, settings.max_batch, metrics_)
+        state.batcher.start()
+        app.state.sidecar = state
+        async with state.reload_lock:
+            await do_reload(state)
+        try:
+            yield
+        finally:
+            await state.batcher.stop()
+            if state.model is not None:
+                state.model.backend.close()
+            if state.hailo is not None:
+                state.hailo.release()
+
+    app = Starlette(
+        routes=[
+            Route("/encode", encode, methods=["POST"]),
+            Route("/infer", infer, methods=["POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
+            Route("/admin/reload", admin_reload, methods=["POST"]),
+            Route("/openapi.json", openapi, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+    )
+    app.add_middleware(MetricsMiddleware, metrics=metrics_)
+    return app

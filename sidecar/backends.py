@@ -1,0 +1,263 @@
+"""Inference backends: ONNX Runtime on the CPU and HailoRT on a Hailo-8.
+
+Every backend takes normalized float32 windows ``[N, 100, 9]`` and returns
+``[N, 64]`` float32 embeddings. ``run`` blocks; the caller keeps it off the
+event loop.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+import threading
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Protocol
+
+import numpy as np
+
+from edgeinfer_contract import CHANNELS, WINDOW
+
+# HailoRT statuses after which the sidecar serves on the CPU instead (hailo.md):
+# 26/93 wrong architecture, 92 HEF newer than the runtime, 76 driver mismatch,
+# 74/73 device busy, 64 no driver, 78 service version, 4 timeout.
+FALLBACK_STATUSES = frozenset({4, 26, 64, 73, 74, 76, 78, 92, 93})
+
+
+class BackendError(RuntimeError):
+    """The backend could not be created or could not run."""
+
+
+class HailoUnavailable(BackendError):
+    """HailoRT failed with a status that calls for the CPU fallback."""
+
+    def __init__(self, status: int | None, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class Backend(Protocol):
+    name: str
+    detail: str
+
+    def run(self, x: np.ndarray) -> np.ndarray: ...
+
+    def close(self) -> None: ...
+
+
+class OrtBackend:
+    name = "onnxruntime"
+
+    def __init__(self, path: Path, threads: int) -> None:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # ORT raises several unrelated types for a bad file
+            raise BackendError(f"{path.name}: ONNX Runtime cannot load it: {exc}") from exc
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        if len(inputs) != 1 or len(outputs) < 1:
+            raise BackendError(f"{path.name}: expected one input and one output, got {len(inputs)} and {len(outputs)}")
+        shape = list(inputs[0].shape)
+        if len(shape) != 3 or shape[1:] != [WINDOW, CHANNELS]:
+            raise BackendError(
+                f"{path.name}: input {inputs[0].name} has shape {shape}; expected [N, {WINDOW}, {CHANNELS}]"
+            )
+        self.input_name = inputs[0].name
+        self.output_name = outputs[0].name
+        self.dynamic_batch = not isinstance(shape[0], int)
+        self.path = path
+        self.detail = f"{path.name} ({'batched' if self.dynamic_batch else 'batch 1'}, {threads} threads)"
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        if self.dynamic_batch or x.shape[0] == 1:
+            y = self.session.run([self.output_name], {self.input_name: x})[0]
+        else:
+            y = np.concatenate(
+                [self.session.run([self.output_name], {self.input_name: x[i : i + 1]})[0] for i in range(x.shape[0])]
+            )
+        return np.asarray(y, dtype=np.float32).reshape(x.shape[0], -1)
+
+    def close(self) -> None:
+        self.session = None  # type: ignore[assignment]
+
+
+def hailo_status(exc: BaseException) -> int | None:
+    """The HailoRT status of an exception: its ``status`` attribute, else a number in its message."""
+    status = getattr(exc, "status", None)
+    if isinstance(status, int):
+        return status
+    for arg in getattr(exc, "args", ()):
+        if isinstance(arg, int) and not isinstance(arg, bool):
+            return arg
+    match = re.search(r"status[ =:]*\(?(\d+)\)?", str(exc), re.IGNORECASE) or re.search(r"\((\d+)\)", str(exc))
+    return int(match.group(1)) if match else None
+
+
+def import_hailo() -> ModuleType | None:
+    try:
+        return importlib.import_module("hailo_platform")
+    except ImportError:
+        return None
+
+
+class HailoDevice:
+    """The one VDevice of this process, created lazily inside the serving process and kept across reloads."""
+
+    def __init__(self, hp: ModuleType, device_id: str | None) -> None:
+        self.hp = hp
+        self.device_id = device_id
+        self.vdevice: Any = None
+        self.lock = threading.Lock()
+
+    def get(self) -> Any:
+        with self.lock:
+            if self.vdevice is None:
+                params = self.hp.VDevice.create_params()
+                params.scheduling_algorithm = self.hp.HailoSchedulingAlgorithm.ROUND_ROBIN
+                if self.device_id:
+                    params.device_ids = [self.device_id]
+                self.vdevice = self.hp.VDevice(params)
+            return self.vdevice
+
+    def release(self) -> None:
+        with self.lock:
+            if self.vdevice is not None and hasattr(self.vdevice, "release"):
+                self.vdevice.release()
+            self.vdevice = None
+
+
+class HailoBackend:
+    """HailoRT 4.18+ through InferModel; 4.17 (no ``create_infer_model``) through InferVStreams."""
+
+    name = "hailo"
+
+    def __init__(self, device: HailoDevice, hef_path: Path, timeout_ms: int) -> None:
+        self.hp = device.hp
+        self.timeout_ms = timeout_ms
+        self.lock = threading.Lock()
+        self._exit: Any = None
+        try:
+            head = hef_path.read_bytes()[:4]
+        except OSError as exc:
+            raise BackendError(f"{hef_path}: cannot read the HEF: {exc}") from exc
+        if head != b"\x01HEF":
+            raise BackendError(f"{hef_path}: not a HEF (it does not start with b'\\x01HEF')")
+        try:
+            vdevice = device.get()
+            if hasattr(vdevice, "create_infer_model"):
+                self._open_infer_model(vdevice, hef_path)
+            else:
+                self._open_vstreams(vdevice, hef_path)
+        except self.hp.HailoRTException as exc:
+            self.close()
+            status = hailo_status(exc)
+            if status in FALLBACK_STATUSES:
+                raise HailoUnavailable(status, f"HailoRT status {status}: {exc}") from exc
+            raise BackendError(f"{hef_path.name}: HailoRT failed (status {status}): {exc}") from exc
+
+    def _open_infer_model(self, vdevice: Any, hef_path: Path) -> None:
+        hp = self.hp
+        self.api = "InferModel"
+        im = vdevice.create_infer_model(str(hef_path))
+        im.set_batch_size(1)
+        im.input().set_format_type(hp.FormatType.FLOAT32)
+        im.output().set_format_type(hp.FormatType.FLOAT32)
+        self.im = im
+        self.input_shape = tuple(im.input().shape)
+        self.output_shape = tuple(im.output().shape)
+        self.output_name = im.output_names[0]
+        ctx = im.configure()
+        self.cim = ctx.__enter__()
+        self._exit = ctx.__exit__
+        self.detail = f"{hef_path.name} (HailoRT InferModel)"
+
+    def _open_vstreams(self, vdevice: Any, hef_path: Path) -> None:
+        hp = self.hp
+        self.api = "InferVStreams"
+        hef = hp.HEF(str(hef_path))
+        params = hp.ConfigureParams.create_from_hef(hef, interface=hp.HailoStreamInterface.PCIe)
+        self.network_group = vdevice.configure(hef, params)[0]
+        self.input_params = hp.InputVStreamParams.make(self.network_group, format_type=hp.FormatType.FLOAT32)
+        self.output_params = hp.OutputVStreamParams.make(self.network_group, format_type=hp.FormatType.FLOAT32)
+        in_info = hef.get_input_vstream_infos()[0]
+        out_info = hef.get_output_vstream_infos()[0]
+        self.input_name, self.output_name = in_info.name, out_info.name
+        self.input_shape, self.output_shape = tuple(in_info.shape), tuple(out_info.shape)
+        self.detail = f"{hef_path.name} (HailoRT InferVStreams)"
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        n = x.shape[0]
+        frames = np.ascontiguousarray(x.reshape((n, *self.input_shape)), dtype=np.float32)
+        try:
+            with self.lock:
+                if self.api == "InferModel":
+                    bindings = []
+                    for i in range(n):
+                        b = self.cim.create_bindings(
+                            output_buffers={self.output_name: np.empty(self.output_shape, np.float32)}
+                        )
+                        b.input().set_buffer(np.ascontiguousarray(frames[i]))
+                        bindings.append(b)
+                    self.cim.run(bindings, self.timeout_ms)
+                    out = np.stack([b.output().get_buffer() for b in bindings])
+                else:
+                    hp = self.hp
+                    with (
+                        hp.InferVStreams(self.network_group, self.input_params, self.output_params) as pipe,
+                        self.network_group.activate(self.network_group.create_params()),
+                    ):
+                        out = pipe.infer({self.input_name: frames})[self.output_name]
+        except self.hp.HailoRTException as exc:
+            status = hailo_status(exc)
+            if status in FALLBACK_STATUSES or "timeout" in type(exc).__name__.lower():
+                raise HailoUnavailable(status, f"HailoRT status {status}: {exc}") from exc
+            raise
+        return np.asarray(out, dtype=np.float32).reshape(n, -1)
+
+    def close(self) -> None:
+        if self._exit is not None:
+            exit_, self._exit = self._exit, None
+            exit_(None, None, None)
+
+
+class FallbackBackend:
+    """Hailo first; on a fallback status at run time, ONNX Runtime from then on (and say so)."""
+
+    def __init__(self, primary: HailoBackend, make_cpu: Any) -> None:
+        self.primary: HailoBackend | None = primary
+        self.make_cpu = make_cpu
+        self.cpu: OrtBackend | None = None
+        self.fallback_reason: str | None = None
+
+    @property
+    def name(self) -> str:
+        return "hailo" if self.primary is not None else "onnxruntime"
+
+    @property
+    def detail(self) -> str:
+        return self.primary.detail if self.primary is not None else (self.cpu.detail if self.cpu else "")
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        if self.primary is not None:
+            try:
+                return self.primary.run(x)
+            except HailoUnavailable as exc:
+                self.fallback_reason = str(exc)
+                primary, self.primary = self.primary, None
+                primary.close()
+        if self.cpu is None:
+            self.cpu = self.make_cpu()
+        return self.cpu.run(x)
+
+    def close(self) -> None:
+        if self.primary is not None:
+            self.primary.close()
+        if self.cpu is not None:
+            self.cpu.close()

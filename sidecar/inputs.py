@@ -1,0 +1,141 @@
+"""Turn request bodies into float32 windows, or an InputError that names the field."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from edgeinfer_contract import CHANNELS, WINDOW
+
+WINDOW_BYTES = WINDOW * CHANNELS * 4
+EXPECTED_WINDOW = f"{WINDOW} rows of {CHANNELS} finite numbers"
+
+
+class InputError(ValueError):
+    """Client input is wrong; rendered as a 4xx JSON body."""
+
+    def __init__(self, field: str, expected: str, got: str = "", status: int = 422) -> None:
+        super().__init__(f"{field}: expected {expected}" + (f", got {got}" if got else ""))
+        self.field = field
+        self.expected = expected
+        self.got = got
+        self.status = status
+
+    def body(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"error": "invalid_input", "field": self.field, "expected": self.expected}
+        if self.got:
+            out["got"] = self.got
+        out["detail"] = str(self)
+        return out
+
+
+def _describe(v: Any) -> str:
+    text = repr(v)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _locate(window: Any, field: str) -> InputError:
+    """Walk a window that numpy refused and name the first offending element."""
+    if not isinstance(window, list):
+        return InputError(field, EXPECTED_WINDOW, f"{type(window).__name__}")
+    if len(window) != WINDOW:
+        return InputError(field, EXPECTED_WINDOW, f"{len(window)} rows")
+    for i, row in enumerate(window):
+        if not isinstance(row, list):
+            return InputError(f"{field}[{i}]", f"a row of {CHANNELS} numbers", type(row).__name__)
+        if len(row) != CHANNELS:
+            return InputError(f"{field}[{i}]", f"a row of {CHANNELS} numbers", f"{len(row)} numbers")
+        for j, v in enumerate(row):
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                return InputError(f"{field}[{i}][{j}]", "a finite number", _describe(v))
+            if not math.isfinite(v) or abs(v) > 3.4e38:
+                return InputError(f"{field}[{i}][{j}]", "a finite number (float32 range)", _describe(v))
+    return InputError(field, EXPECTED_WINDOW, "something else")
+
+
+def window_array(window: Any, field: str, has_bool: bool) -> np.ndarray:
+    """One 100x9 window as float32; strings, booleans, nulls, ragged rows and non-finite values are refused."""
+    if has_bool:
+        # numpy would read true/false as 1/0; the exact walk refuses them.
+        err = _locate(window, field)
+        if err.got != "something else":
+            raise err
+    try:
+        arr = np.array(window)
+    except (ValueError, TypeError):
+        raise _locate(window, field) from None
+    if arr.shape != (WINDOW, CHANNELS) or arr.dtype.kind not in "fiu":
+        raise _locate(window, field)
+    out = arr.astype(np.float32)
+    if not np.isfinite(out).all():
+        raise _locate(window, field)
+    return out
+
+
+def parse_json(
+    body: bytes, window_key: str, batch_key: str | None, max_windows: int
+) -> tuple[np.ndarray, bool, bool, dict[str, Any]]:
+    """Return (windows [N,100,9], is_batch, normalized flag, the decoded object)."""
+    if not body:
+        raise InputError("body", "a JSON object", "an empty body", 400)
+    try:
+        obj = json.loads(body, parse_constant=lambda c: float(c))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InputError("body", "valid JSON", str(exc), 400) from None
+    if not isinstance(obj, dict):
+        raise InputError("body", "a JSON object", type(obj).__name__, 400)
+    has_bool = b"true" in body or b"false" in body
+    normalized = obj.get("normalized", False)
+    if not isinstance(normalized, bool):
+        raise InputError("normalized", "true or false", _describe(normalized))
+    if window_key in obj:
+        if batch_key and batch_key in obj:
+            raise InputError(window_key, f"either {window_key} or {batch_key}, not both", "both")
+        return window_array(obj[window_key], window_key, has_bool)[None], False, normalized, obj
+    if batch_key and batch_key in obj:
+        windows = obj[batch_key]
+        if not isinstance(windows, list) or not windows:
+            raise InputError(
+                batch_key, f"a list of 1 to {max_windows} windows of {EXPECTED_WINDOW}", _describe(windows)
+            )
+        if len(windows) > max_windows:
+            raise InputError(batch_key, f"at most {max_windows} windows", f"{len(windows)}", 413)
+        arrs = [window_array(w, f"{batch_key}[{i}]", has_bool) for i, w in enumerate(windows)]
+        return np.stack(arrs), True, normalized, obj
+    keys = window_key if not batch_key else f"{window_key} (one window) or {batch_key} (a list)"
+    raise InputError(keys.split(" ")[0], f"{keys}: {EXPECTED_WINDOW}", "missing")
+
+
+def parse_binary(body: bytes, max_windows: int) -> tuple[np.ndarray, bool]:
+    """Little-endian float32, 3600 bytes a window; k windows give the batch form."""
+    n, rest = divmod(len(body), WINDOW_BYTES)
+    if rest or n == 0:
+        raise InputError(
+            "body",
+            f"a multiple of {WINDOW_BYTES} bytes (little-endian float32 {WINDOW}x{CHANNELS} per window)",
+            f"{len(body)} bytes",
+            400,
+        )
+    if n > max_windows:
+        raise InputError(
+            "body", f"at most {max_windows} windows ({max_windows * WINDOW_BYTES} bytes)", f"{n} windows", 413
+        )
+    arr = np.frombuffer(body, dtype="<f4").reshape(n, WINDOW, CHANNELS)
+    if not np.isfinite(arr).all():
+        bad = np.argwhere(~np.isfinite(arr))[0]
+        raise InputError(f"body[{bad[0]}][{bad[1]}][{bad[2]}]", "a finite float32", str(arr[tuple(bad)]))
+    return arr.astype(np.float32), n > 1
+
+
+def reorder(windows: np.ndarray, given: Any, model_order: Sequence[str]) -> np.ndarray:
+    """Put columns sent in ``given`` order into the model's channel order."""
+    if given is None or list(given) == list(model_order):
+        return windows
+    if not isinstance(given, list) or sorted(map(str, given)) != sorted(model_order) or len(given) != len(model_order):
+        raise InputError("channel_order", f"a permutation of {list(model_order)}", _describe(given))
+    idx = [given.index(c) for c in model_order]
+    return windows[:, :, idx]

@@ -1,0 +1,54 @@
+"""Prometheus metrics of one sidecar process, on a registry of its own."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "edgeinfer_requests", "HTTP requests by route and status", ["route", "status"], registry=r
+        )
+        self.latency = Histogram(
+            "edgeinfer_request_duration_seconds",
+            "Request latency by route",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.inference = Histogram(
+            "edgeinfer_inference_duration_seconds",
+            "Backend time per batch",
+            ["backend"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.batch_size = Histogram(
+            "edgeinfer_batch_size", "Windows per backend call", buckets=BATCH_BUCKETS, registry=r
+        )
+        self.in_flight = Gauge("edgeinfer_in_flight_requests", "Requests being served", registry=r)
+        self.model_info = Gauge(
+            "edgeinfer_model_info",
+            "The model now serving (value 1)",
+            ["model_version", "model_sha256", "backend", "embedding_stamp"],
+            registry=r,
+        )
+        self.model_loaded = Gauge("edgeinfer_model_loaded", "1 while a self-checked model serves", registry=r)
+        self.reloads = Counter("edgeinfer_reloads", "Reload attempts (startup load included)", registry=r)
+        self.reload_failures = Counter(
+            "edgeinfer_reload_failures", "Reloads that left the previous model serving", registry=r
+        )
+        self.hailo_fallback = Gauge(
+            "edgeinfer_hailo_fallback", "1 when the Hailo backend fell back to the CPU", registry=r
+        )
+
+    def set_model(self, version: str, sha256: str, backend: str, stamp: str, fallback: bool) -> None:
+        self.model_info.clear()
+        self.model_info.labels(version, sha256, backend, stamp).set(1)
+        self.model_loaded.set(1)
+        self.hailo_fallback.set(1 if fallback else 0)

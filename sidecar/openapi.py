@@ -1,0 +1,183 @@
+"""The served OpenAPI document (GET /openapi.json); docs/api.md describes the same contract."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import __version__
+
+WINDOW = {
+    "type": "array",
+    "minItems": 100,
+    "maxItems": 100,
+    "items": {"type": "array", "minItems": 9, "maxItems": 9, "items": {"type": "number"}},
+    "description": "100 timesteps x 9 channels (ax, ay, az, gx, gy, gz, mx, my, mz unless channel_order says otherwise)",
+}
+EMBEDDING = {"type": "array", "items": {"type": "number"}, "minItems": 64, "maxItems": 64}
+ERROR = {
+    "type": "object",
+    "required": ["error", "detail"],
+    "properties": {
+        "error": {"type": "string"},
+        "field": {"type": "string", "description": "the offending field, e.g. imu_window[3][7]"},
+        "expected": {"type": "string"},
+        "got": {"type": "string"},
+        "detail": {"type": "string"},
+    },
+}
+COMMON_OUT = {
+    "model_version": {"type": "string"},
+    "backend": {"type": "string", "enum": ["onnxruntime", "hailo"]},
+    "inference_ms": {"type": "number", "description": "backend time of the batch this request ran in"},
+    "embedding_stamp": {"type": "string", "description": "<model_id>/<latent_dim>/<normalization hash[:12]>"},
+}
+
+
+def _errors(*codes: str) -> dict[str, Any]:
+    text = {
+        "400": "malformed body (not JSON, wrong binary length)",
+        "413": "body or batch over the limit",
+        "415": "unsupported content type",
+        "422": "wrong shape, missing field, non-numeric or non-finite value",
+        "503": "no model has passed its self-check",
+    }
+    return {c: {"description": text[c], "content": {"application/json": {"schema": ERROR}}} for c in codes}
+
+
+OPENAPI: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {"title": "EdgeInfer sidecar", "version": __version__},
+    "paths": {
+        "/encode": {
+            "post": {
+                "summary": "Embed one window or a batch of windows",
+                "parameters": [
+                    {
+                        "name": "normalized",
+                        "in": "query",
+                        "schema": {"type": "boolean"},
+                        "description": "binary bodies only: the windows are already z-score normalized",
+                    }
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {
+                                    "imu_window": WINDOW,
+                                    "imu_windows": {"type": "array", "items": WINDOW, "minItems": 1, "maxItems": 64},
+                                    "normalized": {"type": "boolean", "default": False},
+                                    "channel_order": {
+                                        "type": "array",
+                                        "items": {"type": "string"},
+                                        "minItems": 9,
+                                        "maxItems": 9,
+                                    },
+                                },
+                                "oneOf": [{"required": ["imu_window"]}, {"required": ["imu_windows"]}],
+                            }
+                        },
+                        "application/octet-stream": {
+                            "schema": {
+                                "type": "string",
+                                "format": "binary",
+                                "description": "little-endian float32, 3600 bytes per 100x9 window, k windows for a batch",
+                            }
+                        },
+                    },
+                },
+                "responses": {
+                    "200": {
+                        "description": "embeddings computed by the model on the named backend",
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "properties": {
+                                        "latent_embedding": EMBEDDING,
+                                        "latent_embeddings": {"type": "array", "items": EMBEDDING},
+                                        "count": {"type": "integer"},
+                                        **COMMON_OUT,
+                                    },
+                                }
+                            },
+                            "application/octet-stream": {
+                                "schema": {
+                                    "type": "string",
+                                    "format": "binary",
+                                    "description": "with Accept: application/octet-stream: float32 LE [k][64]",
+                                }
+                            },
+                        },
+                    },
+                    **_errors("400", "413", "415", "422", "503"),
+                },
+            }
+        },
+        "/infer": {
+            "post": {
+                "summary": "EdgeInfer client contract",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["x"],
+                                "properties": {"x": WINDOW, "normalized": {"type": "boolean", "default": False}},
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": {
+                        "description": "motif_scores appears only when the release ships motif_prototypes.json",
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["latent"],
+                                    "properties": {
+                                        "latent": EMBEDDING,
+                                        "motif_scores": {"type": "array", "items": {"type": "number"}},
+                                        **COMMON_OUT,
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    **_errors("400", "413", "415", "422", "503"),
+                },
+            }
+        },
+        "/healthz": {
+            "get": {
+                "summary": "200 only while a self-checked model serves",
+                "responses": {
+                    "200": {
+                        "description": "model_version, model_sha256, backend, normalization_hash, embedding_stamp, uptime_s, last_reload"
+                    },
+                    "503": {"description": "status, reason, uptime_s, last_reload"},
+                },
+            }
+        },
+        "/metrics": {"get": {"summary": "Prometheus text format", "responses": {"200": {"description": "metrics"}}}},
+        "/admin/reload": {
+            "post": {
+                "summary": "Load the release EDGEINFER_MODEL_DIR points to, self-check it, swap atomically",
+                "security": [{"bearer": []}],
+                "responses": {
+                    "200": {"description": "swapped; the new model serves"},
+                    "401": {"description": "no bearer token"},
+                    "403": {"description": "wrong token, or the admin API is disabled"},
+                    "409": {"description": "a reload is already running"},
+                    "422": {"description": "the release failed to load or self-check; the old model still serves"},
+                },
+            }
+        },
+        "/openapi.json": {"get": {"summary": "this document", "responses": {"200": {"description": "OpenAPI 3.1"}}}},
+    },
+    "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+}

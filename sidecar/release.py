@@ -1,0 +1,275 @@
+"""Load one release directory, pick its backend and run its golden self-check."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeinfer_contract import (
+    FILES,
+    ContractError,
+    GoldenSet,
+    Manifest,
+    ModelConfig,
+    cosine,
+    sha256_file,
+)
+
+from .backends import (
+    Backend,
+    BackendError,
+    FallbackBackend,
+    HailoBackend,
+    HailoDevice,
+    HailoUnavailable,
+    OrtBackend,
+    import_hailo,
+)
+from .config import Settings
+
+# Self-check floors when EDGEINFER_GOLDEN_MIN_COSINE is not set.
+MIN_COSINE = {"fp32": 0.999, "int8": 0.98, "hailo": 0.98}
+
+
+class ReleaseError(RuntimeError):
+    """The release cannot be served; the message says why."""
+
+
+@dataclass
+class Model:
+    """A release that has passed its self-check and can serve."""
+
+    directory: Path
+    version: str
+    sha256: str
+    served_file: str
+    config: ModelConfig
+    backend: Backend
+    mean: np.ndarray
+    std: np.ndarray
+    channel_order: tuple[str, ...]
+    self_check: dict[str, Any]
+    motif_prototypes: np.ndarray | None = None
+    hailo_fallback: str | None = None
+    loaded_at: float = field(default_factory=time.time)
+
+    @property
+    def backend_name(self) -> str:
+        return self.backend.name
+
+    @property
+    def fallback_reason(self) -> str | None:
+        if isinstance(self.backend, FallbackBackend) and self.backend.fallback_reason:
+            return self.backend.fallback_reason
+        return self.hailo_fallback
+
+    def normalize(self, raw: np.ndarray) -> np.ndarray:
+        return ((raw - self.mean) / self.std).astype(np.float32, copy=False)
+
+    def motif_scores(self, emb: np.ndarray) -> np.ndarray | None:
+        """Cosine of each embedding with each shipped prototype; None when the release has none."""
+        if self.motif_prototypes is None:
+            return None
+        e = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+        return e @ self.motif_prototypes.T
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "model_version": self.version,
+            "model_sha256": self.sha256,
+            "model_dir": str(self.directory),
+            "served_file": self.served_file,
+            "backend": self.backend_name,
+            "backend_detail": self.backend.detail,
+            "hailo_fallback": self.fallback_reason,
+            "normalization_hash": self.config.normalization_hash,
+            "embedding_stamp": self.config.stamp,
+            "untrained": self.config.untrained,
+            "self_check": self.self_check,
+        }
+
+
+def _pick_onnx(directory: Path, cfg: ModelConfig, settings: Settings) -> Path:
+    if settings.onnx_file != "auto":
+        p = directory / settings.onnx_file
+        if not p.is_file():
+            raise ReleaseError(f"EDGEINFER_ONNX_FILE={settings.onnx_file}: {p} does not exist in the release")
+        return p
+    names = [FILES["onnx_batch"], FILES["onnx"]] if settings.max_batch > 1 else [FILES["onnx"], FILES["onnx_batch"]]
+    declared = (cfg.raw.get("files") or {}).get("onnx_model")
+    if isinstance(declared, str) and "/" not in declared:
+        names.append(declared)
+    for name in names:
+        if (directory / name).is_file():
+            return directory / name
+    raise ReleaseError(f"{directory}: no ONNX model (looked for {', '.join(names)})")
+
+
+def _motifs(directory: Path, cfg: ModelConfig) -> np.ndarray | None:
+    p = directory / "motif_prototypes.json"
+    if not p.is_file():
+        return None
+    try:
+        data = json.loads(p.read_text())
+        protos = np.asarray(data["prototypes"] if isinstance(data, dict) else data, dtype=np.float32)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ReleaseError(f"motif_prototypes.json: expected {{'prototypes': [K][{cfg.latent_dim}]}}: {exc}") from None
+    if protos.ndim != 2 or protos.shape[1] != cfg.latent_dim or not np.isfinite(protos).all():
+        raise ReleaseError(
+            f"motif_prototypes.json: expected [K][{cfg.latent_dim}] finite numbers, got shape {list(protos.shape)}"
+        )
+    return protos / np.maximum(np.linalg.norm(protos, axis=1, keepdims=True), 1e-12)
+
+
+def _hailo_input_units(directory: Path) -> str:
+    p = directory / FILES["hailo_metadata"]
+    if p.is_file():
+        try:
+            meta = json.loads(p.read_text())
+        except ValueError:
+            return "normalized"
+        if isinstance(meta, dict) and meta.get("input_units") == "raw":
+            return "raw"
+    return "normalized"
+
+
+def load_release(settings: Settings, hailo_device: HailoDevice | None) -> Model:
+    """Resolve EDGEINFER_MODEL_DIR now (the ``current`` symlink may have moved), load and self-check it."""
+    directory = Path(os.path.realpath(settings.model_dir))
+    if not directory.is_dir():
+        raise ReleaseError(f"EDGEINFER_MODEL_DIR={settings.model_dir}: {directory} is not a directory")
+    manifest: Manifest | None = None
+    if (directory / FILES["manifest"]).is_file():
+        try:
+            manifest = Manifest.load(directory / FILES["manifest"])
+        except ContractError as exc:
+            raise ReleaseError(f"manifest.json: {exc}") from None
+    try:
+        cfg = ModelConfig.load(directory / FILES["config"], default_model_id=directory.name)
+    except ContractError as exc:
+        raise ReleaseError(f"model_config.json: {exc}") from None
+    if not (directory / FILES["golden"]).is_file():
+        raise ReleaseError("golden.json is missing: the release cannot pass its self-check without a golden set")
+    try:
+        golden = GoldenSet.load(directory / FILES["golden"])
+    except ContractError as exc:
+        raise ReleaseError(f"golden.json: {exc}") from None
+    if golden.normalization_hash and golden.normalization_hash != cfg.normalization_hash:
+        raise ReleaseError(
+            f"golden.json was made with normalization {golden.normalization_hash[:12]}, the model config has {cfg.normalization_hash[:12]}"
+        )
+
+    onnx_path = _pick_onnx(directory, cfg, settings)
+    used = [onnx_path.name, FILES["config"], FILES["golden"]]
+
+    backend: Backend | None = None
+    fallback: str | None = None
+    units = "normalized"
+    hef = Path(settings.hef_path)
+    hef = hef if hef.is_absolute() else directory / hef
+    want_hailo = settings.backend == "hailo" or (
+        settings.backend == "auto" and settings.hailo_device.exists() and hef.is_file() and import_hailo() is not None
+    )
+    if want_hailo:
+        if hailo_device is None:
+            hp = import_hailo()
+            if hp is None:
+                raise ReleaseError("EDGEINFER_BACKEND=hailo but the hailo_platform module (HailoRT) is not installed")
+            raise ReleaseError("hailo backend requested but no HailoRT device owner was created")
+        if not hef.is_file():
+            raise ReleaseError(f"EDGEINFER_HEF_PATH: {hef} does not exist")
+        try:
+            primary = HailoBackend(hailo_device, hef, settings.hailo_timeout_ms)
+            backend = FallbackBackend(primary, lambda: OrtBackend(onnx_path, settings.threads))
+            units = _hailo_input_units(directory)
+            if hef.parent == directory:
+                used.append(hef.name)
+        except HailoUnavailable as exc:
+            fallback = str(exc)
+        except BackendError as exc:
+            raise ReleaseError(str(exc)) from None
+
+    if manifest is not None:
+        listed = {f.name for f in manifest.files}
+        problems = manifest.verify_files(directory, [n for n in used if n in listed])
+        if problems:
+            raise ReleaseError("release files do not match manifest.json: " + "; ".join(problems))
+
+    if backend is None:
+        try:
+            backend = OrtBackend(onnx_path, settings.threads)
+        except BackendError as exc:
+            raise ReleaseError(str(exc)) from None
+
+    norm = cfg.normalization
+    model = Model(
+        directory=directory,
+        version=settings.model_version or (manifest.model_version if manifest else directory.name),
+        sha256=manifest.digest
+        if manifest
+        else sha256_file(directory / FILES["onnx"] if (directory / FILES["onnx"]).is_file() else onnx_path),
+        served_file=hef.name if backend.name == "hailo" else onnx_path.name,
+        config=cfg,
+        backend=backend,
+        mean=np.asarray(norm.mean, dtype=np.float32),
+        std=np.asarray(norm.std, dtype=np.float32),
+        channel_order=norm.channel_order,
+        self_check={},
+        motif_prototypes=_motifs(directory, cfg),
+        hailo_fallback=fallback,
+    )
+    if units == "raw":
+        model.mean = np.zeros(9, np.float32)
+        model.std = np.ones(9, np.float32)
+    try:
+        model.self_check = self_check(model, golden, settings, onnx_path.name)
+    except Exception:
+        backend.close()
+        raise
+    return model
+
+
+def self_check(model: Model, golden: GoldenSet, settings: Settings, onnx_name: str) -> dict[str, Any]:
+    """Run every golden window through the backend; refuse the model below the cosine floor."""
+    if settings.golden_min_cosine is not None:
+        floor = settings.golden_min_cosine
+    elif model.backend_name == "hailo":
+        floor = MIN_COSINE["hailo"]
+    else:
+        floor = MIN_COSINE["int8" if "int8" in onnx_name else "fp32"]
+    raw = np.asarray(golden.windows, dtype=np.float32)
+    t0 = time.perf_counter()
+    try:
+        out = model.backend.run(model.normalize(raw))
+    except Exception as exc:
+        raise ReleaseError(f"self-check: the backend failed on the golden windows: {exc}") from exc
+    elapsed = (time.perf_counter() - t0) * 1000
+    if out.shape != (len(golden), len(golden.embeddings[0])):
+        raise ReleaseError(
+            f"self-check: the model returned shape {list(out.shape)}, golden.json has {len(golden)}x{len(golden.embeddings[0])}"
+        )
+    if out.shape[1] != model.config.latent_dim:
+        raise ReleaseError(
+            f"self-check: the model returns {out.shape[1]} dims, model_config.json says {model.config.latent_dim}"
+        )
+    cosines = [cosine(a.tolist(), b) for a, b in zip(out, golden.embeddings, strict=True)]
+    worst = min(cosines)
+    result = {
+        "passed": worst >= floor,
+        "windows": len(golden),
+        "min_cosine": round(worst, 6),
+        "floor": floor,
+        "backend": model.backend_name,
+        "ms": round(elapsed, 2),
+    }
+    if worst < floor:
+        raise ReleaseError(
+            f"self-check failed: min cosine {worst:.6f} over {len(golden)} golden windows is below {floor}"
+        )
+    return result
