@@ -1,0 +1,116 @@
+"""INT8 static quantization with ONNX Runtime: the CPU-side estimate of what INT8 costs."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeinfer_contract import INPUT_NAME, OUTPUT_NAME, GoldenSet, Normalization
+
+from ._io import progress
+from .errors import InputError, QuantizationError
+from .golden import golden_inputs
+from .parity import cosine_rows, session
+
+DEFAULT_FLOOR = 0.99
+
+
+def fidelity(got: np.ndarray, ref: np.ndarray) -> dict[str, float]:
+    cos = cosine_rows(got, ref)
+    return {
+        "cosine_min": float(cos.min()),
+        "cosine_p5": float(np.percentile(cos, 5)),
+        "cosine_mean": float(cos.mean()),
+        "max_abs_diff": float(np.abs(got.astype(np.float64).reshape(len(ref), -1) - ref).max()),
+        "windows": len(ref),
+    }
+
+
+def run_each(sess: Any, x: np.ndarray, input_name: str = INPUT_NAME, output_name: str = OUTPUT_NAME) -> np.ndarray:
+    return np.concatenate([sess.run([output_name], {input_name: x[i : i + 1]})[0] for i in range(len(x))])
+
+
+def quantize_check(
+    fp32_onnx: str | Path,
+    calibration: np.ndarray,
+    golden: GoldenSet,
+    norm: Normalization,
+    out_path: str | Path,
+    floor: float = DEFAULT_FLOOR,
+) -> dict[str, Any]:
+    """Quantize ``fp32_onnx`` (input [1,100,9]) and check it on the golden set; write only if it passes."""
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    src, out = Path(fp32_onnx), Path(out_path)
+    if not src.is_file():
+        raise InputError(f"onnx: {src} does not exist")
+    if calibration.ndim == 4:
+        calibration = calibration[:, 0]
+    if calibration.ndim != 3 or calibration.shape[1:] != (100, 9):
+        raise InputError(f"calibration: shape {list(calibration.shape)}; expected [N,1,100,9] or [N,100,9]")
+    calib = np.ascontiguousarray(calibration, dtype=np.float32)
+
+    class _Reader(CalibrationDataReader):  # type: ignore[misc]
+        def __init__(self) -> None:
+            self.i = 0
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            if self.i >= len(calib):
+                return None
+            self.i += 1
+            return {INPUT_NAME: calib[self.i - 1 : self.i]}
+
+    progress(f"quantize-check: calibrating INT8 on {len(calib)} windows")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".onnx", dir=out.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            quantize_static(
+                str(src),
+                str(tmp),
+                _Reader(),
+                quant_format=QuantFormat.QDQ,
+                per_channel=True,
+                activation_type=QuantType.QInt8,
+                weight_type=QuantType.QInt8,
+                calibrate_method=CalibrationMethod.MinMax,
+                extra_options={"CalibTensorRangeSymmetric": False},
+                calibration_providers=["CPUExecutionProvider"],
+                use_external_data_format=False,
+            )
+        x, ref = golden_inputs(golden, norm)
+        fp32 = fidelity(run_each(session(str(src)), x), ref)
+        int8 = fidelity(run_each(session(str(tmp)), x), ref)
+        result = {
+            "file": out.name,
+            "floor": floor,
+            "calibration_windows": len(calib),
+            "format": "QDQ, per-channel int8 weights, int8 activations (MinMax)",
+            "int8_vs_reference": int8,
+            "fp32_onnx_vs_reference": fp32,
+        }
+        if int8["cosine_min"] < floor:
+            raise QuantizationError(
+                f"INT8 min cosine {int8['cosine_min']:.5f} on the golden set is below the floor {floor}; "
+                "nothing written (check the calibration set, or keep this model on fp32)",
+                result=result,
+            )
+        os.replace(tmp, out)
+        result["bytes"] = out.stat().st_size
+        return result
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -1,0 +1,126 @@
+"""``keygen``, ``manifest``, ``verify``: a signed list of every artifact of a release."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from edgeinfer_contract import FILES, ContractError, Manifest, sign, verify_signature
+
+from .errors import InputError, SignatureError
+
+ROLE_OF = {name: role for role, name in FILES.items() if role not in ("manifest", "signature")}
+UNSIGNED = {FILES["manifest"], FILES["signature"]}
+
+
+def keygen(private_path: str | Path, public_path: str | Path | None = None, force: bool = False) -> dict[str, Any]:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    priv = Path(private_path)
+    pub = Path(public_path) if public_path else priv.with_name(priv.name + ".pub")
+    for p in (priv, pub):
+        if p.exists() and not force:
+            raise InputError(f"{p} exists; pass --force to overwrite a key")
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    pub_pem = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    priv.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(priv, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(pem)
+    os.chmod(priv, 0o600)
+    pub.write_bytes(pub_pem)
+    return {"private_key": str(priv), "public_key": str(pub), "algorithm": "ed25519"}
+
+
+def public_key_of(private_pem: bytes) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    key = load_pem_private_key(private_pem, password=None)
+    return key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def _read_key(path: str | Path, what: str) -> bytes:
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"{what}: {p} does not exist")
+    return p.read_bytes()
+
+
+def write_manifest(
+    release_dir: str | Path,
+    model_version: str,
+    private_key: str | Path | None = None,
+    roles: dict[str, str] | None = None,
+    **meta: Any,
+) -> dict[str, Any]:
+    """Write ``manifest.json`` (and ``manifest.json.sig`` when a key is given) for ``release_dir``."""
+    d = Path(release_dir)
+    if not model_version:
+        raise InputError("model_version: expected a non-empty string such as '1.2.0'")
+    if roles is None:
+        roles = {p.name: ROLE_OF[p.name] for p in sorted(d.iterdir()) if p.is_file() and p.name in ROLE_OF}
+    if not roles:
+        raise InputError(f"{d}: no release artifacts found (expected e.g. {FILES['onnx']})")
+    try:
+        manifest = Manifest.build(d, roles, model_version, **meta)
+    except ContractError as exc:
+        raise InputError(f"manifest: {exc}", field=exc.field) from None
+    blob = manifest.to_bytes()
+    (d / FILES["manifest"]).write_bytes(blob)
+    sig = d / FILES["signature"]
+    if private_key is not None:
+        try:
+            sig.write_bytes(sign(blob, _read_key(private_key, "signing_key")))
+        except (ContractError, ValueError) as exc:
+            raise InputError(f"signing_key {private_key}: {exc}") from None
+    else:
+        sig.unlink(missing_ok=True)
+    listed = {f.name for f in manifest.files}
+    unlisted = sorted(p.name for p in d.iterdir() if p.is_file() and p.name not in listed | UNSIGNED)
+    return {
+        "manifest": str(d / FILES["manifest"]),
+        "signed": private_key is not None,
+        "digest": manifest.digest,
+        "files": [f.to_dict() for f in manifest.files],
+        "unlisted": unlisted,
+    }
+
+
+def verify_release(release_dir: str | Path, public_key: str | Path | bytes) -> dict[str, Any]:
+    """Refuse a wrong key, a tampered manifest, an escaping name, a tampered or missing file."""
+    d = Path(release_dir)
+    man, sig = d / FILES["manifest"], d / FILES["signature"]
+    if not man.is_file():
+        raise SignatureError(f"{man} does not exist", release=str(d))
+    if not sig.is_file():
+        raise SignatureError(f"{sig} does not exist: the release is not signed", release=str(d))
+    pub = public_key if isinstance(public_key, bytes) else _read_key(public_key, "public_key")
+    blob = man.read_bytes()
+    try:
+        verify_signature(blob, sig.read_bytes(), pub)
+        manifest = Manifest.from_bytes(blob)
+    except ContractError as exc:
+        raise SignatureError(f"{d}: {exc}", field=exc.field, release=str(d)) from None
+    root = d.resolve()
+    problems = []
+    for f in manifest.files:
+        target = (d / f.name).resolve()
+        if root not in target.parents:
+            problems.append(f"{f.name}: resolves outside the release directory ({target})")
+    problems += manifest.verify_files(d)
+    if problems:
+        raise SignatureError(f"{d}: " + "; ".join(problems), problems=problems, release=str(d))
+    listed = {f.name for f in manifest.files}
+    return {
+        "release": str(d),
+        "verified": True,
+        "model_version": manifest.model_version,
+        "digest": manifest.digest,
+        "files": len(manifest.files),
+        "unlisted": sorted(p.name for p in d.iterdir() if p.is_file() and p.name not in listed | UNSIGNED),
+        "meta": manifest.meta,
+    }
