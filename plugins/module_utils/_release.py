@@ -1,0 +1,346 @@
+# Copyright: EdgeInfer deploy contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Versioned releases on an edge: staging, verification, atomic switch, lock, state.
+
+Layout under ``root`` (see docs/artifacts.md)::
+
+    models/current -> releases/<version>-<sha8>     relative symlink, switched by rename
+    models/releases/<version>-<sha8>/               one directory per release, never edited
+    staging/                                        incoming transfers and temp dirs
+    state.json                                      current, previous, history
+    deploy.lock                                     who deploys now, since when
+
+Standard library only (plus ``cryptography`` when a signature is checked): this
+runs on the edge's own Python. Ansible has no atomic install of its own, so the
+switch is built here: a new symlink is made beside ``current`` and renamed over
+it, which POSIX makes atomic.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import shutil
+import socket
+import time
+from contextlib import contextmanager, suppress
+
+from ansible_collections.edgeinfer.deploy.plugins.module_utils._contract import (
+    ContractError,
+    Manifest,
+    verify_signature,
+)
+
+STATE_FILE = "state.json"
+LOCK_FILE = "deploy.lock"
+HISTORY_MAX = 200
+
+
+class ReleaseError(Exception):
+    """A refusal with the reason and, where there is one, the fix."""
+
+    def __init__(self, message, **details):
+        super().__init__(message)
+        self.details = details
+
+
+def release_id(version, digest):
+    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in version)
+    if not safe or safe.startswith("."):
+        raise ReleaseError(f"model_version {version!r} cannot name a release directory; use letters, digits, '._-'")
+    return f"{safe}-{digest[:8]}"
+
+
+def now_iso():
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def _fsync_dir(path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_json_atomic(path, data):
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w") as fh:
+        json.dump(data, fh, indent=2, sort_keys=True)
+        fh.write("\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(os.path.dirname(path) or ".")
+
+
+class ReleaseStore:
+    def __init__(self, root):
+        self.root = os.path.abspath(root)
+        self.models = os.path.join(self.root, "models")
+        self.releases = os.path.join(self.models, "releases")
+        self.current_link = os.path.join(self.models, "current")
+        self.staging = os.path.join(self.root, "staging")
+        self.state_path = os.path.join(self.root, STATE_FILE)
+        self.lock_path = os.path.join(self.root, LOCK_FILE)
+
+    # -- state ------------------------------------------------------------
+    def ensure_layout(self):
+        for d in (self.root, self.models, self.releases, self.staging):
+            os.makedirs(d, mode=0o755, exist_ok=True)
+
+    def read_state(self):
+        try:
+            with open(self.state_path) as fh:
+                state = json.load(fh)
+        except FileNotFoundError:
+            state = {}
+        except json.JSONDecodeError as exc:
+            raise ReleaseError(
+                f"{self.state_path} is not valid JSON ({exc}); restore it or remove it to start over"
+            ) from None
+        state.setdefault("current", self.current())
+        state.setdefault("previous", None)
+        state.setdefault("history", [])
+        state.setdefault("releases", {})
+        return state
+
+    def write_state(self, state):
+        state["history"] = state["history"][-HISTORY_MAX:]
+        write_json_atomic(self.state_path, state)
+
+    def current(self):
+        try:
+            target = os.readlink(self.current_link)
+        except OSError:
+            return None
+        return os.path.basename(target.rstrip("/"))
+
+    def path_of(self, rid):
+        return os.path.join(self.releases, rid)
+
+    def list_releases(self):
+        try:
+            return sorted(e for e in os.listdir(self.releases) if not e.startswith("."))
+        except FileNotFoundError:
+            return []
+
+    def exists(self, rid):
+        return os.path.isfile(os.path.join(self.path_of(rid), "manifest.json"))
+
+    # -- verification -----------------------------------------------------
+    @staticmethod
+    def load_manifest(directory, public_key=None):
+        path = os.path.join(directory, "manifest.json")
+        try:
+            with open(path, "rb") as fh:
+                blob = fh.read()
+        except FileNotFoundError:
+            raise ReleaseError(
+                f"{path} does not exist; a release directory needs the manifest model_tools wrote"
+            ) from None
+        try:
+            manifest = Manifest.from_bytes(blob)
+        except ContractError as exc:
+            raise ReleaseError(f"manifest {path}: {exc}", field=exc.field) from None
+        if public_key is not None:
+            sig_path = path + ".sig"
+            try:
+                with open(sig_path, "rb") as fh:
+                    signature = fh.read()
+            except FileNotFoundError:
+                raise ReleaseError(
+                    f"{sig_path} does not exist, and a public key is configured: sign the manifest"
+                ) from None
+            try:
+                verify_signature(blob, signature, public_key)
+            except ContractError as exc:
+                raise ReleaseError(f"signature of {path}: {exc.message}", field=exc.field) from None
+            except ImportError:
+                raise ReleaseError("checking the signature needs the Python package cryptography on the edge") from None
+        return manifest
+
+    @staticmethod
+    def verify(directory, manifest):
+        problems = manifest.verify_files(directory)
+        if problems:
+            raise ReleaseError(
+                f"{len(problems)} artifact(s) differ from the manifest: " + "; ".join(problems), problems=problems
+            )
+
+    # -- stage -------------------------------------------------------------
+    def stage(self, source, public_key=None, check_mode=False):
+        """Verify ``source`` and move (or copy) it to ``releases/<id>``. Returns (changed, info)."""
+        manifest = self.load_manifest(source, public_key)
+        rid = release_id(manifest.model_version, manifest.digest)
+        info = {"release": rid, "model_version": manifest.model_version, "digest": manifest.digest}
+        info["path"] = self.path_of(rid)
+        if self.exists(rid):
+            existing = self.load_manifest(self.path_of(rid))
+            if existing.to_bytes() == manifest.to_bytes():
+                self.verify(self.path_of(rid), existing)
+                return False, info
+            raise ReleaseError(f"release {rid} already exists with a different manifest; bump model_version")
+        self.verify(source, manifest)
+        if check_mode:
+            return True, info
+        self.ensure_layout()
+        tmp = os.path.join(self.staging, f".incoming-{rid}-{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        os.makedirs(tmp)
+        try:
+            names = [f.name for f in manifest.files] + ["manifest.json"]
+            if os.path.exists(os.path.join(source, "manifest.json.sig")):
+                names.append("manifest.json.sig")
+            for name in names:
+                dest = os.path.join(tmp, name)
+                os.makedirs(os.path.dirname(dest), exist_ok=True)
+                shutil.copyfile(os.path.join(source, name), dest)
+            # Verify the copy, not only the source: this is what will be served.
+            self.verify(tmp, manifest)
+            for dirpath, _, files in os.walk(tmp):
+                os.chmod(dirpath, 0o755)
+                for f in files:
+                    os.chmod(os.path.join(dirpath, f), 0o444)
+            os.rename(tmp, self.path_of(rid))
+            _fsync_dir(self.releases)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        state = self.read_state()
+        state["releases"][rid] = {
+            "model_version": manifest.model_version,
+            "digest": manifest.digest,
+            "staged": now_iso(),
+        }
+        state["history"].append({"time": now_iso(), "action": "stage", "release": rid})
+        self.write_state(state)
+        return True, info
+
+    # -- switch --------------------------------------------------------------
+    def switch(self, rid, reason="deploy", check_mode=False):
+        """Point ``current`` at ``rid`` with an atomic rename. Returns (changed, before, after)."""
+        if not self.exists(rid):
+            raise ReleaseError(f"release {rid} is not staged under {self.releases}; available: {self.list_releases()}")
+        before = self.current()
+        if before == rid:
+            return False, before, rid
+        if check_mode:
+            return True, before, rid
+        tmp_link = os.path.join(self.models, f".current-{os.getpid()}")
+        with suppress(FileNotFoundError):
+            os.unlink(tmp_link)
+        os.symlink(os.path.join("releases", rid), tmp_link)
+        os.replace(tmp_link, self.current_link)
+        _fsync_dir(self.models)
+        state = self.read_state()
+        if before and before != rid:
+            state["previous"] = before
+        state["current"] = rid
+        state["history"].append({"time": now_iso(), "action": reason, "release": rid, "from": before})
+        self.write_state(state)
+        return True, before, rid
+
+    def rollback_target(self, state, named=None):
+        if named:
+            return named
+        prev = state.get("previous")
+        if not prev:
+            raise ReleaseError("there is no previous release to roll back to; name one with release=<id>")
+        return prev
+
+    # -- prune ---------------------------------------------------------------
+    def prune(self, keep, protect=(), check_mode=False):
+        """Remove the oldest releases beyond ``keep``; current, previous and ``protect`` are never removed."""
+        state = self.read_state()
+        protected = {r for r in (self.current(), state.get("previous"), *protect) if r}
+        staged = state.get("releases", {})
+        candidates = [r for r in self.list_releases() if r not in protected]
+        candidates.sort(key=lambda r: staged.get(r, {}).get("staged", ""), reverse=True)
+        room = max(0, keep - len(protected))
+        removed = candidates[room:]
+        if removed and not check_mode:
+            for rid in removed:
+                shutil.rmtree(self.path_of(rid))
+                staged.pop(rid, None)
+            state["history"].append({"time": now_iso(), "action": "prune", "removed": removed})
+            self.write_state(state)
+        return removed
+
+    # -- lock ------------------------------------------------------------------
+    @contextmanager
+    def _mutex(self):
+        """Serializes lock-file updates between processes on this edge."""
+        self.ensure_layout()
+        with open(os.path.join(self.root, ".lock.mutex"), "w") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def read_lock(self):
+        try:
+            with open(self.lock_path) as fh:
+                return json.load(fh)
+        except FileNotFoundError:
+            return None
+        except json.JSONDecodeError:
+            return {"holder": "unknown (unreadable lock file)", "started": None, "epoch": 0}
+
+    def acquire(self, holder, deploy_id, stale_after, break_stale=False, check_mode=False):
+        """Take the deploy lock. Re-entrant for the same deploy_id. Returns (changed, lock, broken)."""
+        with self._mutex():
+            held = self.read_lock()
+            broken = None
+            if held:
+                if held.get("deploy_id") == deploy_id:
+                    return False, held, None
+                age = time.time() - float(held.get("epoch") or 0)
+                stale = age > stale_after
+                if not (stale and break_stale):
+                    hint = (
+                        f"it is stale ({int(age)} s old > {stale_after} s): break it with lock_break_stale=true"
+                        if stale
+                        else f"wait for it to finish (held {int(age)} s), or break it once it is older than {stale_after} s"
+                    )
+                    raise ReleaseError(
+                        f"edge is being deployed by {held.get('holder')} since {held.get('started')} "
+                        f"(deploy {held.get('deploy_id')}); {hint}",
+                        lock=held,
+                        stale=stale,
+                    )
+                broken = held
+            lock = {
+                "holder": holder,
+                "deploy_id": deploy_id,
+                "started": now_iso(),
+                "epoch": time.time(),
+                "edge": socket.gethostname(),
+            }
+            if not check_mode:
+                write_json_atomic(self.lock_path, lock)
+                if broken:
+                    state = self.read_state()
+                    state["history"].append({"time": now_iso(), "action": "lock_broken", "lock": broken})
+                    self.write_state(state)
+            return True, lock, broken
+
+    def release_lock(self, deploy_id=None, check_mode=False):
+        with self._mutex():
+            held = self.read_lock()
+            if not held:
+                return False, None
+            if deploy_id and held.get("deploy_id") not in (deploy_id, None):
+                raise ReleaseError(
+                    f"the lock belongs to deploy {held.get('deploy_id')} of {held.get('holder')}, not {deploy_id}"
+                )
+            if not check_mode:
+                try:
+                    os.unlink(self.lock_path)
+                except OSError as exc:
+                    if exc.errno != errno.ENOENT:
+                        raise
+            return True, held

@@ -1,0 +1,182 @@
+#!/usr/bin/python
+# Copyright: EdgeInfer deploy contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: edgeinfer_probe
+short_description: Wait for an EdgeInfer sidecar to be healthy and check its outputs against the golden set
+version_added: 0.1.0
+description:
+  - Polls C(/healthz) until it answers 200 for the expected model (version, sha256, embedding stamp), or O(timeout) passes.
+  - Then replays the release's golden set through C(/encode) and compares each embedding with the
+    PyTorch reference by cosine similarity; fails when the minimum is below O(min_cosine).
+  - A gate of outputs, not of process liveness: a sidecar that is up but answers wrong numbers fails here.
+author:
+  - EdgeInfer deploy contributors
+attributes:
+  check_mode:
+    support: full
+    details:
+      - The probe only reads; it runs in check mode too and never reports C(changed).
+  diff_mode:
+    support: none
+  idempotent:
+    support: full
+options:
+  url:
+    description: Base URL of the sidecar, for example C(http://127.0.0.1:9000).
+    type: str
+    required: true
+  timeout:
+    description: Seconds to wait for a healthy answer.
+    type: float
+    default: 60
+  interval:
+    description: Seconds between polls.
+    type: float
+    default: 0.5
+  expect_version:
+    description: The model version C(/healthz) must report.
+    type: str
+  expect_sha256:
+    description: The model sha256 C(/healthz) must report.
+    type: str
+  expect_stamp:
+    description: The embedding stamp (C(<model_id>/<dim>/<hash12>)) C(/healthz) must report.
+    type: str
+  golden:
+    description: Path on the managed host of the release's C(golden.json). Without it, only health is checked.
+    type: path
+  golden_limit:
+    description: Replay only the first N windows of the golden set (0 = all).
+    type: int
+    default: 0
+  min_cosine:
+    description: The lowest cosine similarity to the reference any golden window may have.
+    type: float
+    default: 0.999
+  fail_on_gate:
+    description: Fail the task when a gate misses; with V(false) the figures are returned and C(passed) says.
+    type: bool
+    default: true
+seealso:
+  - module: edgeinfer.deploy.edgeinfer_release
+"""
+
+EXAMPLES = r"""
+- name: Gate the new release
+  edgeinfer.deploy.edgeinfer_probe:
+    url: http://127.0.0.1:9000
+    expect_version: v72pct
+    expect_sha256: "{{ staged.digest }}"
+    golden: /opt/edgeinfer/models/current/golden.json
+    min_cosine: 0.999
+  register: gate
+"""
+
+RETURN = r"""
+passed:
+  description: Whether health and, when given, the golden gate passed.
+  returned: always
+  type: bool
+reason:
+  description: Why the probe failed, or C(healthy).
+  returned: always
+  type: str
+healthy:
+  description: Whether C(/healthz) answered 200 for the expected model within the timeout.
+  returned: always
+  type: bool
+duration:
+  description: Seconds until C(/healthz) was healthy, or until the timeout.
+  returned: always
+  type: float
+health:
+  description: The last C(/healthz) body.
+  returned: always
+  type: dict
+golden:
+  description: The golden replay figures.
+  returned: when O(golden) is given and the sidecar was healthy
+  type: dict
+  contains:
+    count:
+      description: Windows replayed.
+      type: int
+    min_cosine:
+      description: The lowest cosine against the reference.
+      type: float
+    mean_cosine:
+      description: The mean cosine.
+      type: float
+    max_norm_drift:
+      description: The largest relative difference of embedding norms.
+      type: float
+    failed:
+      description: Windows that got no usable answer (counted as cosine -1).
+      type: int
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.edgeinfer.deploy.plugins.module_utils._contract import ContractError
+from ansible_collections.edgeinfer.deploy.plugins.module_utils._probe import golden_replay, load_golden, wait_healthy
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={
+            "url": {"type": "str", "required": True},
+            "timeout": {"type": "float", "default": 60},
+            "interval": {"type": "float", "default": 0.5},
+            "expect_version": {"type": "str"},
+            "expect_sha256": {"type": "str"},
+            "expect_stamp": {"type": "str"},
+            "golden": {"type": "path"},
+            "golden_limit": {"type": "int", "default": 0},
+            "min_cosine": {"type": "float", "default": 0.999},
+            "fail_on_gate": {"type": "bool", "default": True},
+        },
+        supports_check_mode=True,
+    )
+    p = module.params
+    base = p["url"].rstrip("/")
+    if not base.startswith(("http://", "https://")):
+        module.fail_json(msg=f"url={p['url']!r}: expected http://host:port")
+    golden = None
+    if p["golden"]:
+        try:
+            golden = load_golden(p["golden"])
+        except ContractError as exc:
+            module.fail_json(msg=f"golden={p['golden']}: {exc}", field=exc.field)
+
+    ok, reason, body, duration = wait_healthy(
+        base + "/healthz",
+        p["timeout"],
+        p["interval"],
+        expect_version=p["expect_version"],
+        expect_sha256=p["expect_sha256"],
+        expect_stamp=p["expect_stamp"],
+    )
+    result = {"changed": False, "healthy": ok, "reason": reason, "duration": duration, "health": body or {}}
+    passed = ok
+    if ok and golden is not None:
+        figures = golden_replay(base + "/encode", golden, limit=p["golden_limit"] or None)
+        result["golden"] = figures
+        if figures["min_cosine"] is None or figures["min_cosine"] < p["min_cosine"]:
+            passed = False
+            result["reason"] = (
+                f"golden gate missed: min cosine {figures['min_cosine']} < {p['min_cosine']} "
+                f"over {figures['count']} windows ({figures['failed']} without a usable answer)"
+            )
+    result["passed"] = passed
+    if not passed and p["fail_on_gate"]:
+        module.fail_json(msg=result["reason"], **result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,280 @@
+#!/usr/bin/python
+# Copyright: EdgeInfer deploy contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: edgeinfer_release
+short_description: Manage versioned model releases on an EdgeInfer edge
+version_added: 0.1.0
+description:
+  - Stages a release directory written by C(model_tools) into C(<root>/models/releases/<version>-<sha8>/),
+    verifying every artifact's size and sha256 against C(manifest.json), and the manifest's ed25519
+    signature when O(public_key) is given. The copy is verified again before it is renamed into place.
+  - Switches C(<root>/models/current) to a release with an atomic rename of a relative symlink,
+    so the sidecar (which mounts C(<root>/models) read-only) sees either the old or the new model, never a mix.
+  - Keeps a JSON state file C(<root>/state.json) with the current and previous release and a history.
+  - Holds a deploy lock C(<root>/deploy.lock) so that two deploys never overlap on one edge; a second deploy
+    fails fast naming the holder and its start time. A stale lock can be broken explicitly.
+  - Prunes old releases, keeping O(keep) and never removing the current, the previous (rollback target),
+    or any release named in O(protect).
+author:
+  - EdgeInfer deploy contributors
+attributes:
+  check_mode:
+    support: full
+    details:
+      - In check mode nothing under O(root) is written; C(changed) says what would change.
+  diff_mode:
+    support: partial
+    details:
+      - O(action=switch) and O(action=rollback) return the C(current) link before and after.
+  idempotent:
+    support: full
+    details:
+      - Staging the same manifest again, or switching to the release that is already current, reports C(changed=false).
+options:
+  root:
+    description: The edge's install root, for example C(/opt/edgeinfer).
+    type: path
+    required: true
+  action:
+    description:
+      - V(info) reports the state and changes nothing.
+      - V(stage) verifies O(source) and stages it as a release.
+      - V(switch) makes O(release) current.
+      - V(rollback) makes the previous release (or O(release)) current.
+      - V(prune) removes old releases beyond O(keep).
+      - V(lock) and V(unlock) take and release the deploy lock.
+    type: str
+    choices: [info, stage, switch, rollback, prune, lock, unlock]
+    default: info
+  source:
+    description: Directory on the edge that holds the transferred release (with C(manifest.json)). Needed by O(action=stage).
+    type: path
+  release:
+    description:
+      - Release id (C(<version>-<sha8>)) for O(action=switch); for O(action=rollback), a named target instead of the previous release.
+      - With O(action=info), the result says whether this release is staged.
+    type: str
+  public_key:
+    description:
+      - PEM text of the ed25519 public key that must have signed C(manifest.json). When set, an unsigned or
+        wrongly signed manifest is refused.
+    type: str
+  keep:
+    description: How many releases O(action=prune) keeps, the current and previous included.
+    type: int
+    default: 3
+  protect:
+    description: Release ids O(action=prune) must never remove, in addition to the current and previous.
+    type: list
+    elements: str
+    default: []
+  reason:
+    description: Word recorded in the history for a switch, for example C(deploy), C(rollback) or C(revert).
+    type: str
+    default: deploy
+  lock_holder:
+    description: Who takes the lock (user@controller), recorded in the lock file and shown to a second deploy.
+    type: str
+  deploy_id:
+    description: Identifies one deploy run; taking the lock again with the same id succeeds, with another id it fails.
+    type: str
+  lock_stale_after:
+    description: Seconds after which a held lock counts as stale (its holder is presumed gone).
+    type: int
+    default: 1800
+  lock_break_stale:
+    description: Break a stale lock instead of failing. A fresh lock is never broken.
+    type: bool
+    default: false
+notes:
+  - Runs on the edge with its own Python and the standard library; signature checks need the C(cryptography) package there.
+seealso:
+  - module: edgeinfer.deploy.edgeinfer_probe
+"""
+
+EXAMPLES = r"""
+- name: Take the deploy lock
+  edgeinfer.deploy.edgeinfer_release:
+    root: /opt/edgeinfer
+    action: lock
+    lock_holder: "{{ lookup('env', 'USER') }}@{{ inventory_hostname }}"
+    deploy_id: "{{ edgeinfer_deploy_id }}"
+
+- name: Stage the transferred release, checking the signature
+  edgeinfer.deploy.edgeinfer_release:
+    root: /opt/edgeinfer
+    action: stage
+    source: /opt/edgeinfer/staging/incoming
+    public_key: "{{ lookup('ansible.builtin.file', 'keys/edgeinfer.pub') }}"
+  register: staged
+
+- name: Switch current to it
+  edgeinfer.deploy.edgeinfer_release:
+    root: /opt/edgeinfer
+    action: switch
+    release: "{{ staged.release }}"
+
+- name: Roll back to the previous release
+  edgeinfer.deploy.edgeinfer_release:
+    root: /opt/edgeinfer
+    action: rollback
+    reason: rollback
+"""
+
+RETURN = r"""
+release:
+  description: The release acted on (staged, switched to, or rolled back to).
+  returned: when an action names a release
+  type: str
+  sample: v72pct-3f2a9c1d
+model_version:
+  description: The staged release's model version, from its manifest.
+  returned: action=stage
+  type: str
+digest:
+  description: sha256 of the release's primary model.
+  returned: action=stage
+  type: str
+path:
+  description: The release directory.
+  returned: action=stage
+  type: str
+present:
+  description: Whether O(release) is staged.
+  returned: action=info with release
+  type: bool
+current:
+  description: The current release after the action.
+  returned: always
+  type: str
+previous:
+  description: The previous release (the rollback target) after the action.
+  returned: always
+  type: str
+before:
+  description: The current release before the action.
+  returned: action=switch or action=rollback
+  type: str
+releases:
+  description: Release ids staged on the edge after the action.
+  returned: always
+  type: list
+  elements: str
+removed:
+  description: Release ids pruned.
+  returned: action=prune
+  type: list
+  elements: str
+lock:
+  description: The lock taken, released, or held by someone else.
+  returned: action=lock, action=unlock, or a refused lock
+  type: dict
+broken_lock:
+  description: The stale lock that was broken.
+  returned: action=lock when a stale lock was broken
+  type: dict
+problems:
+  description: One line per artifact that differs from the manifest.
+  returned: failure of action=stage on a mismatch
+  type: list
+  elements: str
+"""
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.edgeinfer.deploy.plugins.module_utils._release import ReleaseError, ReleaseStore
+
+
+def run(module, store):
+    p = module.params
+    action = p["action"]
+    result = {"changed": False}
+    pub = p["public_key"].encode() if p["public_key"] else None
+
+    if action == "stage":
+        changed, info = store.stage(p["source"], public_key=pub, check_mode=module.check_mode)
+        result.update(info, changed=changed)
+    elif action in ("switch", "rollback"):
+        state = store.read_state()
+        target = p["release"] if action == "switch" else store.rollback_target(state, p["release"])
+        reason = p["reason"] if action == "switch" or p["reason"] != "deploy" else "rollback"
+        changed, before, after = store.switch(target, reason=reason, check_mode=module.check_mode)
+        result.update(changed=changed, release=after, before=before)
+        if module._diff:
+            result["diff"] = {"before": f"current -> {before}\n", "after": f"current -> {after}\n"}
+    elif action == "prune":
+        removed = store.prune(p["keep"], protect=p["protect"], check_mode=module.check_mode)
+        result.update(changed=bool(removed), removed=removed)
+    elif action == "lock":
+        changed, lock, broken = store.acquire(
+            p["lock_holder"] or "unknown",
+            p["deploy_id"],
+            p["lock_stale_after"],
+            break_stale=p["lock_break_stale"],
+            check_mode=module.check_mode,
+        )
+        result.update(changed=changed, lock=lock)
+        if broken:
+            result["broken_lock"] = broken
+    elif action == "unlock":
+        changed, lock = store.release_lock(p["deploy_id"], check_mode=module.check_mode)
+        result.update(changed=changed, lock=lock)
+    elif p["release"]:
+        result["present"] = store.exists(p["release"])
+        result["release"] = p["release"]
+
+    state = store.read_state() if os.path.isdir(store.root) else {"current": None, "previous": None}
+    result.update(current=store.current(), previous=state.get("previous"), releases=store.list_releases())
+    if module.check_mode and action in ("switch", "rollback") and result["changed"]:
+        result.update(current=result["release"], previous=result["before"])
+    return result
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={
+            "root": {"type": "path", "required": True},
+            "action": {
+                "type": "str",
+                "default": "info",
+                "choices": ["info", "stage", "switch", "rollback", "prune", "lock", "unlock"],
+            },
+            "source": {"type": "path"},
+            "release": {"type": "str"},
+            "public_key": {"type": "str", "no_log": False},
+            "keep": {"type": "int", "default": 3},
+            "protect": {"type": "list", "elements": "str", "default": []},
+            "reason": {"type": "str", "default": "deploy"},
+            "lock_holder": {"type": "str"},
+            "deploy_id": {"type": "str"},
+            "lock_stale_after": {"type": "int", "default": 1800},
+            "lock_break_stale": {"type": "bool", "default": False},
+        },
+        required_if=[
+            ("action", "stage", ("source",)),
+            ("action", "switch", ("release",)),
+            ("action", "lock", ("deploy_id",)),
+        ],
+        supports_check_mode=True,
+    )
+    if module.params["keep"] < 2:
+        module.fail_json(
+            msg=f"keep={module.params['keep']}: keep at least 2 releases, the current and its rollback target"
+        )
+    store = ReleaseStore(module.params["root"])
+    try:
+        result = run(module, store)
+    except ReleaseError as exc:
+        module.fail_json(msg=str(exc), action=module.params["action"], root=store.root, **exc.details)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

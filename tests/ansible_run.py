@@ -1,0 +1,74 @@
+"""Run real ansible-playbook from the repository root and read its results (json callback)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+@dataclass
+class PlaybookRun:
+    rc: int
+    stdout: str
+    stderr: str
+    data: dict[str, Any]
+
+    def results(self, host: str) -> dict[str, dict[str, Any]]:
+        """Task name -> that host's result, for the last play that ran the task."""
+        out: dict[str, dict[str, Any]] = {}
+        for play in self.data.get("plays", []):
+            for task in play["tasks"]:
+                if host in task["hosts"]:
+                    out[task["task"]["name"]] = task["hosts"][host]
+        return out
+
+    @property
+    def stats(self) -> dict[str, dict[str, int]]:
+        return self.data.get("stats", {})
+
+    def explain(self) -> str:
+        return f"rc={self.rc}\nstdout:\n{self.stdout[-6000:]}\nstderr:\n{self.stderr[-3000:]}"
+
+
+def run_playbook(
+    playbook: Path | str | list[dict[str, Any]],
+    inventory: Path | str | None = None,
+    extra_vars: dict[str, Any] | None = None,
+    check: bool = False,
+    tmp_path: Path | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 900,
+    args: list[str] | None = None,
+) -> PlaybookRun:
+    if isinstance(playbook, list):
+        assert tmp_path is not None, "an inline playbook needs tmp_path"
+        path = tmp_path / f"play-{os.urandom(3).hex()}.yml"
+        path.write_text(yaml.safe_dump(playbook, sort_keys=False))
+        playbook = path
+    cmd = [str(BIN / "ansible-playbook"), str(playbook)]
+    if inventory:
+        cmd += ["-i", str(inventory)]
+    if extra_vars:
+        cmd += ["-e", json.dumps(extra_vars)]
+    if check:
+        cmd += ["--check", "--diff"]
+    cmd += args or []
+    full_env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="json", ANSIBLE_CONFIG=str(REPO / "ansible.cfg"))
+    full_env["PATH"] = f"{BIN}:{full_env.get('PATH', '')}"
+    full_env.update(env or {})
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env=full_env, timeout=timeout)
+    try:
+        data = json.loads(proc.stdout[proc.stdout.index("{") :]) if "{" in proc.stdout else {}
+    except json.JSONDecodeError:
+        data = {}
+    return PlaybookRun(proc.returncode, proc.stdout, proc.stderr, data)

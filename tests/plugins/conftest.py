@@ -1,0 +1,43 @@
+"""Make the collection importable as ansible_collections.edgeinfer.deploy for unit tests."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from edgeinfer_contract import Manifest, sign
+
+COLLECTIONS = Path(__file__).resolve().parents[2] / "collections"
+if str(COLLECTIONS) not in sys.path:
+    sys.path.insert(0, str(COLLECTIONS))
+
+
+def make_release(directory: Path, version: str = "v1", payload: bytes = b"model-one", private_pem: bytes | None = None):
+    """A release directory in the contract layout whose contents are opaque bytes (the release
+    manager never loads a model, it only moves and verifies files)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "model.onnx").write_bytes(payload * 1000)
+    (directory / "golden.json").write_text('{"windows": []}')
+    (directory / "model_config.json").write_text("{}")
+    roles = {"model.onnx": "onnx", "golden.json": "golden", "model_config.json": "config"}
+    manifest = Manifest.build(directory, roles, version)
+    blob = manifest.to_bytes()
+    (directory / "manifest.json").write_bytes(blob)
+    if private_pem is not None:
+        (directory / "manifest.json.sig").write_bytes(sign(blob, private_pem))
+    return manifest
+
+
+@pytest.fixture(scope="session")
+def signing_keys() -> tuple[bytes, bytes]:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = Ed25519PrivateKey.generate()
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    public = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return private, public

@@ -1,0 +1,165 @@
+"""The release manager's logic, on real files: staging, verification, atomic switch, prune, lock."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from ansible_collections.edgeinfer.deploy.plugins.module_utils._release import ReleaseError, ReleaseStore, release_id
+from tests.plugins.conftest import make_release
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> ReleaseStore:
+    return ReleaseStore(tmp_path / "edge" / "opt" / "edgeinfer")
+
+
+def stage(store: ReleaseStore, tmp_path: Path, version: str, payload: bytes, **kw) -> str:
+    src = tmp_path / "incoming" / f"{version}-{payload.hex()[:6]}"
+    make_release(src, version, payload, **{k: v for k, v in kw.items() if k == "private_pem"})
+    changed, info = store.stage(src, public_key=kw.get("public_key"))
+    assert changed
+    return info["release"]
+
+
+def test_stage_then_switch_builds_the_layout(store: ReleaseStore, tmp_path: Path) -> None:
+    rid = stage(store, tmp_path, "v1", b"one")
+    assert rid.startswith("v1-") and len(rid) == len("v1-") + 8
+    assert store.current() is None
+    changed, before, after = store.switch(rid)
+    assert (changed, before, after) == (True, None, rid)
+    assert os.readlink(store.current_link) == f"releases/{rid}"  # relative: resolves inside the container too
+    assert (Path(store.current_link) / "model.onnx").read_bytes() == b"one" * 1000
+    # Served files are read-only.
+    assert not os.access(Path(store.path_of(rid)) / "model.onnx", os.W_OK) or os.getuid() == 0
+    assert oct(os.stat(Path(store.path_of(rid)) / "model.onnx").st_mode & 0o777) == "0o444"
+
+
+def test_same_release_again_is_no_change(store: ReleaseStore, tmp_path: Path) -> None:
+    rid = stage(store, tmp_path, "v1", b"one")
+    again = tmp_path / "again"
+    make_release(again, "v1", b"one")
+    changed, info = store.stage(again)
+    assert not changed and info["release"] == rid
+    store.switch(rid)
+    assert store.switch(rid)[0] is False
+
+
+def test_corrupted_artifact_is_refused_and_nothing_is_staged(store: ReleaseStore, tmp_path: Path) -> None:
+    src = tmp_path / "bad"
+    make_release(src, "v2", b"two")
+    data = bytearray((src / "model.onnx").read_bytes())
+    data[10] ^= 0xFF
+    (src / "model.onnx").write_bytes(bytes(data))
+    with pytest.raises(ReleaseError, match="model.onnx: sha256") as exc:
+        store.stage(src)
+    assert exc.value.details["problems"]
+    assert store.list_releases() == []
+    assert (
+        not any(p.name.startswith(".incoming") for p in Path(store.staging).glob("*"))
+        if Path(store.staging).exists()
+        else True
+    )
+
+
+def test_manifest_entry_escaping_the_release_dir_is_refused(store: ReleaseStore, tmp_path: Path) -> None:
+    src = tmp_path / "evil"
+    make_release(src, "v1", b"one")
+    data = json.loads((src / "manifest.json").read_text())
+    data["files"][0]["name"] = "../../../etc/passwd"
+    (src / "manifest.json").write_text(json.dumps(data))
+    with pytest.raises(ReleaseError, match="escapes the release directory"):
+        store.stage(src)
+
+
+def test_signature_is_required_and_checked_when_a_key_is_configured(store, tmp_path, signing_keys) -> None:
+    private, public = signing_keys
+    unsigned = tmp_path / "unsigned"
+    make_release(unsigned, "v1", b"one")
+    with pytest.raises(ReleaseError, match="does not exist, and a public key is configured"):
+        store.stage(unsigned, public_key=public)
+    signed = tmp_path / "signed"
+    make_release(signed, "v1", b"one", private_pem=private)
+    assert store.stage(signed, public_key=public)[0]
+    tampered = tmp_path / "tampered"
+    make_release(tampered, "v3", b"three", private_pem=private)
+    (tampered / "manifest.json").write_text((tampered / "manifest.json").read_text().replace('"v3"', '"v4"'))
+    with pytest.raises(ReleaseError, match="signature"):
+        store.stage(tampered, public_key=public)
+
+
+def test_switch_records_previous_and_rollback_goes_back(store: ReleaseStore, tmp_path: Path) -> None:
+    r1 = stage(store, tmp_path, "v1", b"one")
+    r2 = stage(store, tmp_path, "v2", b"two")
+    store.switch(r1)
+    store.switch(r2)
+    state = store.read_state()
+    assert (state["current"], state["previous"]) == (r2, r1)
+    target = store.rollback_target(state)
+    assert target == r1
+    store.switch(target, reason="rollback")
+    assert store.current() == r1
+    assert store.read_state()["history"][-1]["action"] == "rollback"
+
+
+def test_rollback_without_previous_names_the_fix(store: ReleaseStore, tmp_path: Path) -> None:
+    store.switch(stage(store, tmp_path, "v1", b"one"))
+    with pytest.raises(ReleaseError, match="release=<id>"):
+        store.rollback_target(store.read_state())
+
+
+def test_prune_never_removes_current_previous_or_protected(store: ReleaseStore, tmp_path: Path) -> None:
+    ids = []
+    for i in range(6):
+        ids.append(stage(store, tmp_path, f"v{i}", bytes([65 + i])))
+        time.sleep(1.01 if i == 0 else 0)  # distinct staging times for the oldest
+    store.switch(ids[0])
+    store.switch(ids[5])  # current = v5, previous = v0 (the oldest)
+    removed = store.prune(keep=3, protect=[ids[1]])
+    assert ids[0] not in removed and ids[5] not in removed and ids[1] not in removed
+    left = set(store.list_releases())
+    assert {ids[0], ids[5], ids[1]} <= left
+    assert len(left) == 3
+
+
+def test_switch_to_unstaged_release_lists_what_is_there(store: ReleaseStore, tmp_path: Path) -> None:
+    rid = stage(store, tmp_path, "v1", b"one")
+    with pytest.raises(ReleaseError, match=rid):
+        store.switch("v9-deadbeef")
+
+
+def test_lock_is_exclusive_reentrant_and_breakable_only_when_stale(store: ReleaseStore) -> None:
+    changed, lock, _ = store.acquire("alice@ctl", "run-1", stale_after=60)
+    assert changed and lock["holder"] == "alice@ctl"
+    assert store.acquire("alice@ctl", "run-1", stale_after=60)[0] is False  # same deploy: re-entrant
+    with pytest.raises(ReleaseError, match="being deployed by alice@ctl since") as exc:
+        store.acquire("bob@ctl", "run-2", stale_after=60, break_stale=True)  # fresh: never broken
+    assert exc.value.details["stale"] is False
+    held = json.loads(Path(store.lock_path).read_text())
+    held["epoch"] -= 120
+    Path(store.lock_path).write_text(json.dumps(held))
+    with pytest.raises(ReleaseError, match="lock_break_stale=true"):
+        store.acquire("bob@ctl", "run-2", stale_after=60)
+    changed, lock, broken = store.acquire("bob@ctl", "run-2", stale_after=60, break_stale=True)
+    assert changed and broken["holder"] == "alice@ctl" and lock["holder"] == "bob@ctl"
+    assert store.read_state()["history"][-1]["action"] == "lock_broken"
+    with pytest.raises(ReleaseError, match="belongs to deploy run-2"):
+        store.release_lock("run-1")
+    assert store.release_lock("run-2")[0] is True
+    assert store.read_lock() is None
+
+
+@pytest.mark.parametrize(
+    ("version", "ok"), [("v72pct", True), ("1.2.3", True), ("a b", True), (".hidden", False), ("", False)]
+)
+def test_release_id_is_a_safe_directory_name(version: str, ok: bool) -> None:
+    if ok:
+        rid = release_id(version, "ab" * 32)
+        assert "/" not in rid and " " not in rid and rid.endswith("-abababab")
+    else:
+        with pytest.raises(ReleaseError):
+            release_id(version, "ab" * 32)
