@@ -24,6 +24,7 @@ def staging_dir(destination: Path) -> Iterator[Path]:
     """A temp dir beside ``destination``; removed on any failure, left for the caller on success."""
     destination.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", dir=destination.parent))
+    tmp.chmod(0o755)  # mkdtemp makes it 0700; a release is read by the deploy user and the sidecar
     try:
         yield tmp
     except BaseException:

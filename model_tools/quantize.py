@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnx
+from onnx import version_converter
 
 from edgeinfer_contract import INPUT_NAME, OUTPUT_NAME, GoldenSet, Normalization
 
@@ -60,6 +62,8 @@ def quantize_check(
     if calibration.ndim != 3 or calibration.shape[1:] != (100, 9):
         raise InputError(f"calibration: shape {list(calibration.shape)}; expected [N,1,100,9] or [N,100,9]")
     calib = np.ascontiguousarray(calibration, dtype=np.float32)
+    model = onnx.load(str(src))
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
 
     class _Reader(CalibrationDataReader):  # type: ignore[misc]
         def __init__(self) -> None:
@@ -76,11 +80,16 @@ def quantize_check(
     fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".onnx", dir=out.parent)
     os.close(fd)
     tmp = Path(tmp_name)
+    upgraded = tmp.with_suffix(".opset13.onnx")
     try:
+        model_input = src
+        if opset < 13:  # per-channel QDQ needs the axis attribute of opset 13
+            onnx.save(version_converter.convert_version(model, 13), str(upgraded))
+            model_input = upgraded
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             quantize_static(
-                str(src),
+                str(model_input),
                 str(tmp),
                 _Reader(),
                 quant_format=QuantFormat.QDQ,
@@ -99,6 +108,7 @@ def quantize_check(
             "file": out.name,
             "floor": floor,
             "calibration_windows": len(calib),
+            "opset": max(opset, 13),
             "format": "QDQ, per-channel int8 weights, int8 activations (MinMax)",
             "int8_vs_reference": int8,
             "fp32_onnx_vs_reference": fp32,
@@ -109,8 +119,10 @@ def quantize_check(
                 "nothing written (check the calibration set, or keep this model on fp32)",
                 result=result,
             )
+        tmp.chmod(0o644)
         os.replace(tmp, out)
         result["bytes"] = out.stat().st_size
         return result
     finally:
         tmp.unlink(missing_ok=True)
+        upgraded.unlink(missing_ok=True)

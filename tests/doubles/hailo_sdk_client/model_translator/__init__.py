@@ -1,0 +1,1 @@
+"""Test double of ``hailo_sdk_client.model_translator``."""
