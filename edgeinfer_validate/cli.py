@@ -1,0 +1,332 @@
+"""The command line: ``edgeinfer-validate [--quick] [--host H --port P] ...``.
+
+Phases, in order: health (GET /healthz, waiting up to --wait), output quality
+(one /encode answer, then the golden set when --golden is given), warm-up,
+closed-loop throughput at --concurrency, open-loop constant rate at --rate
+(latency from each request's intended send time). Memory and CPU of the
+sidecar container are sampled during both load phases.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import ipaddress
+import json
+import os
+import platform
+import shlex
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from . import loadgen as lg
+from . import loadgen_path
+from .resources import resource_sampler
+
+# Exit status: 0 when every check passed; otherwise the sum of the bits of the
+# checks that failed (a check that did not run sets no bit). 1 and 2 are never
+# sums of bits: 1 is an unexpected error, 2 a usage error (argparse's).
+EXIT_BITS = {"health": 4, "latency": 8, "throughput": 16, "success": 32, "quality": 64, "memory": 128}
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+EPILOG = """\
+exit status:
+  0    every check passed
+  1    unexpected error (nothing was judged)
+  2    usage error
+  otherwise the sum of the bits of the checks that failed:
+    4 health   /healthz not 200, or not the expected model (the load phases then do not run)
+    8 latency  open-loop p95 (all requests, failures included) >= --p95-ms
+   16 throughput  closed-loop successful req/s <= --min-rps
+   32 success  success rate over all load requests <= --min-success
+   64 quality  an /encode answer is not 64 finite values, or a golden cosine < --min-cosine
+  128 memory   peak container memory >= --max-memory-mb, or memory could not be measured
+               (use --skip-memory to gate without it)
+  e.g. 24 = latency + throughput.
+
+examples:
+  edgeinfer-validate --quick
+  edgeinfer-validate --host edge.tailfdc654.ts.net --port 9000 --golden release/golden.json --report out/
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="edgeinfer-validate",
+        description="Validate an EdgeInfer sidecar against the deploy targets (P95 < 50 ms, > 250 req/s, "
+        "success > 99 %, memory < 512 MB) with persistent connections, every request counted.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    t = ap.add_argument_group("target")
+    t.add_argument("--host", default="127.0.0.1", help="sidecar host (default 127.0.0.1)")
+    t.add_argument("--port", type=int, default=9000, help="sidecar port (default 9000)")
+    t.add_argument("--path", default="/encode", help="endpoint under load (default /encode)")
+    t.add_argument("--binary", action="store_true", help="send windows as 3600 bytes of float32, not JSON")
+    t.add_argument("--wait", type=float, default=0.0, metavar="S", help="wait up to S s for /healthz to be healthy")
+    t.add_argument("--expect-model-version", metavar="V", help="/healthz must report this model_version")
+    t.add_argument("--expect-sha256", metavar="HEX", help="/healthz model_sha256 must start with this")
+    load = ap.add_argument_group("load")
+    load.add_argument("--quick", action="store_true", help="about 10 s in all: 1 s warm-up, 4 s per load phase")
+    load.add_argument("--duration", type=float, metavar="S", help="seconds per load phase (default 15, quick 4)")
+    load.add_argument("--warmup", type=float, metavar="S", help="seconds of unrecorded load first (default 3, quick 1)")
+    load.add_argument("--concurrency", type=int, default=16, help="connections of the closed loop (default 16)")
+    load.add_argument(
+        "--rate",
+        type=float,
+        metavar="R",
+        help="open-loop requests/s (default: the --min-rps target; 0 skips the phase)",
+    )
+    load.add_argument("--open-concurrency", type=int, default=64, help="most requests in flight in the open loop")
+    load.add_argument("--timeout", type=float, default=5.0, metavar="S", help="a request slower than this fails")
+    q = ap.add_argument_group("output quality")
+    q.add_argument("--golden", metavar="PATH", help="golden.json of the release: replay it and compare cosines")
+    q.add_argument("--golden-limit", type=int, metavar="N", help="replay only the first N windows (quick: 8)")
+    q.add_argument("--min-cosine", type=float, default=0.99, help="lowest golden cosine that passes (default 0.99)")
+    g = ap.add_argument_group("targets")
+    g.add_argument("--p95-ms", type=float, default=50.0)
+    g.add_argument("--min-rps", type=float, default=250.0)
+    g.add_argument("--min-success", type=float, default=0.99, help="fraction, default 0.99")
+    g.add_argument("--max-memory-mb", type=float, default=512.0, help="MiB, default 512")
+    g.add_argument("--skip-memory", action="store_true", help="do not gate on memory (it is still reported if seen)")
+    r = ap.add_argument_group("memory and CPU of the sidecar container")
+    r.add_argument(
+        "--docker",
+        choices=("auto", "socket", "ssh", "none"),
+        default="auto",
+        help="auto: the local socket for a loopback host, else ssh to --ssh-host",
+    )
+    r.add_argument("--container", metavar="NAME", help="container name (default: compose service label)")
+    r.add_argument("--compose-service", default="edgeinfer-sidecar")
+    r.add_argument("--compose-project", metavar="P")
+    r.add_argument("--docker-socket", default="/var/run/docker.sock")
+    r.add_argument("--ssh-host", metavar="[USER@]HOST", help="default: --host")
+    o = ap.add_argument_group("report")
+    o.add_argument("--json", metavar="PATH", help="write the full report as JSON")
+    o.add_argument("--report", metavar="DIR", help="write report.json, report.md and PNG plots into DIR")
+    o.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
+    return ap
+
+
+class Progress:
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.tty = sys.stderr.isatty()
+        self.last: dict[str, Any] | None = None
+
+    def __call__(self, p: dict[str, Any]) -> None:
+        self.last = p
+        if self.enabled and self.tty:
+            sys.stderr.write("\r" + self.line(p) + "   ")
+            sys.stderr.flush()
+
+    @staticmethod
+    def line(p: dict[str, Any]) -> str:
+        return (
+            f"[{p['mode']}] {p['elapsed_s']:5.1f}/{p['duration_s']:.0f} s  {p['requests']:>8} req  "
+            f"{p['rps']:8.1f} req/s  {p['failed']} failed  {p['inflight']} in flight"
+        )
+
+    def say(self, text: str) -> None:
+        if self.enabled:
+            sys.stderr.write(("\r" if self.tty else "") + text + "\n")
+            sys.stderr.flush()
+
+    def end(self) -> None:
+        if self.enabled and self.last is not None:
+            sys.stderr.write(("\r" if self.tty else "") + self.line(self.last) + "\n")
+            sys.stderr.flush()
+        self.last = None
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(socket.gethostbyname(host)).is_loopback
+    except (OSError, ValueError):
+        return False
+
+
+def _settings(a: argparse.Namespace) -> dict[str, Any]:
+    duration = a.duration if a.duration is not None else (4.0 if a.quick else 15.0)
+    warmup = a.warmup if a.warmup is not None else (1.0 if a.quick else 3.0)
+    rate = a.rate if a.rate is not None else a.min_rps
+    limit = a.golden_limit if a.golden_limit is not None else (8 if a.quick else None)
+    return {
+        "duration_s": duration,
+        "warmup_s": warmup,
+        "rate": rate,
+        "golden_limit": limit,
+        "concurrency": a.concurrency,
+        "open_concurrency": a.open_concurrency,
+        "timeout_s": a.timeout,
+        "path": a.path,
+        "binary": a.binary,
+        "quick": a.quick,
+    }
+
+
+def _usage_problems(a: argparse.Namespace, s: dict[str, Any]) -> list[str]:
+    out = []
+    if s["duration_s"] <= 0:
+        out.append(f"--duration must be positive, not {s['duration_s']}")
+    if s["warmup_s"] < 0:
+        out.append(f"--warmup must be 0 or more, not {s['warmup_s']}")
+    if a.concurrency < 1 or a.open_concurrency < 1:
+        out.append("--concurrency and --open-concurrency must be at least 1")
+    if s["rate"] < 0:
+        out.append(f"--rate must be 0 (skip) or positive, not {s['rate']}")
+    if not 0 < a.min_success <= 1:
+        out.append(f"--min-success is a fraction in (0, 1], not {a.min_success} (99 % is 0.99)")
+    if a.timeout <= 0:
+        out.append("--timeout must be positive")
+    if not 0 < a.port < 65536:
+        out.append(f"--port {a.port} is not a TCP port")
+    return out
+
+
+def run(a: argparse.Namespace, progress: Progress) -> tuple[dict[str, Any], dict[str, lg.LoadResult]]:
+    s = _settings(a)
+    target = lg.Target(a.host, a.port)
+    targets = lg.Targets(
+        p95_ms=a.p95_ms,
+        min_rps=a.min_rps,
+        min_success_rate=a.min_success,
+        max_memory_mb=None if a.skip_memory else a.max_memory_mb,
+        min_cosine=a.min_cosine,
+    )
+    started = time.time()
+    report: dict[str, Any] = {
+        "tool": "edgeinfer-validate",
+        "started_at": _dt.datetime.fromtimestamp(started, _dt.UTC).isoformat(timespec="seconds"),
+        "command": "edgeinfer-validate " + shlex.join(sys.argv[1:]),
+        "target": target.url(),
+        "settings": s,
+        "targets": targets.__dict__,
+        "machine": {
+            "hostname": platform.node(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+        },
+        "engine": loadgen_path,
+    }
+    figures: dict[str, Any] = {}
+    phases: dict[str, lg.LoadResult] = {}
+
+    golden = None
+    if a.golden:
+        golden = lg.load_golden(a.golden)  # ValueError -> usage-like failure, reported by main
+
+    expect = {"model_version": a.expect_model_version, "model_sha256": a.expect_sha256}
+    if golden and golden.get("normalization_hash"):
+        expect["normalization_hash"] = golden["normalization_hash"]
+    progress.say(f"health: GET {target.url('/healthz')}")
+    health = lg.check_health(target, expect, wait_s=a.wait, timeout_s=a.timeout)
+    figures["health"] = health
+    report["health"] = {k: health[k] for k in ("ok", "status", "problems", "waited_s")}
+    report["health"]["model"] = {
+        k: health["body"].get(k)
+        for k in ("model_version", "model_sha256", "backend", "normalization_hash", "embedding_stamp")
+        if isinstance(health["body"], dict)
+    }
+
+    if health["ok"]:
+        window = golden["windows"][0] if golden else None
+        request = lg.encode_request(window, binary=a.binary, path=a.path)
+        probe = lg.probe_embedding(target, request, a.timeout)
+        quality: dict[str, Any] = {
+            "ok": probe["ok"],
+            "probe": probe,
+            "problems": [] if probe["ok"] else [probe["problem"]],
+        }
+        if golden:
+            n = s["golden_limit"] or len(golden["windows"])
+            progress.say(f"quality: replaying {min(n, len(golden['windows']))} golden windows")
+            rep = lg.golden_replay(
+                target, golden["windows"][:n], golden["embeddings"][:n], a.min_cosine, a.path, a.timeout, a.binary
+            )
+            quality["golden"] = rep
+            quality["min_cosine"] = rep["min_cosine"]
+            quality["ok"] = quality["ok"] and rep["ok"]
+            quality["problems"] += rep["problems"]
+        else:
+            quality["detail"] = "64 finite values (no golden set given: cosine not checked)"
+        figures["quality"] = quality
+        report["quality"] = quality
+
+        sampler = resource_sampler(a, _is_loopback(a.host))
+        with sampler:
+            if s["warmup_s"] > 0:
+                progress.say(f"warm-up: {s['warmup_s']:g} s at concurrency {a.concurrency} (not recorded)")
+                w = lg.closed_loop(target, request, a.concurrency, duration_s=s["warmup_s"], timeout_s=a.timeout)
+                report["warmup"] = {"requests": w.requests, "failed": w.failed}
+            progress.say(f"closed loop: {s['duration_s']:g} s at concurrency {a.concurrency}")
+            phases["closed"] = lg.closed_loop(
+                target, request, a.concurrency, duration_s=s["duration_s"], timeout_s=a.timeout, on_progress=progress
+            )
+            progress.end()
+            if s["rate"] > 0:
+                progress.say(f"open loop: {s['duration_s']:g} s at {s['rate']:g} req/s")
+                phases["open"] = lg.open_loop(
+                    target, request, s["rate"], s["duration_s"], a.open_concurrency, a.timeout, on_progress=progress
+                )
+                progress.end()
+        mem = sampler.summary()
+        figures["memory"] = mem
+        report["resources"] = mem
+        closed = phases["closed"]
+        latency_phase = phases.get("open", closed)
+        figures["latency_p95_ms"] = lg.summarize(latency_phase.latencies_ms)["p95_ms"]
+        figures["throughput_rps"] = closed.ok_rps
+        total = sum(p.requests for p in phases.values())
+        figures["success_rate"] = sum(p.successes for p in phases.values()) / total if total else 0.0
+        report["latency_from"] = latency_phase.mode
+        report["phases"] = {k: v.to_dict() for k, v in phases.items()}
+
+    checks = lg.evaluate(figures, targets)
+    code = sum(EXIT_BITS[c["name"]] for c in checks if c["status"] == "failed")
+    report["checks"] = checks
+    report["passed"] = all(c["status"] in ("passed", "skipped") for c in checks)
+    report["exit_code"] = code
+    report["elapsed_s"] = round(time.time() - started, 2)
+    return report, phases
+
+
+def _print_summary(report: dict[str, Any]) -> None:
+    for c in report["checks"]:
+        print(f"{c['status'].upper():8} {c['name']:<11} {c['detail']}")
+    print(f"{'PASSED' if report['passed'] else 'FAILED'} (exit {report['exit_code']}) in {report['elapsed_s']} s")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = build_parser()
+    a = ap.parse_args(argv)
+    problems = _usage_problems(a, _settings(a))
+    if problems:
+        ap.error("; ".join(problems))
+    progress = Progress(not a.no_progress)
+    try:
+        report, phases = run(a, progress)
+    except ValueError as exc:  # a bad --golden file and the like: the user's input
+        ap.error(str(exc))
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_ERROR
+    _print_summary(report)
+    if a.json:
+        Path(a.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(a.json).write_text(json.dumps(report, indent=2) + "\n")
+    if a.report:
+        from .report import write_report
+
+        for path in write_report(report, phases, Path(a.report)):
+            print(f"wrote {path}")
+    return report["exit_code"]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
