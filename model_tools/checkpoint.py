@@ -51,11 +51,16 @@ class LoadedModel:
 def _read(path: Path, trust_pickle: bool) -> Any:
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist", path=str(path))
+    with path.open("rb") as fh:
+        head = fh.read(4)
+    if head != b"PK\x03\x04" and head[:1] != b"\x80":  # torch zip archive, or a legacy pickle
+        raise CheckpointError(f"checkpoint {path} is not a PyTorch file (starts with {head!r})", path=str(path))
     try:
         return torch.load(path, map_location="cpu", weights_only=not trust_pickle)
     except pickle.UnpicklingError as exc:
+        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(
-            f"checkpoint {path} holds Python objects beyond tensors and plain containers ({exc}); "
+            f"checkpoint {path} holds Python objects beyond tensors and plain containers ({reason}); "
             "re-save it as a plain state_dict, or pass --trust-pickle for a file you trust",
             path=str(path),
         ) from None

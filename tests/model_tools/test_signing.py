@@ -1,0 +1,96 @@
+"""keygen / manifest / verify: every tamper case is refused."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import stat
+
+import pytest
+
+from edgeinfer_contract import FILES, sign
+from model_tools.cli import main
+from model_tools.errors import SignatureError
+from model_tools.signing import keygen, verify_release, write_manifest
+
+
+@pytest.fixture
+def rel(tmp_path, release):
+    d = tmp_path / "rel"
+    shutil.copytree(release[0], d)
+    return d
+
+
+def test_keygen_writes_a_private_key_only_the_owner_reads(keys):
+    assert stat.S_IMODE(keys[0].stat().st_mode) == 0o600
+    assert b"PUBLIC KEY" in keys[1].read_bytes()
+
+
+def test_signed_release_verifies(rel, keys, capsys):
+    r = verify_release(rel, keys[1])
+    assert r["verified"] and r["unlisted"] == [] and r["files"] >= 8
+    assert main(["verify", "--release", str(rel), "--public-key", str(keys[1]), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["ok"] is True
+
+
+def test_tampered_file_is_refused(rel, keys):
+    blob = bytearray((rel / FILES["onnx"]).read_bytes())
+    blob[-10] ^= 1
+    (rel / FILES["onnx"]).write_bytes(bytes(blob))
+    with pytest.raises(SignatureError, match="model.onnx: sha256"):
+        verify_release(rel, keys[1])
+
+
+def test_missing_file_is_refused(rel, keys):
+    (rel / FILES["golden"]).unlink()
+    with pytest.raises(SignatureError, match="golden.json: missing"):
+        verify_release(rel, keys[1])
+
+
+def test_tampered_manifest_is_refused(rel, keys):
+    text = (rel / FILES["manifest"]).read_text().replace("0.1.0-test", "9.9.9")
+    (rel / FILES["manifest"]).write_text(text)
+    with pytest.raises(SignatureError, match="does not match"):
+        verify_release(rel, keys[1])
+
+
+def test_wrong_key_is_refused(rel, tmp_path):
+    other = keygen(tmp_path / "other.pem")
+    with pytest.raises(SignatureError, match="does not match"):
+        verify_release(rel, other["public_key"])
+
+
+def test_unsigned_release_is_refused(rel, keys):
+    (rel / FILES["signature"]).unlink()
+    with pytest.raises(SignatureError, match="not signed"):
+        verify_release(rel, keys[1])
+
+
+@pytest.mark.parametrize("name", ["../outside.bin", "/etc/passwd", "a/../../b"])
+def test_a_signed_entry_escaping_the_directory_is_refused(rel, keys, name):
+    manifest = json.loads((rel / FILES["manifest"]).read_text())
+    manifest["files"].append({"name": name, "size": 1, "sha256": "0" * 64, "role": "extra"})
+    blob = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
+    (rel / FILES["manifest"]).write_bytes(blob)
+    (rel / FILES["signature"]).write_bytes(sign(blob, keys[0].read_bytes()))  # validly signed, still refused
+    with pytest.raises(SignatureError, match="escapes the release directory"):
+        verify_release(rel, keys[1])
+
+
+def test_a_symlink_leaving_the_directory_is_refused(rel, keys, tmp_path):
+    outside = tmp_path / "outside.onnx"
+    shutil.copyfile(rel / FILES["onnx"], outside)
+    (rel / FILES["onnx"]).unlink()
+    (rel / FILES["onnx"]).symlink_to(outside)
+    with pytest.raises(SignatureError, match="outside the release directory"):
+        verify_release(rel, keys[1])
+
+
+def test_manifest_command_signs_a_directory(tmp_path, keys, release):
+    d = tmp_path / "d"
+    d.mkdir()
+    shutil.copyfile(release[0] / FILES["onnx"], d / FILES["onnx"])
+    (d / "notes.txt").write_text("not an artifact")
+    r = write_manifest(d, "1.0.0", keys[0])
+    assert r["signed"] and r["unlisted"] == ["notes.txt"] and [f["role"] for f in r["files"]] == ["onnx"]
+    assert verify_release(d, keys[1])["digest"] == r["digest"]
