@@ -190,7 +190,6 @@ def _usage_problems(a: argparse.Namespace, s: dict[str, Any]) -> list[str]:
 
 def run(a: argparse.Namespace, progress: Progress) -> tuple[dict[str, Any], dict[str, lg.LoadResult]]:
     s = _settings(a)
-    target = lg.Target(a.host, a.port)
     targets = lg.Targets(
         p95_ms=a.p95_ms,
         min_rps=a.min_rps,
@@ -198,14 +197,27 @@ def run(a: argparse.Namespace, progress: Progress) -> tuple[dict[str, Any], dict
         max_memory_mb=None if a.skip_memory else a.max_memory_mb,
         min_cosine=a.min_cosine,
     )
+    plan = lg.Plan(
+        target=lg.Target(a.host, a.port),
+        path=a.path,
+        binary=a.binary,
+        concurrency=a.concurrency,
+        duration_s=s["duration_s"],
+        warmup_s=s["warmup_s"],
+        rate=s["rate"],
+        open_concurrency=a.open_concurrency,
+        timeout_s=a.timeout,
+        wait_s=a.wait,
+        expect={"model_version": a.expect_model_version, "model_sha256": a.expect_sha256},
+        golden=lg.load_golden(a.golden) if a.golden else None,  # ValueError: reported by main as a usage error
+        golden_limit=s["golden_limit"],
+    )
     started = time.time()
-    report: dict[str, Any] = {
+    head: dict[str, Any] = {
         "tool": "edgeinfer-validate",
         "started_at": _dt.datetime.fromtimestamp(started, _dt.UTC).isoformat(timespec="seconds"),
-        "command": "edgeinfer-validate " + shlex.join(sys.argv[1:]),
-        "target": target.url(),
+        "command": "edgeinfer-validate " + shlex.join(sys.argv[1:] if a._argv is None else a._argv),
         "settings": s,
-        "targets": targets.__dict__,
         "machine": {
             "hostname": platform.node(),
             "platform": platform.platform(),
@@ -214,84 +226,10 @@ def run(a: argparse.Namespace, progress: Progress) -> tuple[dict[str, Any], dict
         },
         "engine": loadgen_path,
     }
-    figures: dict[str, Any] = {}
-    phases: dict[str, lg.LoadResult] = {}
-
-    golden = None
-    if a.golden:
-        golden = lg.load_golden(a.golden)  # ValueError -> usage-like failure, reported by main
-
-    expect = {"model_version": a.expect_model_version, "model_sha256": a.expect_sha256}
-    if golden and golden.get("normalization_hash"):
-        expect["normalization_hash"] = golden["normalization_hash"]
-    progress.say(f"health: GET {target.url('/healthz')}")
-    health = lg.check_health(target, expect, wait_s=a.wait, timeout_s=a.timeout)
-    figures["health"] = health
-    report["health"] = {k: health[k] for k in ("ok", "status", "problems", "waited_s")}
-    report["health"]["model"] = {
-        k: health["body"].get(k)
-        for k in ("model_version", "model_sha256", "backend", "normalization_hash", "embedding_stamp")
-        if isinstance(health["body"], dict)
-    }
-
-    if health["ok"]:
-        window = golden["windows"][0] if golden else None
-        request = lg.encode_request(window, binary=a.binary, path=a.path)
-        probe = lg.probe_embedding(target, request, a.timeout)
-        quality: dict[str, Any] = {
-            "ok": probe["ok"],
-            "probe": probe,
-            "problems": [] if probe["ok"] else [probe["problem"]],
-        }
-        if golden:
-            n = s["golden_limit"] or len(golden["windows"])
-            progress.say(f"quality: replaying {min(n, len(golden['windows']))} golden windows")
-            rep = lg.golden_replay(
-                target, golden["windows"][:n], golden["embeddings"][:n], a.min_cosine, a.path, a.timeout, a.binary
-            )
-            quality["golden"] = rep
-            quality["min_cosine"] = rep["min_cosine"]
-            quality["ok"] = quality["ok"] and rep["ok"]
-            quality["problems"] += rep["problems"]
-        else:
-            quality["detail"] = "64 finite values (no golden set given: cosine not checked)"
-        figures["quality"] = quality
-        report["quality"] = quality
-
-        sampler = resource_sampler(a, _is_loopback(a.host))
-        with sampler:
-            if s["warmup_s"] > 0:
-                progress.say(f"warm-up: {s['warmup_s']:g} s at concurrency {a.concurrency} (not recorded)")
-                w = lg.closed_loop(target, request, a.concurrency, duration_s=s["warmup_s"], timeout_s=a.timeout)
-                report["warmup"] = {"requests": w.requests, "failed": w.failed}
-            progress.say(f"closed loop: {s['duration_s']:g} s at concurrency {a.concurrency}")
-            phases["closed"] = lg.closed_loop(
-                target, request, a.concurrency, duration_s=s["duration_s"], timeout_s=a.timeout, on_progress=progress
-            )
-            progress.end()
-            if s["rate"] > 0:
-                progress.say(f"open loop: {s['duration_s']:g} s at {s['rate']:g} req/s")
-                phases["open"] = lg.open_loop(
-                    target, request, s["rate"], s["duration_s"], a.open_concurrency, a.timeout, on_progress=progress
-                )
-                progress.end()
-        mem = sampler.summary()
-        figures["memory"] = mem
-        report["resources"] = mem
-        closed = phases["closed"]
-        latency_phase = phases.get("open", closed)
-        figures["latency_p95_ms"] = lg.summarize(latency_phase.latencies_ms)["p95_ms"]
-        figures["throughput_rps"] = closed.ok_rps
-        total = sum(p.requests for p in phases.values())
-        figures["success_rate"] = sum(p.successes for p in phases.values()) / total if total else 0.0
-        report["latency_from"] = latency_phase.mode
-        report["phases"] = {k: v.to_dict() for k, v in phases.items()}
-
-    checks = lg.evaluate(figures, targets)
-    code = sum(EXIT_BITS[c["name"]] for c in checks if c["status"] == "failed")
-    report["checks"] = checks
-    report["passed"] = all(c["status"] in ("passed", "skipped") for c in checks)
-    report["exit_code"] = code
+    sampler = resource_sampler(a, _is_loopback(a.host))
+    body, phases = lg.run_benchmark(plan, targets, sampler, progress.say, progress, progress.end)
+    report = {**head, **body}
+    report["exit_code"] = sum(EXIT_BITS[c["name"]] for c in report["checks"] if c["status"] == "failed")
     report["elapsed_s"] = round(time.time() - started, 2)
     return report, phases
 
@@ -305,6 +243,7 @@ def _print_summary(report: dict[str, Any]) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = build_parser()
     a = ap.parse_args(argv)
+    a._argv = argv
     problems = _usage_problems(a, _settings(a))
     if problems:
         ap.error("; ".join(problems))

@@ -113,22 +113,22 @@ def draw_plots(report: dict[str, Any], phases: dict[str, lg.LoadResult], out: Pa
 
     # 1. latency over time: every request (thinned to 20k points), failures in red, p50/p99 per second.
     fig, axes = plt.subplots(len(phases), 1, figsize=(10, 3.4 * len(phases)), squeeze=False, sharey=True)
-    for ax, (name, ph) in zip(axes[:, 0], phases.items()):
+    for ax, (name, ph) in zip(axes[:, 0], phases.items(), strict=True):
         step = _every(ph.requests, 20000)
         xs, ys = ph.completed_at_s[::step], ph.latencies_ms[::step]
         ok = ph.ok[::step]
         ax.scatter(
-            [x for x, g in zip(xs, ok) if g],
-            [y for y, g in zip(ys, ok) if g],
+            [x for x, g in zip(xs, ok, strict=True) if g],
+            [y for y, g in zip(ys, ok, strict=True) if g],
             s=2,
             alpha=0.25,
             color=colors[name],
             label="request",
             rasterized=True,
         )
-        bad = [(x, y) for x, y, g in zip(xs, ys, ok) if not g]
+        bad = [(x, y) for x, y, g in zip(xs, ys, ok, strict=True) if not g]
         if bad:
-            ax.scatter(*zip(*bad), s=6, color="red", label="failed request")
+            ax.scatter(*zip(*bad, strict=True), s=6, color="red", label="failed request")
         tl = ph.timeline()
         ax.plot([b["t_s"] + 0.5 for b in tl], [b["p50_ms"] for b in tl], color="black", lw=1.2, label="p50 per second")
         ax.plot(

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -241,10 +242,8 @@ def main(argv: list[str] | None = None) -> int:
         health_status=a.health_status,
         model_version=a.model_version,
     )
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(b, a.host, a.port))
-    except KeyboardInterrupt:
-        pass
     return 0
 
 

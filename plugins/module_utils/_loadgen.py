@@ -36,6 +36,7 @@ generator that returns ``(ok, last_state, duration)``.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import http.client
 import json
@@ -123,7 +124,7 @@ def cosine(a: Sequence[float], b: Sequence[float]) -> float:
     """Cosine similarity in plain Python; a length mismatch, NaN or a zero vector gives -1 (a miss)."""
     if len(a) != len(b) or not a:
         return -1.0
-    dot = math.fsum(x * y for x, y in zip(a, b))
+    dot = math.fsum(a[i] * b[i] for i in range(len(a)))
     na = math.sqrt(math.fsum(x * x for x in a))
     nb = math.sqrt(math.fsum(y * y for y in b))
     if not (math.isfinite(dot) and math.isfinite(na) and math.isfinite(nb)) or na == 0 or nb == 0:
@@ -234,7 +235,7 @@ class Request:
 def synthetic_window(seed: int = 7) -> list[list[float]]:
     """A deterministic 100x9 raw IMU window around the seed's channel means."""
     rng = random.Random(seed)
-    return [[round(m + s * rng.gauss(0, 1), 4) for m, s in zip(_SEED_MEAN, _SEED_STD)] for _ in range(WINDOW)]
+    return [[round(_SEED_MEAN[c] + _SEED_STD[c] * rng.gauss(0, 1), 4) for c in range(CHANNELS)] for _ in range(WINDOW)]
 
 
 def encode_request(
@@ -309,10 +310,10 @@ class LoadResult:
         nbins = int(max(self.completed_at_s)) + 1
         lat: list[list[float]] = [[] for _ in range(nbins)]
         bad = [0] * nbins
-        for t, ms, good in zip(self.completed_at_s, self.latencies_ms, self.ok):
+        for j, t in enumerate(self.completed_at_s):
             b = int(t)
-            lat[b].append(ms)
-            if not good:
+            lat[b].append(self.latencies_ms[j])
+            if not self.ok[j]:
                 bad[b] += 1
         out = []
         for i in range(nbins):
@@ -554,9 +555,8 @@ class _Engine:
             body = _chunked_body(buf, c.head_end)
             if body is not None:
                 self.complete(c, body)
-        elif c.length >= 0:
-            if len(buf) - c.head_end >= c.length:
-                self.complete(c, bytes(buf[c.head_end : c.head_end + c.length]))
+        elif c.length >= 0 and len(buf) - c.head_end >= c.length:
+            self.complete(c, bytes(buf[c.head_end : c.head_end + c.length]))
 
     def parse_head(self, c: _Conn, end: int) -> bool:
         head = bytes(c.buf[:end]).decode("latin-1").split("\r\n")
@@ -617,10 +617,8 @@ class _Engine:
 
     def drop(self, c: _Conn) -> None:
         if c.sock is not None:
-            try:
+            with contextlib.suppress(KeyError, ValueError):
                 self.sel.unregister(c.sock)
-            except (KeyError, ValueError):
-                pass
             c.sock.close()
             c.sock = None
 
@@ -956,7 +954,8 @@ def golden_replay(
     """Send each golden window once; cosine of each answer against its reference embedding."""
     cosines: list[float] = []
     problems: list[str] = []
-    for i, (w, ref) in enumerate(zip(windows, embeddings)):
+    for i, w in enumerate(windows):
+        ref = embeddings[i]
         req = encode_request(w, binary=binary, path=path)
         try:
             status, ctype, body = http_request(
@@ -1371,3 +1370,129 @@ def evaluate(figures: Mapping[str, Any], targets: Targets) -> list[dict[str, Any
             f"peak {peak:.1f} MiB {'<' if ok else '>='} {targets.max_memory_mb} MiB over {m['samples']} samples",
         )
     return out
+
+
+# --------------------------------------------------------------------------- the whole benchmark
+
+
+@dataclass
+class Plan:
+    """What one validation run does; the CLI and the Ansible module fill it from their options."""
+
+    target: Target
+    path: str = "/encode"
+    binary: bool = False
+    concurrency: int = 16
+    duration_s: float = 15.0
+    warmup_s: float = 3.0
+    rate: float = 250.0  # 0: no open-loop phase (latency then comes from the closed loop)
+    open_concurrency: int = 64
+    timeout_s: float = 5.0
+    wait_s: float = 0.0
+    expect: dict[str, Any] = field(default_factory=dict)
+    golden: dict[str, Any] | None = None
+    golden_limit: int | None = None
+
+
+def run_benchmark(
+    plan: Plan,
+    targets: Targets,
+    sampler: ResourceSampler,
+    say: Callable[[str], None] = lambda _m: None,
+    on_progress: Callable[[dict[str, Any]], None] | None = None,
+    end_phase: Callable[[], None] = lambda: None,
+) -> tuple[dict[str, Any], dict[str, LoadResult]]:
+    """Health, quality, warm-up, closed loop, open loop, resources; then the checks.
+
+    Returns the report (plain JSON-able data: figures, ``checks``, ``passed``,
+    ``failed_checks``) and the raw phases (for plots). When health fails the
+    load phases do not run and their checks are ``not_run``.
+    """
+    target = plan.target
+    figures: dict[str, Any] = {}
+    phases: dict[str, LoadResult] = {}
+    report: dict[str, Any] = {"target": target.url(), "targets": dict(targets.__dict__)}
+    expect = dict(plan.expect)
+    golden = plan.golden
+    if golden and golden.get("normalization_hash") and not expect.get("normalization_hash"):
+        expect["normalization_hash"] = golden["normalization_hash"]
+    say(f"health: GET {target.url('/healthz')}")
+    health = check_health(target, expect, wait_s=plan.wait_s, timeout_s=plan.timeout_s)
+    figures["health"] = health
+    body = health["body"] if isinstance(health["body"], dict) else {}
+    report["health"] = {k: health[k] for k in ("ok", "status", "problems", "waited_s")}
+    report["health"]["model"] = {
+        k: body.get(k) for k in ("model_version", "model_sha256", "backend", "normalization_hash", "embedding_stamp")
+    }
+    if health["ok"]:
+        request = encode_request(golden["windows"][0] if golden else None, binary=plan.binary, path=plan.path)
+        probe = probe_embedding(target, request, plan.timeout_s)
+        quality: dict[str, Any] = {
+            "ok": probe["ok"],
+            "probe": probe,
+            "problems": [] if probe["ok"] else [probe["problem"]],
+        }
+        quality["min_cosine"] = None
+        if golden:
+            n = min(plan.golden_limit or len(golden["windows"]), len(golden["windows"]))
+            say(f"quality: replaying {n} golden windows")
+            rep = golden_replay(
+                target,
+                golden["windows"][:n],
+                golden["embeddings"][:n],
+                targets.min_cosine,
+                plan.path,
+                plan.timeout_s,
+                plan.binary,
+            )
+            quality.update(golden=rep, min_cosine=rep["min_cosine"], ok=quality["ok"] and rep["ok"])
+            quality["problems"] += rep["problems"]
+        else:
+            quality["detail"] = "64 finite values (no golden set given: cosine not checked)"
+        figures["quality"] = quality
+        report["quality"] = quality
+        with sampler:
+            if plan.warmup_s > 0:
+                say(f"warm-up: {plan.warmup_s:g} s at concurrency {plan.concurrency} (not recorded)")
+                w = closed_loop(target, request, plan.concurrency, duration_s=plan.warmup_s, timeout_s=plan.timeout_s)
+                report["warmup"] = {"requests": w.requests, "failed": w.failed}
+            say(f"closed loop: {plan.duration_s:g} s at concurrency {plan.concurrency}")
+            phases["closed"] = closed_loop(
+                target,
+                request,
+                plan.concurrency,
+                duration_s=plan.duration_s,
+                timeout_s=plan.timeout_s,
+                on_progress=on_progress,
+            )
+            end_phase()
+            if plan.rate > 0:
+                say(f"open loop: {plan.duration_s:g} s at {plan.rate:g} req/s")
+                phases["open"] = open_loop(
+                    target,
+                    request,
+                    plan.rate,
+                    plan.duration_s,
+                    plan.open_concurrency,
+                    plan.timeout_s,
+                    on_progress=on_progress,
+                )
+                end_phase()
+        figures["memory"] = report["resources"] = sampler.summary()
+        closed = phases["closed"]
+        latency_phase = phases.get("open", closed)
+        figures["latency_p95_ms"] = summarize(latency_phase.latencies_ms)["p95_ms"]
+        figures["throughput_rps"] = closed.ok_rps
+        total = sum(p.requests for p in phases.values())
+        figures["success_rate"] = sum(p.successes for p in phases.values()) / total if total else 0.0
+        report["latency_from"] = latency_phase.mode
+        report["phases"] = {k: v.to_dict() for k, v in phases.items()}
+        report["latency_p95_ms"] = _r(figures["latency_p95_ms"])
+        report["throughput_rps"] = round(figures["throughput_rps"], 2)
+        report["success_rate"] = round(figures["success_rate"], 6)
+        report["memory_peak_mb"] = figures["memory"]["memory_peak_mb"]
+    checks = evaluate(figures, targets)
+    report["checks"] = checks
+    report["failed_checks"] = [c["name"] for c in checks if c["status"] == "failed"]
+    report["passed"] = all(c["status"] in ("passed", "skipped") for c in checks)
+    return report, phases
