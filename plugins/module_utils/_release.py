@@ -222,9 +222,11 @@ class ReleaseStore:
     # -- switch --------------------------------------------------------------
     def switch(self, rid, reason="deploy", check_mode=False):
         """Point ``current`` at ``rid`` with an atomic rename. Returns (changed, before, after)."""
-        if not self.exists(rid):
-            raise ReleaseError(f"release {rid} is not staged under {self.releases}; available: {self.list_releases()}")
         before = self.current()
+        if not self.exists(rid):
+            if check_mode and before != rid:
+                return True, before, rid  # would switch once the release is staged
+            raise ReleaseError(f"release {rid} is not staged under {self.releases}; available: {self.list_releases()}")
         if before == rid:
             return False, before, rid
         if check_mode:

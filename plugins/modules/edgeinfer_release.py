@@ -165,6 +165,11 @@ releases:
   returned: always
   type: list
   elements: str
+known:
+  description: For each staged release, its model version, digest and staging time.
+  returned: always
+  type: dict
+  sample: {"v2-3f2a9c1d": {"model_version": "v2", "digest": "3f2a9c1d...", "staged": "2026-12-01T18:00:00Z"}}
 removed:
   description: Release ids pruned.
   returned: action=prune
@@ -230,8 +235,9 @@ def run(module, store):
         result["present"] = store.exists(p["release"])
         result["release"] = p["release"]
 
-    state = store.read_state() if os.path.isdir(store.root) else {"current": None, "previous": None}
+    state = store.read_state() if os.path.isdir(store.root) else {"current": None, "previous": None, "releases": {}}
     result.update(current=store.current(), previous=state.get("previous"), releases=store.list_releases())
+    result["known"] = {r: state["releases"][r] for r in result["releases"] if r in state.get("releases", {})}
     if module.check_mode and action in ("switch", "rollback") and result["changed"]:
         result.update(current=result["release"], previous=result["before"])
     return result
