@@ -1,0 +1,143 @@
+"""A deploy bench: one or more loopback edges over real SSH, GPUSRV on this machine,
+the sidecar in the local Docker engine, releases built once per session by the playbook."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from edgeinfer_contract import Manifest
+from tests.ansible_run import REPO, PlaybookRun, run_playbook
+
+IMAGE = "edgeinfer/sidecar:0.1.0"
+
+
+@pytest.fixture(scope="session")
+def sidecar_image(base_image: str) -> str:
+    """The sidecar image the deploys run (built once from this tree when missing)."""
+    if subprocess.run(["docker", "image", "inspect", IMAGE], capture_output=True).returncode != 0:
+        ca = "/etc/ssl/certs/ca-certificates.crt"
+        cmd = [sys.executable, "-m", "sidecar.build_image", "--tag", IMAGE, "--base-image", base_image, "--quiet"]
+        if Path(ca).exists():
+            cmd += ["--ca-file", ca]
+        subprocess.run(cmd, cwd=REPO, check=True, capture_output=True, timeout=600)
+    return IMAGE
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Shared by every deploy test, so each model version is built once per session."""
+    return tmp_path_factory.mktemp("artifacts")
+
+
+@dataclass
+class DeployBench:
+    fleet: Any
+    inventory: list[Path]
+    artifacts: Path
+    records: Path
+    tmp: Path
+    base_vars: dict[str, Any] = field(default_factory=dict)
+
+    def vars(self, version: str, seed: int, **extra: Any) -> dict[str, Any]:
+        v = dict(self.base_vars, edgeinfer_build_model_version=version, edgeinfer_build_demo_seed=seed)
+        v.update(extra)
+        return v
+
+    def playbook(self, name: str, extra_vars: dict[str, Any], check: bool = False) -> PlaybookRun:
+        args: list[str] = []
+        for inv in self.inventory[1:]:
+            args += ["-i", str(inv)]
+        return run_playbook(
+            REPO / "playbooks" / name, self.inventory[0], extra_vars, check=check, tmp_path=self.tmp, args=args
+        )
+
+    def deploy(self, version: str = "v1", seed: int = 1, **extra: Any) -> PlaybookRun:
+        return self.playbook("deploy.yml", self.vars(version, seed, **extra))
+
+    def release_of(self, version: str) -> dict[str, Any]:
+        """The release description the build role hands the edges, read from the built manifest."""
+        d = self.artifacts / version
+        man = Manifest.load(d / "manifest.json")
+        pub = (Path(self.base_vars["edgeinfer_build_signing_key"] + ".pub")).read_text()
+        return {
+            "dir": str(d),
+            "model_version": man.model_version,
+            "digest": man.digest,
+            "release": f"{man.model_version}-{man.digest[:8]}",
+            "untrained": True,
+            "source": str(d),
+            "files": [f.to_dict() for f in man.files],
+            "size": sum(f.size for f in man.files),
+            "public_key": pub if (d / "manifest.json.sig").exists() else "",
+        }
+
+    def health(self, edge: str = "edge-1") -> tuple[int, dict[str, Any]]:
+        e = self.fleet.edge(edge)
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{e.sidecar_port}/healthz", timeout=5) as r:
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read() or b"{}")
+        except OSError as exc:
+            return 0, {"error": str(exc)}
+
+    def state(self, edge: str = "edge-1") -> dict[str, Any]:
+        return json.loads((Path(self.fleet.edge(edge).root) / "state.json").read_text())
+
+    def last_record(self, edge: str = "edge-1") -> dict[str, Any]:
+        files = sorted((self.records / edge).glob("*.json"), key=lambda p: p.stat().st_mtime)
+        assert files, f"no record for {edge} under {self.records}"
+        return json.loads(files[-1].read_text())
+
+
+@pytest.fixture
+def deploy_bench(fleet_factory, sidecar_image: str, artifacts_dir: Path, tmp_path: Path, request) -> DeployBench:
+    n = getattr(request, "param", 1)
+    fleet = fleet_factory(n)
+    gpusrv = tmp_path / "gpusrv.yml"
+    gpusrv.write_text(
+        yaml.safe_dump(
+            {
+                "all": {
+                    "children": {
+                        "gpusrv": {
+                            "hosts": {
+                                "gpusrv-local": {
+                                    "ansible_connection": "local",
+                                    "ansible_python_interpreter": sys.executable,
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        )
+    )
+    records = tmp_path / "records"
+    base = {
+        "edgeinfer_build_python": sys.executable,
+        "edgeinfer_build_artifacts_dir": str(artifacts_dir),
+        "edgeinfer_build_signing_key": str(artifacts_dir / "keys" / "signing.pem"),
+        "edgeinfer_build_keygen": True,
+        "edgeinfer_records_dir": str(records),
+        "edgeinfer_image": sidecar_image,
+        "edgeinfer_image_delivery": "present",
+        # The gate's own thresholds are the seed's; on a shared 2-core test machine the
+        # throughput floor is lowered so that the tests judge the deploy, not the machine.
+        "edgeinfer_benchmark_duration": 2,
+        "edgeinfer_benchmark_warmup": 0.5,
+        "edgeinfer_benchmark_min_rps": 50,
+        "edgeinfer_health_timeout": 60,
+        "edgeinfer_lock_holder": f"pytest@{os.uname().nodename}",
+    }
+    return DeployBench(fleet, [fleet.inventory_path, gpusrv], artifacts_dir, records, tmp_path, base)

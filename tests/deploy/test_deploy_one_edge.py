@@ -1,0 +1,119 @@
+"""deploy.yml and rollback.yml end to end on one loopback edge over real SSH, with the
+real sidecar container in the local Docker engine."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.fleet, pytest.mark.docker, pytest.mark.slow]
+
+
+def test_fresh_deploy_then_the_same_deploy_changes_nothing(deploy_bench) -> None:
+    run = deploy_bench.deploy("v1", seed=1)
+    assert run.rc == 0, run.explain()
+    rel = deploy_bench.release_of("v1")
+    status, health = deploy_bench.health()
+    assert status == 200, health
+    assert (health["model_version"], health["model_sha256"]) == ("v1", rel["digest"])
+    record = deploy_bench.last_record()
+    assert record["outcome"] == "deployed"
+    assert record["gates"]["golden"]["min_cosine"] >= 0.999
+    assert record["gates"]["benchmark"]["passed"] is True
+    edge_root = Path(deploy_bench.fleet.edges[0].root)
+    assert (edge_root / "models" / "current").resolve().name == rel["release"]
+
+    again = deploy_bench.deploy("v1", seed=1)
+    assert again.rc == 0, again.explain()
+    assert again.stats["edge-1"]["changed"] == 0, again.explain()
+    assert deploy_bench.last_record()["outcome"] == "unchanged"
+
+
+class BackgroundLoad:
+    """Open-loop load at a constant rate on one persistent connection; every failure counted."""
+
+    def __init__(self, port: int, rate: float, body: bytes) -> None:
+        self.port, self.interval, self.body = port, 1.0 / rate, body
+        self.sent = self.failed = 0
+        self.errors: list[str] = []
+        self.versions: set[str] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> BackgroundLoad:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+        next_at = time.monotonic()
+        deadline = time.monotonic() + 600
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            next_at += self.interval
+            self.sent += 1
+            try:
+                conn.request("POST", "/encode", self.body, {"Content-Type": "application/json"})
+                resp = conn.getresponse()
+                data = resp.read()
+                if resp.status != 200:
+                    self.failed += 1
+                    self.errors.append(f"{resp.status}: {data[:200]!r}")
+                else:
+                    self.versions.add(json.loads(data)["model_version"])
+            except (OSError, http.client.HTTPException) as exc:
+                self.failed += 1
+                self.errors.append(repr(exc))
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+            delay = next_at - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+
+
+def test_upgrade_under_load_has_zero_failed_requests_then_rollbacks(deploy_bench) -> None:
+    first = deploy_bench.deploy("v1", seed=1)
+    assert first.rc == 0, first.explain()
+    v1 = deploy_bench.release_of("v1")
+    window = [[0.1 * (i % 7), 0.0, 9.8, 0.0, 0.0, 0.0, 20.0, -8.0, 40.0] for i in range(100)]
+    body = json.dumps({"imu_window": window}).encode()
+    port = deploy_bench.fleet.edges[0].sidecar_port
+    with BackgroundLoad(port, rate=250, body=body) as load:
+        upgrade = deploy_bench.deploy("v2", seed=2)
+    assert upgrade.rc == 0, upgrade.explain()
+    v2 = deploy_bench.release_of("v2")
+    record = deploy_bench.last_record()
+    assert record["applied"] == "reload" and record["outcome"] == "deployed"
+    assert load.sent > 250, load.sent
+    assert load.failed == 0, load.errors[:5]
+    assert load.versions == {"v1", "v2"}
+    status, health = deploy_bench.health()
+    assert (status, health["model_sha256"]) == (200, v2["digest"])
+
+    back = deploy_bench.playbook("rollback.yml", deploy_bench.base_vars)
+    assert back.rc == 0, back.explain()
+    status, health = deploy_bench.health()
+    assert (status, health["model_sha256"]) == (200, v1["digest"])
+    assert deploy_bench.last_record()["outcome"] == "rolled_back"
+
+    named = deploy_bench.playbook("rollback.yml", dict(deploy_bench.base_vars, release=v2["release"]))
+    assert named.rc == 0, named.explain()
+    status, health = deploy_bench.health()
+    assert (status, health["model_sha256"]) == (200, v2["digest"])
+    assert {v1["release"], v2["release"]} <= set(deploy_bench.state()["releases"])
+
+
+def test_rollback_to_a_release_that_is_not_staged_names_what_is(deploy_bench) -> None:
+    assert deploy_bench.deploy("v1", seed=1).rc == 0
+    run = deploy_bench.playbook("rollback.yml", dict(deploy_bench.base_vars, release="v9-deadbeef"))
+    assert run.rc != 0
+    assert "v9-deadbeef is not staged" in run.stdout
+    assert deploy_bench.health()[1]["model_version"] == "v1"
