@@ -181,6 +181,7 @@ def machine() -> dict[str, Any]:
         "kernel": platform.release(),
         "python": platform.python_version(),
         "wrk": wrk[0] if wrk else "missing",
+        "loadavg_before": os.getloadavg()[0],
     }
 
 
@@ -397,9 +398,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=5.0, help="seconds per measurement (default 5)")
     a = ap.parse_args(argv)
     r = bench(a.seconds)
-    sys.stdout.write(markdown(r))
     if a.json:
         Path(a.json).write_text(json.dumps(r, indent=2) + "\n")
+    sys.stdout.write(markdown(r))
     return 0
 
 
