@@ -109,7 +109,9 @@ def golden_replay(encode_url, golden, limit=None, request_timeout=10.0):
         status, body, error = http_json("POST", encode_url, {"imu_window": window}, timeout=request_timeout)
         emb = body.get("latent_embedding") if isinstance(body, dict) else None
         if status != 200 or not isinstance(emb, list) or len(emb) != len(ref):
-            failures.append(f"window {i}: status {status}, {error or (body if not isinstance(emb, list) else 'wrong length')}")
+            failures.append(
+                f"window {i}: status {status}, {error or (body if not isinstance(emb, list) else 'wrong length')}"
+            )
             cosines.append(-1.0)
             continue
         if not all(isinstance(x, (int, float)) and math.isfinite(x) for x in emb):

@@ -163,16 +163,22 @@ class ReleaseStore:
         return manifest
 
     @staticmethod
-    def verify(directory, manifest):
-        problems = manifest.verify_files(directory)
+    def verify(directory, manifest, exclude_roles=()):
+        names = [f.name for f in manifest.files if f.role not in exclude_roles]
+        problems = manifest.verify_files(directory, names)
         if problems:
             raise ReleaseError(
                 f"{len(problems)} artifact(s) differ from the manifest: " + "; ".join(problems), problems=problems
             )
 
     # -- stage -------------------------------------------------------------
-    def stage(self, source, public_key=None, check_mode=False):
-        """Verify ``source`` and move (or copy) it to ``releases/<id>``. Returns (changed, info)."""
+    def stage(self, source, public_key=None, exclude_roles=(), check_mode=False):
+        """Verify ``source`` and copy it to ``releases/<id>``. Returns (changed, info).
+
+        Files whose manifest role is in ``exclude_roles`` (GPUSRV-only data such as the
+        calibration set) are neither required nor copied; every other file must match.
+        """
+        exclude_roles = tuple(exclude_roles)
         manifest = self.load_manifest(source, public_key)
         rid = release_id(manifest.model_version, manifest.digest)
         info = {"release": rid, "model_version": manifest.model_version, "digest": manifest.digest}
@@ -180,10 +186,10 @@ class ReleaseStore:
         if self.exists(rid):
             existing = self.load_manifest(self.path_of(rid))
             if existing.to_bytes() == manifest.to_bytes():
-                self.verify(self.path_of(rid), existing)
+                self.verify(self.path_of(rid), existing, exclude_roles)
                 return False, info
             raise ReleaseError(f"release {rid} already exists with a different manifest; bump model_version")
-        self.verify(source, manifest)
+        self.verify(source, manifest, exclude_roles)
         if check_mode:
             return True, info
         self.ensure_layout()
@@ -191,7 +197,7 @@ class ReleaseStore:
         shutil.rmtree(tmp, ignore_errors=True)
         os.makedirs(tmp)
         try:
-            names = [f.name for f in manifest.files] + ["manifest.json"]
+            names = [f.name for f in manifest.files if f.role not in exclude_roles] + ["manifest.json"]
             if os.path.exists(os.path.join(source, "manifest.json.sig")):
                 names.append("manifest.json.sig")
             for name in names:
@@ -199,7 +205,7 @@ class ReleaseStore:
                 os.makedirs(os.path.dirname(dest), exist_ok=True)
                 shutil.copyfile(os.path.join(source, name), dest)
             # Verify the copy, not only the source: this is what will be served.
-            self.verify(tmp, manifest)
+            self.verify(tmp, manifest, exclude_roles)
             for dirpath, _, files in os.walk(tmp):
                 os.chmod(dirpath, 0o755)
                 for f in files:
@@ -220,8 +226,13 @@ class ReleaseStore:
         return True, info
 
     # -- switch --------------------------------------------------------------
-    def switch(self, rid, reason="deploy", check_mode=False):
-        """Point ``current`` at ``rid`` with an atomic rename. Returns (changed, before, after)."""
+    def switch(self, rid, reason="deploy", previous=None, check_mode=False):
+        """Point ``current`` at ``rid`` with an atomic rename. Returns (changed, before, after).
+
+        The release replaced becomes the rollback target, unless ``previous`` names it:
+        a revert after a failed deploy puts back the rollback target the edge had before,
+        so that a failed release never becomes anyone's rollback target.
+        """
         before = self.current()
         if not self.exists(rid):
             if check_mode and before != rid:
@@ -238,7 +249,9 @@ class ReleaseStore:
         os.replace(tmp_link, self.current_link)
         _fsync_dir(self.models)
         state = self.read_state()
-        if before and before != rid:
+        if previous is not None:
+            state["previous"] = previous or None
+        elif before and before != rid:
             state["previous"] = before
         state["current"] = rid
         state["history"].append({"time": now_iso(), "action": reason, "release": rid, "from": before})

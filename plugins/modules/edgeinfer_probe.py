@@ -146,6 +146,10 @@ def main():
     base = p["url"].rstrip("/")
     if not base.startswith(("http://", "https://")):
         module.fail_json(msg=f"url={p['url']!r}: expected http://host:port")
+    if not -1.0 <= p["min_cosine"] <= 1.0:
+        module.fail_json(
+            msg=f"min_cosine={p['min_cosine']}: a cosine similarity lies in [-1, 1]; 0.999 is a usual floor"
+        )
     golden = None
     if p["golden"]:
         try:

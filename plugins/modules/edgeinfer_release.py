@@ -64,6 +64,13 @@ options:
       - PEM text of the ed25519 public key that must have signed C(manifest.json). When set, an unsigned or
         wrongly signed manifest is refused.
     type: str
+  exclude_roles:
+    description:
+      - Manifest roles that O(action=stage) neither requires nor copies, for files that stay on GPUSRV
+        (the calibration set). Every other file of the manifest must be present and match.
+    type: list
+    elements: str
+    default: []
   keep:
     description: How many releases O(action=prune) keeps, the current and previous included.
     type: int
@@ -73,6 +80,11 @@ options:
     type: list
     elements: str
     default: []
+  previous:
+    description:
+      - With O(action=switch), the rollback target to record instead of the release being replaced;
+        a revert after a failed deploy passes the target the edge had before it. An empty string clears it.
+    type: str
   reason:
     description: Word recorded in the history for a switch, for example C(deploy), C(rollback) or C(revert).
     type: str
@@ -204,13 +216,17 @@ def run(module, store):
     pub = p["public_key"].encode() if p["public_key"] else None
 
     if action == "stage":
-        changed, info = store.stage(p["source"], public_key=pub, check_mode=module.check_mode)
+        changed, info = store.stage(
+            p["source"], public_key=pub, exclude_roles=p["exclude_roles"], check_mode=module.check_mode
+        )
         result.update(info, changed=changed)
     elif action in ("switch", "rollback"):
         state = store.read_state()
         target = p["release"] if action == "switch" else store.rollback_target(state, p["release"])
         reason = p["reason"] if action == "switch" or p["reason"] != "deploy" else "rollback"
-        changed, before, after = store.switch(target, reason=reason, check_mode=module.check_mode)
+        changed, before, after = store.switch(
+            target, reason=reason, previous=p["previous"], check_mode=module.check_mode
+        )
         result.update(changed=changed, release=after, before=before)
         if module._diff:
             result["diff"] = {"before": f"current -> {before}\n", "after": f"current -> {after}\n"}
@@ -255,9 +271,11 @@ def main():
             "source": {"type": "path"},
             "release": {"type": "str"},
             "public_key": {"type": "str", "no_log": False},
+            "exclude_roles": {"type": "list", "elements": "str", "default": []},
             "keep": {"type": "int", "default": 3},
             "protect": {"type": "list", "elements": "str", "default": []},
             "reason": {"type": "str", "default": "deploy"},
+            "previous": {"type": "str"},
             "lock_holder": {"type": "str"},
             "deploy_id": {"type": "str"},
             "lock_stale_after": {"type": "int", "default": 1800},

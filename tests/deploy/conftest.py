@@ -100,37 +100,18 @@ class DeployBench:
         return json.loads(files[-1].read_text())
 
 
-@pytest.fixture
-def deploy_bench(fleet_factory, sidecar_image: str, artifacts_dir: Path, tmp_path: Path, request) -> DeployBench:
-    n = getattr(request, "param", 1)
-    fleet = fleet_factory(n)
-    gpusrv = tmp_path / "gpusrv.yml"
-    gpusrv.write_text(
-        yaml.safe_dump(
-            {
-                "all": {
-                    "children": {
-                        "gpusrv": {
-                            "hosts": {
-                                "gpusrv-local": {
-                                    "ansible_connection": "local",
-                                    "ansible_python_interpreter": sys.executable,
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        )
-    )
-    records = tmp_path / "records"
+def make_bench(fleet: Any, artifacts: Path, image: str, tmp: Path) -> DeployBench:
+    gpusrv = tmp / "gpusrv.yml"
+    host = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+    gpusrv.write_text(yaml.safe_dump({"all": {"children": {"gpusrv": {"hosts": {"gpusrv-local": host}}}}}))
+    records = tmp / "records"
     base = {
         "edgeinfer_build_python": sys.executable,
-        "edgeinfer_build_artifacts_dir": str(artifacts_dir),
-        "edgeinfer_build_signing_key": str(artifacts_dir / "keys" / "signing.pem"),
+        "edgeinfer_build_artifacts_dir": str(artifacts),
+        "edgeinfer_build_signing_key": str(artifacts / "keys" / "signing.pem"),
         "edgeinfer_build_keygen": True,
         "edgeinfer_records_dir": str(records),
-        "edgeinfer_image": sidecar_image,
+        "edgeinfer_image": image,
         "edgeinfer_image_delivery": "present",
         # The gate's own thresholds are the seed's; on a shared 2-core test machine the
         # throughput floor is lowered so that the tests judge the deploy, not the machine.
@@ -140,4 +121,26 @@ def deploy_bench(fleet_factory, sidecar_image: str, artifacts_dir: Path, tmp_pat
         "edgeinfer_health_timeout": 60,
         "edgeinfer_lock_holder": f"pytest@{os.uname().nodename}",
     }
-    return DeployBench(fleet, [fleet.inventory_path, gpusrv], artifacts_dir, records, tmp_path, base)
+    return DeployBench(fleet, [fleet.inventory_path, gpusrv], artifacts, records, tmp, base)
+
+
+@pytest.fixture
+def deploy_bench(fleet_factory, sidecar_image: str, artifacts_dir: Path, tmp_path: Path, request) -> DeployBench:
+    """A fresh loopback fleet (one edge unless parametrized) with nothing deployed yet."""
+    return make_bench(fleet_factory(getattr(request, "param", 1)), artifacts_dir, sidecar_image, tmp_path)
+
+
+@pytest.fixture(scope="module")
+def serving_v1(sidecar_image: str, artifacts_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    """One edge that serves v1, shared by a module's tests; each test must leave it serving v1."""
+    from tests.fleet import Fleet
+
+    tmp = tmp_path_factory.mktemp("serving-v1")
+    fleet = Fleet.up(1, tmp / "fleet")
+    try:
+        bench = make_bench(fleet, artifacts_dir, sidecar_image, tmp)
+        run = bench.deploy("v1", seed=1)
+        assert run.rc == 0, run.explain()
+        yield bench
+    finally:
+        fleet.down()
