@@ -15,7 +15,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 export ANSIBLE_CONFIG := $(abspath ansible.cfg)
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help setup bootstrap venv test lint pytest molecule collection demo bench constraints clean
+.PHONY: help setup bootstrap venv test lint pytest molecule collection demo bench bench-sidecar monitoring ee constraints clean
 
 help:
 	@echo "make demo     set up this machine, then deploy the default model locally"
@@ -74,6 +74,18 @@ demo: setup
 
 bench: setup
 	$(PY) -m bench $(BENCH_ARGS)
+
+# One part of the suite: the sidecar side by side with the limit and the naive peer.
+bench-sidecar: setup
+	$(PY) bench/bench_sidecar.py
+
+# Prometheus scrape config for the fleet in the inventory (monitoring/).
+monitoring: venv
+	$(BIN)/ansible-playbook playbooks/monitoring.yml
+
+# The AWX execution environment's build context (needs the collection tarball).
+ee: collection
+	$(BIN)/ansible-builder create -f awx/execution-environment.yml -c build/awx-ee
 
 clean:
 	rm -rf build dist .pytest_cache .ruff_cache

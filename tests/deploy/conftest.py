@@ -53,8 +53,10 @@ class DeployBench:
         v.update(extra)
         return v
 
-    def playbook(self, name: str, extra_vars: dict[str, Any], check: bool = False) -> PlaybookRun:
-        args: list[str] = []
+    def playbook(
+        self, name: str, extra_vars: dict[str, Any], check: bool = False, extra_args: list[str] | None = None
+    ) -> PlaybookRun:
+        args: list[str] = list(extra_args or [])
         for inv in self.inventory[1:]:
             args += ["-i", str(inv)]
         return run_playbook(

@@ -3,13 +3,12 @@ real sidecar container in the local Docker engine."""
 
 from __future__ import annotations
 
-import http.client
 import json
-import threading
-import time
 from pathlib import Path
 
 import pytest
+
+from tests.deploy.load import BackgroundLoad
 
 pytestmark = [pytest.mark.fleet, pytest.mark.docker, pytest.mark.slow]
 
@@ -32,51 +31,6 @@ def test_fresh_deploy_then_the_same_deploy_changes_nothing(deploy_bench) -> None
     assert again.rc == 0, again.explain()
     assert again.stats["edge-1"]["changed"] == 0, again.explain()
     assert deploy_bench.last_record()["outcome"] == "unchanged"
-
-
-class BackgroundLoad:
-    """Open-loop load at a constant rate on one persistent connection; every failure counted."""
-
-    def __init__(self, port: int, rate: float, body: bytes) -> None:
-        self.port, self.interval, self.body = port, 1.0 / rate, body
-        self.sent = self.failed = 0
-        self.errors: list[str] = []
-        self.versions: set[str] = set()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> BackgroundLoad:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-    def _run(self) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
-        next_at = time.monotonic()
-        deadline = time.monotonic() + 600
-        while not self._stop.is_set() and time.monotonic() < deadline:
-            next_at += self.interval
-            self.sent += 1
-            try:
-                conn.request("POST", "/encode", self.body, {"Content-Type": "application/json"})
-                resp = conn.getresponse()
-                data = resp.read()
-                if resp.status != 200:
-                    self.failed += 1
-                    self.errors.append(f"{resp.status}: {data[:200]!r}")
-                else:
-                    self.versions.add(json.loads(data)["model_version"])
-            except (OSError, http.client.HTTPException) as exc:
-                self.failed += 1
-                self.errors.append(repr(exc))
-                conn.close()
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
-            delay = next_at - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
 
 
 def test_upgrade_under_load_has_zero_failed_requests_then_rollbacks(deploy_bench) -> None:

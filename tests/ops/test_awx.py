@@ -139,7 +139,7 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 def _known_variables() -> set[str]:
     names = {"release", "edgeinfer_awx_run_benchmark"}
-    for role in ("edgeinfer_edge", "edgeinfer_build"):
+    for role in ("edgeinfer", "edgeinfer_build"):
         names |= set(yaml.safe_load((REPO / "roles" / role / "defaults" / "main.yml").read_text()))
     return names
 

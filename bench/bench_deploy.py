@@ -1,0 +1,109 @@
+"""Deploy timings on loopback edges over real SSH (`make bench`; not a test).
+
+No-op redeploy, model upgrade (artifacts already built) under 250 req/s of background
+traffic with its failed requests and p99, and rollback, on one edge; then the upgrade
+time of a fleet of N edges. Prints a markdown section; --json writes the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.deploy.conftest import IMAGE, make_bench  # noqa: E402
+from tests.deploy.load import BackgroundLoad  # noqa: E402
+from tests.fleet import Fleet  # noqa: E402
+
+
+def timed(fn):
+    t0 = time.monotonic()
+    run = fn()
+    elapsed = time.monotonic() - t0
+    if run.rc != 0:
+        raise SystemExit(f"benchmark step failed:\n{run.explain()}")
+    return round(elapsed, 1), run
+
+
+def one_edge(tmp: Path, artifacts: Path) -> dict[str, object]:
+    fleet = Fleet.up(1, tmp / "fleet1")
+    try:
+        bench = make_bench(fleet, artifacts, IMAGE, tmp / "one")
+        (tmp / "one").mkdir(exist_ok=True)
+        fresh, _ = timed(lambda: bench.deploy("v1", seed=1))
+        noop, _ = timed(lambda: bench.deploy("v1", seed=1))
+        # Build v2 on GPUSRV first, so that the upgrade is timed with its artifacts built.
+        timed(lambda: bench.playbook("deploy.yml", bench.vars("v2", 2), extra_args=["--limit", "gpusrv"]))
+        window = [[0.1 * (i % 7), 0.0, 9.8, 0.0, 0.0, 0.0, 20.0, -8.0, 40.0] for i in range(100)]
+        body = json.dumps({"imu_window": window}).encode()
+        with BackgroundLoad(fleet.edges[0].sidecar_port, rate=250, body=body) as load:
+            upgrade, _ = timed(lambda: bench.deploy("v2", seed=2))
+        rollback, _ = timed(lambda: bench.playbook("rollback.yml", bench.base_vars))
+        return {
+            "fresh_deploy_s": fresh,
+            "noop_redeploy_s": noop,
+            "upgrade_s": upgrade,
+            "rollback_s": rollback,
+            "switch_requests": load.sent,
+            "switch_failed": load.failed,
+            "switch_p99_ms": round(load.p99_ms(), 2),
+        }
+    finally:
+        fleet.down()
+
+
+def fleet_upgrade(tmp: Path, artifacts: Path, n: int) -> dict[str, object]:
+    fleet = Fleet.up(n, tmp / f"fleet{n}")
+    try:
+        bench = make_bench(fleet, artifacts, IMAGE, tmp / f"n{n}")
+        (tmp / f"n{n}").mkdir(exist_ok=True)
+        fresh, _ = timed(lambda: bench.deploy("v1", seed=1, edgeinfer_serial="100%"))
+        upgrade, run = timed(lambda: bench.deploy("v2", seed=2))
+        return {"edges": n, "fresh_deploy_s": fresh, "upgrade_s": upgrade}
+    finally:
+        fleet.down()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--json", type=Path)
+    ap.add_argument("--fleet", type=int, nargs="*", default=[1, 3], help="fleet sizes to time (default 1 3)")
+    args = ap.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="bench-deploy-") as d:
+        tmp = Path(d)
+        artifacts = tmp / "artifacts"
+        artifacts.mkdir()
+        figures: dict[str, object] = {"one_edge": one_edge(tmp, artifacts)}
+        figures["fleet"] = [fleet_upgrade(tmp, artifacts, n) for n in args.fleet]
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2))
+    one = figures["one_edge"]
+    print("## Deploy timings\n")
+    print(
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}; "
+        "edges are loopback sshd hosts, the sidecar runs in the local Docker engine.\n"
+    )
+    print("Command: `.venv/bin/python bench/bench_deploy.py`\n")
+    print("| step (one edge) | seconds |\n|---|---|")
+    for key in ("fresh_deploy_s", "noop_redeploy_s", "upgrade_s", "rollback_s"):
+        print(f"| {key[:-2].replace('_', ' ')} | {one[key]} |")
+    print(
+        f"\nDuring the upgrade, background traffic at 250 req/s on one persistent connection: "
+        f"{one['switch_requests']} requests, {one['switch_failed']} failed, p99 {one['switch_p99_ms']} ms.\n"
+    )
+    print("| edges | fresh deploy s | upgrade s (canary 1, then 25 %, then the rest) |\n|---|---|---|")
+    for row in figures["fleet"]:
+        print(f"| {row['edges']} | {row['fresh_deploy_s']} | {row['upgrade_s']} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
