@@ -40,16 +40,16 @@ class PlaybookRun:
         return f"rc={self.rc}\nstdout:\n{self.stdout[-6000:]}\nstderr:\n{self.stderr[-3000:]}"
 
 
-def run_playbook(
+def playbook_command(
     playbook: Path | str | list[dict[str, Any]],
     inventory: Path | str | None = None,
     extra_vars: dict[str, Any] | None = None,
     check: bool = False,
     tmp_path: Path | None = None,
     env: dict[str, str] | None = None,
-    timeout: float = 900,
     args: list[str] | None = None,
-) -> PlaybookRun:
+) -> tuple[list[str], dict[str, str]]:
+    """The ansible-playbook command line and environment, for run_playbook or a Popen of one's own."""
     if isinstance(playbook, list):
         assert tmp_path is not None, "an inline playbook needs tmp_path"
         path = tmp_path / f"play-{os.urandom(3).hex()}.yml"
@@ -66,6 +66,20 @@ def run_playbook(
     full_env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="json", ANSIBLE_CONFIG=str(REPO / "ansible.cfg"))
     full_env["PATH"] = f"{BIN}:{full_env.get('PATH', '')}"
     full_env.update(env or {})
+    return cmd, full_env
+
+
+def run_playbook(
+    playbook: Path | str | list[dict[str, Any]],
+    inventory: Path | str | None = None,
+    extra_vars: dict[str, Any] | None = None,
+    check: bool = False,
+    tmp_path: Path | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 900,
+    args: list[str] | None = None,
+) -> PlaybookRun:
+    cmd, full_env = playbook_command(playbook, inventory, extra_vars, check, tmp_path, env, args)
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env=full_env, timeout=timeout)
     try:
         data = json.loads(proc.stdout[proc.stdout.index("{") :]) if "{" in proc.stdout else {}

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from edgeinfer_contract import Manifest
-from tests.ansible_run import REPO, PlaybookRun, run_playbook
+from tests.ansible_run import REPO, PlaybookRun, playbook_command, run_playbook
 
 IMAGE = "edgeinfer/sidecar:0.1.0"
 
@@ -61,6 +61,16 @@ class DeployBench:
             args += ["-i", str(inv)]
         return run_playbook(
             REPO / "playbooks" / name, self.inventory[0], extra_vars, check=check, tmp_path=self.tmp, args=args
+        )
+
+    def start(self, name: str, extra_vars: dict[str, Any]) -> subprocess.Popen[str]:
+        """Start a playbook in its own process group (so that a test can kill it, as a crash would)."""
+        args: list[str] = []
+        for inv in self.inventory[1:]:
+            args += ["-i", str(inv)]
+        cmd, env = playbook_command(REPO / "playbooks" / name, self.inventory[0], extra_vars, args=args)
+        return subprocess.Popen(
+            cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
         )
 
     def deploy(self, version: str = "v1", seed: int = 1, **extra: Any) -> PlaybookRun:

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
 from edgeinfer_contract import Manifest, sign
-
-COLLECTIONS = Path(__file__).resolve().parents[2] / "collections"
-if str(COLLECTIONS) not in sys.path:
-    sys.path.insert(0, str(COLLECTIONS))
 
 
 def make_release(directory: Path, version: str = "v1", payload: bytes = b"model-one", private_pem: bytes | None = None):

@@ -1,0 +1,246 @@
+# Copyright: EdgeInfer deploy contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Commit-or-revert on the edge itself.
+
+Before ``current`` is switched, the deploy arms a watcher on the edge (an Ansible
+async job: a detached process that outlives the controller's connection). Unless
+the controller confirms within ``timeout`` seconds, the watcher puts the previous
+release back by itself: the ``current`` link, the compose env and the running
+sidecar, then checks its health and writes what it did to the edge's record. So a
+controller or a network that vanishes mid-deploy (where Ansible's ``rescue`` never
+runs for the unreachable host) cannot leave a half-verified model in place.
+
+Files under ``<root>/deadman/``: ``<deploy_id>.json`` (the watcher's state),
+``<deploy_id>.confirm`` and ``<deploy_id>.cancel`` (written by the controller).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import time
+import urllib.request
+
+from ansible_collections.edgeinfer.deploy.plugins.module_utils._probe import wait_healthy
+from ansible_collections.edgeinfer.deploy.plugins.module_utils._release import (
+    ReleaseError,
+    ReleaseStore,
+    now_iso,
+    write_json_atomic,
+)
+
+
+def paths(store, deploy_id):
+    d = os.path.join(store.root, "deadman")
+    base = os.path.join(d, deploy_id)
+    return {"dir": d, "state": base + ".json", "confirm": base + ".confirm", "cancel": base + ".cancel"}
+
+
+def read_state(store, deploy_id):
+    try:
+        with open(paths(store, deploy_id)["state"]) as fh:
+            return json.load(fh)
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def _write(store, deploy_id, state):
+    write_json_atomic(paths(store, deploy_id)["state"], state)
+
+
+def read_env(path):
+    env = {}
+    try:
+        with open(path) as fh:
+            for line in fh:
+                line = line.strip()
+                if line and not line.startswith("#") and "=" in line:
+                    k, v = line.split("=", 1)
+                    env[k] = v
+    except FileNotFoundError:
+        pass
+    return env
+
+
+def decide(confirmed, cancelled, elapsed, timeout):
+    """Pure: what the watcher does at this tick: wait, confirmed, cancelled or revert."""
+    if confirmed:
+        return "confirmed"
+    if cancelled:
+        return "cancelled"
+    if elapsed >= timeout:
+        return "revert"
+    return "wait"
+
+
+class Watcher:
+    def __init__(self, root, deploy_id, release, revert_to, previous, timeout, compose_project, interval=1.0):
+        self.store = ReleaseStore(root)
+        self.deploy_id = deploy_id
+        self.release = release
+        self.revert_to = revert_to or None
+        self.previous = previous
+        self.timeout = float(timeout)
+        self.compose_project = compose_project
+        self.interval = interval
+        self.p = paths(self.store, deploy_id)
+
+    def arm(self):
+        os.makedirs(self.p["dir"], exist_ok=True)
+        for k in ("confirm", "cancel"):
+            if os.path.exists(self.p[k]):
+                os.unlink(self.p[k])
+        state = {
+            "deploy_id": self.deploy_id,
+            "release": self.release,
+            "revert_to": self.revert_to,
+            "timeout": self.timeout,
+            "armed": now_iso(),
+            "armed_epoch": time.time(),
+            "pid": os.getpid(),
+            "state": "armed",
+        }
+        _write(self.store, self.deploy_id, state)
+        return state
+
+    def watch(self):
+        """Wait for the word; the timeout counts from when the watcher was armed."""
+        state = read_state(self.store, self.deploy_id)
+        if not state or state.get("state") != "armed":
+            state = self.arm()
+        state["pid"] = os.getpid()
+        _write(self.store, self.deploy_id, state)
+        armed = float(state["armed_epoch"])
+        while True:
+            action = decide(
+                os.path.exists(self.p["confirm"]),
+                os.path.exists(self.p["cancel"]),
+                time.time() - armed,
+                self.timeout,
+            )
+            if action != "wait":
+                break
+            time.sleep(self.interval)
+        state["state"] = action
+        state["decided"] = now_iso()
+        if action == "revert":
+            state.update(self.revert())
+        _write(self.store, self.deploy_id, state)
+        return state
+
+    # -- the revert, without the controller ------------------------------------
+    def revert(self):
+        store = self.store
+        out = {"actions": []}
+        current = store.current()
+        if current != self.release:
+            out["actions"].append(f"nothing to revert: current is {current}, not {self.release}")
+            out["outcome"] = "skipped"
+            return out
+        compose_dir = os.path.join(store.root, "compose")
+        env_path = os.path.join(compose_dir, ".env")
+        if self.revert_to:
+            store.switch(self.revert_to, reason="deadman-revert", previous=self.previous)
+            out["actions"].append(f"current -> {self.revert_to}")
+            snapshot = os.path.join(compose_dir, "env", f"{self.revert_to}.env")
+            env_changed = False
+            if os.path.exists(snapshot) and read_env(snapshot) != read_env(env_path):
+                shutil.copyfile(snapshot, env_path)
+                env_changed = True
+                out["actions"].append(f"compose env <- env/{self.revert_to}.env")
+            out.update(self._apply(compose_dir, env_path, restart=env_changed))
+            known = store.read_state().get("releases", {}).get(self.revert_to, {})
+            env = read_env(env_path)
+            ok, reason, _, duration = wait_healthy(
+                f"http://127.0.0.1:{env.get('EDGEINFER_PORT', '9000')}/healthz",
+                timeout=90,
+                expect_version=known.get("model_version"),
+                expect_sha256=known.get("digest"),
+            )
+            out["health"] = {"ok": ok, "reason": reason, "duration": duration}
+            out["outcome"] = "reverted" if ok else "reverted_unhealthy"
+        else:
+            # Nothing verified to go back to: stop serving rather than serve an unconfirmed model.
+            out.update(self._compose(compose_dir, ["down"]))
+            out["actions"].append("no previous release: sidecar stopped")
+            out["outcome"] = "stopped"
+        self._record(out)
+        self._unlock()
+        return out
+
+    def _compose(self, compose_dir, args):
+        cmd = ["docker", "compose", "--project-directory", compose_dir, "-p", self.compose_project, *args]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        return {"compose": {"cmd": cmd, "rc": proc.returncode, "stderr": proc.stderr[-2000:]}}
+
+    def _apply(self, compose_dir, env_path, restart):
+        if restart:
+            return self._compose(compose_dir, ["up", "-d", "--wait", "--wait-timeout", "90"])
+        env = read_env(env_path)
+        try:
+            with open(os.path.join(compose_dir, "admin_token")) as fh:
+                token = fh.read().strip()
+        except OSError as exc:
+            return {"reload": {"ok": False, "error": f"admin token unreadable: {exc}"}}
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{env.get('EDGEINFER_PORT', '9000')}/admin/reload",
+            method="POST",
+            headers={"Authorization": f"Bearer {token}"},
+            data=b"",
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=120) as resp:
+                return {"reload": {"ok": resp.status == 200, "status": resp.status}}
+        except urllib.error.HTTPError as exc:
+            return {"reload": {"ok": False, "status": exc.code, "body": exc.read()[:500].decode(errors="replace")}}
+        except OSError as exc:
+            # The sidecar is not answering: bring it up again with the restored env.
+            out = self._compose(compose_dir, ["up", "-d", "--wait", "--wait-timeout", "90"])
+            out["reload"] = {"ok": False, "error": str(exc)}
+            return out
+
+    def _record(self, out):
+        records = os.path.join(self.store.root, "records")
+        os.makedirs(records, exist_ok=True)
+        record = {
+            "deploy_id": self.deploy_id,
+            "host_action": "deadman",
+            "time": now_iso(),
+            "outcome": out.get("outcome"),
+            "release": self.release,
+            "reverted_to": self.revert_to,
+            "reason": f"the controller did not confirm within {self.timeout:g} s",
+            "actions": out.get("actions", []),
+            "health": out.get("health"),
+        }
+        write_json_atomic(os.path.join(records, f"{self.deploy_id}.deadman.json"), record)
+        state = self.store.read_state()
+        state["history"].append({"time": now_iso(), "action": "deadman", "outcome": out.get("outcome")})
+        self.store.write_state(state)
+
+    def _unlock(self):
+        # The controller that held the lock is gone; its lock must not block the next deploy.
+        with contextlib.suppress(ReleaseError):  # a lock of another deploy stays where it is
+            self.store.release_lock(self.deploy_id)
+
+
+def signal_watcher(store, deploy_id, kind, wait=10.0):
+    """Write the confirm or cancel file and wait until the watcher has seen it. Returns its state."""
+    p = paths(store, deploy_id)
+    state = read_state(store, deploy_id)
+    if state is None:
+        return None
+    if state.get("state") != "armed":
+        return state
+    with open(p[kind], "w") as fh:
+        fh.write(now_iso() + "\n")
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        state = read_state(store, deploy_id)
+        if state and state.get("state") != "armed":
+            return state
+        time.sleep(0.2)
+    return read_state(store, deploy_id)

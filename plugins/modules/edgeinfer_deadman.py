@@ -1,0 +1,160 @@
+#!/usr/bin/python
+# Copyright: EdgeInfer deploy contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: edgeinfer_deadman
+short_description: Revert an EdgeInfer edge by itself unless the controller confirms the deploy
+version_added: 0.1.0
+description:
+  - O(action=arm) writes the watcher's state (armed, with the time); run it before the switch.
+  - O(action=watch) waits on an armed watcher (arming it if needed). Run it as an async task (C(async), C(poll=0)):
+    it then runs detached on the edge and outlives the controller's connection.
+    Unless O(action=confirm) comes within O(timeout) seconds, it switches C(current) back to O(revert_to),
+    restores that release's compose env, reloads or restarts the sidecar, checks its health, writes
+    C(<root>/records/<deploy_id>.deadman.json), and releases the deploy's lock.
+    With no O(revert_to) (a first deploy), it stops the sidecar instead of serving an unconfirmed model.
+  - O(action=confirm) tells the watcher the deploy passed its gates; O(action=cancel) tells it the controller
+    is reverting by itself. Both wait until the watcher has seen the word.
+  - O(action=status) reports the watcher's state.
+author:
+  - EdgeInfer deploy contributors
+attributes:
+  check_mode:
+    support: full
+    details:
+      - In check mode nothing is armed, confirmed or cancelled.
+  diff_mode:
+    support: none
+  idempotent:
+    support: partial
+    details:
+      - Confirming or cancelling a watcher that has already decided changes nothing.
+options:
+  root:
+    description: The edge's install root.
+    type: path
+    required: true
+  deploy_id:
+    description: The deploy this watcher belongs to.
+    type: str
+    required: true
+  action:
+    description: What to do.
+    type: str
+    choices: [arm, watch, confirm, cancel, status]
+    default: status
+  release:
+    description: The release being deployed (the watcher reverts only while it is current).
+    type: str
+  revert_to:
+    description: The release to go back to; empty for a first deploy.
+    type: str
+    default: ""
+  previous:
+    description: The rollback target to record after a revert (the one the edge had before the deploy).
+    type: str
+  timeout:
+    description: Seconds the controller has to confirm.
+    type: float
+    default: 300
+  compose_project:
+    description: Compose project of the sidecar, for a restart.
+    type: str
+    default: edgeinfer
+seealso:
+  - module: edgeinfer.deploy.edgeinfer_release
+"""
+
+EXAMPLES = r"""
+- name: Arm the dead-man revert before the switch
+  edgeinfer.deploy.edgeinfer_deadman:
+    root: /opt/edgeinfer
+    deploy_id: "{{ edgeinfer_deploy_id }}"
+    action: arm
+    release: v2-3f2a9c1d
+    revert_to: v1-0b1c2d3e
+    timeout: 300
+
+- name: Watch, detached from the controller
+  edgeinfer.deploy.edgeinfer_deadman:
+    root: /opt/edgeinfer
+    deploy_id: "{{ edgeinfer_deploy_id }}"
+    action: watch
+    release: v2-3f2a9c1d
+    revert_to: v1-0b1c2d3e
+    timeout: 300
+  async: 600
+  poll: 0
+
+- name: Confirm after the gates passed
+  edgeinfer.deploy.edgeinfer_deadman:
+    root: /opt/edgeinfer
+    deploy_id: "{{ edgeinfer_deploy_id }}"
+    action: confirm
+"""
+
+RETURN = r"""
+watcher:
+  description: The watcher's state file (state armed, confirmed, cancelled or revert, with what it did).
+  returned: always
+  type: dict
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.edgeinfer.deploy.plugins.module_utils._deadman import (
+    Watcher,
+    read_state,
+    signal_watcher,
+)
+from ansible_collections.edgeinfer.deploy.plugins.module_utils._release import ReleaseStore
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={
+            "root": {"type": "path", "required": True},
+            "deploy_id": {"type": "str", "required": True},
+            "action": {"type": "str", "choices": ["arm", "watch", "confirm", "cancel", "status"], "default": "status"},
+            "release": {"type": "str"},
+            "revert_to": {"type": "str", "default": ""},
+            "previous": {"type": "str"},
+            "timeout": {"type": "float", "default": 300},
+            "compose_project": {"type": "str", "default": "edgeinfer"},
+        },
+        required_if=[("action", "watch", ("release",)), ("action", "arm", ("release",))],
+        supports_check_mode=True,
+    )
+    p = module.params
+    store = ReleaseStore(p["root"])
+    before = read_state(store, p["deploy_id"])
+    if p["action"] == "status" or module.check_mode:
+        module.exit_json(changed=False, watcher=before or {})
+    if p["action"] in ("arm", "watch"):
+        if p["timeout"] <= 0:
+            module.fail_json(msg=f"timeout={p['timeout']}: give the controller a positive number of seconds")
+        w = Watcher(
+            p["root"], p["deploy_id"], p["release"], p["revert_to"], p["previous"], p["timeout"], p["compose_project"]
+        )
+        if p["action"] == "arm":
+            module.exit_json(changed=True, watcher=w.arm())
+        state = w.watch()
+        module.exit_json(changed=state["state"] == "revert", watcher=state)
+    state = signal_watcher(store, p["deploy_id"], p["action"])
+    if state is None:
+        module.exit_json(changed=False, watcher={}, msg=f"no watcher was armed for deploy {p['deploy_id']}")
+    if state.get("state") == "armed":
+        module.fail_json(
+            msg=f"the watcher of deploy {p['deploy_id']} did not answer {p['action']} (pid {state.get('pid')}); "
+            f"it may have died: check {store.root}/deadman/",
+            watcher=state,
+        )
+    module.exit_json(changed=(before or {}).get("state") == "armed", watcher=state)
+
+
+if __name__ == "__main__":
+    main()
