@@ -137,8 +137,11 @@ class Watcher:
         out = {"actions": []}
         current = store.current()
         if current != self.release:
+            # The controller vanished before the switch: nothing to revert, but its lock must go.
             out["actions"].append(f"nothing to revert: current is {current}, not {self.release}")
-            out["outcome"] = "skipped"
+            out["outcome"] = "not_switched"
+            self._record(out)
+            self._unlock()
             return out
         compose_dir = os.path.join(store.root, "compose")
         env_path = os.path.join(compose_dir, ".env")

@@ -17,6 +17,8 @@ description:
     restores that release's compose env, reloads or restarts the sidecar, checks its health, writes
     C(<root>/records/<deploy_id>.deadman.json), and releases the deploy's lock.
     With no O(revert_to) (a first deploy), it stops the sidecar instead of serving an unconfirmed model.
+    When O(release) was never switched to (the controller vanished earlier, during the transfer say),
+    it only releases the lock and records that.
   - O(action=confirm) tells the watcher the deploy passed its gates; O(action=cancel) tells it the controller
     is reverting by itself. Both wait until the watcher has seen the word.
   - O(action=status) reports the watcher's state.
