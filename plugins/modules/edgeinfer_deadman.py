@@ -11,7 +11,7 @@ short_description: Revert an EdgeInfer edge by itself unless the controller conf
 version_added: 0.1.0
 description:
   - O(action=arm) writes the watcher's state (armed, with the time); run it before the switch.
-  - O(action=watch) waits on an armed watcher (arming it if needed). Run it as an async task (C(async), C(poll=0)):
+  - O(action=watch) waits on an armed watcher (arming it if needed). Run it as an async task (C(async), C(poll=0));
     it then runs detached on the edge and outlives the controller's connection.
     Unless O(action=confirm) comes within O(timeout) seconds, it switches C(current) back to O(revert_to),
     restores that release's compose env, reloads or restarts the sidecar, checks its health, writes
