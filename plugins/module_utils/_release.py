@@ -286,8 +286,11 @@ class ReleaseStore:
 
     # -- lock ------------------------------------------------------------------
     @contextmanager
-    def _mutex(self):
-        """Serializes lock-file updates between processes on this edge."""
+    def _mutex(self, check_mode=False):
+        """Serializes lock-file updates between processes on this edge (check mode creates nothing)."""
+        if check_mode and not os.path.exists(os.path.join(self.root, ".lock.mutex")):
+            yield
+            return
         self.ensure_layout()
         with open(os.path.join(self.root, ".lock.mutex"), "w") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
@@ -307,7 +310,7 @@ class ReleaseStore:
 
     def acquire(self, holder, deploy_id, stale_after, break_stale=False, check_mode=False):
         """Take the deploy lock. Re-entrant for the same deploy_id. Returns (changed, lock, broken)."""
-        with self._mutex():
+        with self._mutex(check_mode):
             held = self.read_lock()
             broken = None
             if held:
@@ -344,7 +347,7 @@ class ReleaseStore:
             return True, lock, broken
 
     def release_lock(self, deploy_id=None, check_mode=False):
-        with self._mutex():
+        with self._mutex(check_mode):
             held = self.read_lock()
             if not held:
                 return False, None

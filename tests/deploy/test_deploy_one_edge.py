@@ -71,3 +71,16 @@ def test_rollback_to_a_release_that_is_not_staged_names_what_is(deploy_bench) ->
     assert run.rc != 0
     assert "v9-deadbeef is not staged" in run.stdout
     assert deploy_bench.health()[1]["model_version"] == "v1"
+
+
+def test_check_mode_on_a_fresh_edge_says_what_would_change_and_writes_nothing(deploy_bench) -> None:
+    root = Path(deploy_bench.fleet.edges[0].root)
+    before = sorted(p.relative_to(root) for p in root.rglob("*"))
+    run = deploy_bench.playbook("deploy.yml", deploy_bench.vars("v1", 1), check=True)
+    assert run.rc == 0, run.explain()
+    results = run.results("edge-1")
+    assert results["edgeinfer : Transfer | Would transfer and stage the release (check mode)"]["changed"] is True
+    assert results["edgeinfer : Switch | Point current at the new release"]["changed"] is True
+    after = sorted(p.relative_to(root) for p in root.rglob("*"))
+    assert after == before, [str(p) for p in after]
+    assert deploy_bench.health()[0] == 0  # no sidecar was started
