@@ -158,7 +158,7 @@ class Watcher:
             known = store.read_state().get("releases", {}).get(self.revert_to, {})
             env = read_env(env_path)
             ok, reason, _, duration = wait_healthy(
-                f"http://127.0.0.1:{env.get('EDGEINFER_PORT', '9000')}/healthz",
+                f"http://127.0.0.1:{env.get('EDGEINFER_PORT', '9000')}",
                 timeout=90,
                 expect_version=known.get("model_version"),
                 expect_sha256=known.get("digest"),

@@ -953,6 +953,7 @@ def golden_replay(
 ) -> dict[str, Any]:
     """Send each golden window once; cosine of each answer against its reference embedding."""
     cosines: list[float] = []
+    drifts: list[float] = []
     problems: list[str] = []
     for i, w in enumerate(windows):
         ref = embeddings[i]
@@ -982,6 +983,9 @@ def golden_replay(
             continue
         c = cosine(emb, ref)
         cosines.append(c)
+        ref_norm = math.sqrt(math.fsum(x * x for x in ref))
+        if ref_norm > 0:
+            drifts.append(abs(math.sqrt(math.fsum(x * x for x in emb)) - ref_norm) / ref_norm)
         if c < min_cosine:
             problems.append(f"window {i}: cosine {c:.6f} < {min_cosine}")
     n = len(cosines)
@@ -990,6 +994,7 @@ def golden_replay(
         "min_cosine": round(min(cosines), 6) if n else None,
         "mean_cosine": round(math.fsum(cosines) / n, 6) if n else None,
         "below_min": sum(1 for c in cosines if c < min_cosine),
+        "max_norm_drift": round(max(drifts), 6) if drifts else None,
         "threshold": min_cosine,
         "problems": problems[:20],
         "ok": n > 0 and not problems,

@@ -34,10 +34,6 @@ options:
     description: Seconds to wait for a healthy answer.
     type: float
     default: 60
-  interval:
-    description: Seconds between polls.
-    type: float
-    default: 0.5
   expect_version:
     description: The model version C(/healthz) must report.
     type: str
@@ -115,6 +111,9 @@ golden:
     max_norm_drift:
       description: The largest relative difference of embedding norms.
       type: float
+    below_min:
+      description: Windows whose cosine is below O(min_cosine).
+      type: int
     failed:
       description: Windows that got no usable answer (counted as cosine -1).
       type: int
@@ -123,7 +122,7 @@ golden:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.edgeinfer.deploy.plugins.module_utils._contract import ContractError
-from ansible_collections.edgeinfer.deploy.plugins.module_utils._probe import golden_replay, load_golden, wait_healthy
+from ansible_collections.edgeinfer.deploy.plugins.module_utils._probe import golden_gate, load_golden, wait_healthy
 
 
 def main():
@@ -131,7 +130,6 @@ def main():
         argument_spec={
             "url": {"type": "str", "required": True},
             "timeout": {"type": "float", "default": 60},
-            "interval": {"type": "float", "default": 0.5},
             "expect_version": {"type": "str"},
             "expect_sha256": {"type": "str"},
             "expect_stamp": {"type": "str"},
@@ -158,9 +156,8 @@ def main():
             module.fail_json(msg=f"golden={p['golden']}: {exc}", field=exc.field)
 
     ok, reason, body, duration = wait_healthy(
-        base + "/healthz",
+        base,
         p["timeout"],
-        p["interval"],
         expect_version=p["expect_version"],
         expect_sha256=p["expect_sha256"],
         expect_stamp=p["expect_stamp"],
@@ -168,7 +165,7 @@ def main():
     result = {"changed": False, "healthy": ok, "reason": reason, "duration": duration, "health": body or {}}
     passed = ok
     if ok and golden is not None:
-        figures = golden_replay(base + "/encode", golden, limit=p["golden_limit"] or None)
+        figures = golden_gate(base, golden, p["min_cosine"], limit=p["golden_limit"] or None)
         result["golden"] = figures
         if figures["min_cosine"] is None or figures["min_cosine"] < p["min_cosine"]:
             passed = False

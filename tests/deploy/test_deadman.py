@@ -57,12 +57,18 @@ def test_controller_killed_after_the_switch_is_reverted_by_the_edge(deploy_bench
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
     killed_at = time.monotonic()
-    state_files = wait_for(lambda: list((root / "deadman").glob("*.json")), 5, "the watcher state")
-    watcher = json.loads(state_files[0].read_text())
-    assert watcher["release"] == v2["release"] and watcher["revert_to"] == v1["release"]
+    def v2_watcher():
+        for f in (root / "deadman").glob("*.json"):
+            if json.loads(f.read_text())["release"] == v2["release"]:
+                return f
+        return None
+
+    state_file = wait_for(v2_watcher, 5, "the watcher of the v2 deploy")
+    watcher = json.loads(state_file.read_text())
+    assert watcher["revert_to"] == v1["release"]
 
     def reverted():
-        st = json.loads(state_files[0].read_text())
+        st = json.loads(state_file.read_text())
         return st if st["state"] != "armed" else None
 
     final = wait_for(reverted, timeout + 120, "the dead-man revert")
