@@ -61,13 +61,16 @@ def one_edge(tmp: Path, artifacts: Path) -> dict[str, object]:
 
 
 def fleet_upgrade(tmp: Path, artifacts: Path, n: int) -> dict[str, object]:
+    """Fresh deploy of n edges in one batch, then two upgrades: the default rollout (a canary,
+    then 25 %, then the rest) and all n edges in one batch."""
     fleet = Fleet.up(n, tmp / f"fleet{n}")
     try:
         bench = make_bench(fleet, artifacts, IMAGE, tmp / f"n{n}")
         (tmp / f"n{n}").mkdir(exist_ok=True)
         fresh, _ = timed(lambda: bench.deploy("v1", seed=1, edgeinfer_serial="100%"))
-        upgrade, run = timed(lambda: bench.deploy("v2", seed=2))
-        return {"edges": n, "fresh_deploy_s": fresh, "upgrade_s": upgrade}
+        rollout, _ = timed(lambda: bench.deploy("v2", seed=2))
+        one_batch, _ = timed(lambda: bench.deploy("v1", seed=1, edgeinfer_serial="100%"))
+        return {"edges": n, "fresh_deploy_s": fresh, "upgrade_rollout_s": rollout, "upgrade_one_batch_s": one_batch}
     finally:
         fleet.down()
 
@@ -75,7 +78,7 @@ def fleet_upgrade(tmp: Path, artifacts: Path, n: int) -> dict[str, object]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", type=Path)
-    ap.add_argument("--fleet", type=int, nargs="*", default=[1, 3], help="fleet sizes to time (default 1 3)")
+    ap.add_argument("--fleet", type=int, nargs="*", default=[1, 3, 10], help="fleet sizes to time (default 1 3 10)")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-deploy-") as d:
         tmp = Path(d)
@@ -99,9 +102,20 @@ def main(argv: list[str] | None = None) -> int:
         f"\nDuring the upgrade, background traffic at 250 req/s on one persistent connection: "
         f"{one['switch_requests']} requests, {one['switch_failed']} failed, p99 {one['switch_p99_ms']} ms.\n"
     )
-    print("| edges | fresh deploy s | upgrade s (canary 1, then 25 %, then the rest) |\n|---|---|---|")
+    print(
+        "| edges | fresh deploy, one batch (s) | upgrade, canary 1 then 25 % then the rest (s) "
+        "| upgrade, one batch (s) |\n|---|---|---|---|"
+    )
     for row in figures["fleet"]:
-        print(f"| {row['edges']} | {row['fresh_deploy_s']} | {row['upgrade_s']} |")
+        print(
+            f"| {row['edges']} | {row['fresh_deploy_s']} | {row['upgrade_rollout_s']} | {row['upgrade_one_batch_s']} |"
+        )
+    base = next((r for r in figures["fleet"] if r["edges"] == 1), None)
+    if base:
+        for row in figures["fleet"]:
+            ratio = row["upgrade_one_batch_s"] / base["upgrade_one_batch_s"]
+            print(f"\n{row['edges']} edges in one batch take {ratio:.2f} x the 1-edge upgrade.", end="")
+        print("\n")
     return 0
 
 
