@@ -303,6 +303,7 @@ def test_11_sidecar_killed_during_the_reload(matrix: Matrix) -> None:
     did = deploy_id(run)
     record = matrix.record(edge, did)
     summary = fleet_summary(run)
+    print(f"sidecar killed during the reload: {record['outcome']}, failure {record['failure']}")
     if record["outcome"] == "deployed":
         # The deploy recovered (the container came back with the new release and passed its gates).
         matrix.landed(edge, record, new)
@@ -374,29 +375,37 @@ def dropped_mid_transfer(matrix: Matrix):
 def test_08_ssh_drops_mid_transfer_end_state(matrix: Matrix, dropped_mid_transfer) -> None:
     d = dropped_mid_transfer
     run, new, edge, did = d["run"], d["new"], d["edge"], d["did"]
+    print(f"plays run: {[p['play']['name'] for p in run.data.get('plays', [])]}; stats: {run.stats}")
     assert run.rc != 0
     assert run.stats[edge]["unreachable"] >= 1, run.stats
-    for other in ("edge-1", "edge-3"):
-        matrix.landed(other, matrix.record(other, did), new)
-    # The edge's dead-man found the switch never happened, and freed the lock.
+    matrix.landed("edge-1", matrix.record("edge-1", did), new)
+    # The edge's own dead-man found that the switch never happened, and freed the lock.
     record = matrix.deadman_record(edge, did)
     assert record["outcome"] == "not_switched", record
+    assert "did not confirm within 20 s" in record["reason"], record
     assert matrix.current(edge) == d["before"][edge].current
     assert new["release"] not in matrix.bench.state(edge)["releases"]
     assert not (matrix.root(edge) / "models" / "releases" / new["release"]).exists()
+    # edge-3 either deployed within the budget or was not reached at all (see the xfail below).
+    if (matrix.bench.records / "edge-3" / f"{did}.json").exists():
+        matrix.landed("edge-3", matrix.record("edge-3", did), new)
+    else:
+        matrix.assert_untouched("edge-3", d["before"], did)
     matrix.assert_fleet(d["before"])
-    # The next deploy to it goes through: no lock, nothing half-staged in the way.
 
 
 @pytest.mark.xfail(
     strict=True,
-    reason="playbooks/deploy.yml, play 'Deployment summary': an edge lost mid-deploy has no "
-    "_edgeinfer_record and is summarized as 'not_reached', the same as an edge the rollout never "
-    "touched, although play 2 counts it as failed",
+    reason="playbooks/deploy.yml play 2: an edge lost mid-deploy (unreachable) alone in its serial batch "
+    "makes ansible-playbook treat the whole batch as failed and break out of every remaining batch and play: "
+    "edgeinfer_failure_budget=1 is bypassed (edge-3 is never reached) and the summary play (fleet summary, "
+    "set_stats edgeinfer_fleet) never runs, so nothing reports the edge as lost",
 )
-def test_08_ssh_drop_mid_transfer_is_reported_as_lost(dropped_mid_transfer) -> None:
+def test_08_ssh_drop_within_the_budget_goes_on_and_reports_the_lost_edge(matrix: Matrix, dropped_mid_transfer) -> None:
     d = dropped_mid_transfer
+    assert (matrix.bench.records / "edge-3" / f"{d['did']}.json").is_file(), "edge-3 was not reached"
     summary = fleet_summary(d["run"])
+    assert summary["edge-3"]["outcome"] == "deployed", summary
     assert summary[d["edge"]]["outcome"] not in ("not_reached", "deployed", "unchanged"), summary
 
 
