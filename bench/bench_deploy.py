@@ -36,8 +36,8 @@ def timed(fn):
 def one_edge(tmp: Path, artifacts: Path) -> dict[str, object]:
     fleet = Fleet.up(1, tmp / "fleet1")
     try:
-        bench = make_bench(fleet, artifacts, IMAGE, tmp / "one")
         (tmp / "one").mkdir(exist_ok=True)
+        bench = make_bench(fleet, artifacts, IMAGE, tmp / "one")
         fresh, _ = timed(lambda: bench.deploy("v1", seed=1))
         noop, _ = timed(lambda: bench.deploy("v1", seed=1))
         # Build v2 on GPUSRV first, so that the upgrade is timed with its artifacts built.
@@ -65,8 +65,8 @@ def fleet_upgrade(tmp: Path, artifacts: Path, n: int) -> dict[str, object]:
     then 25 %, then the rest) and all n edges in one batch."""
     fleet = Fleet.up(n, tmp / f"fleet{n}")
     try:
-        bench = make_bench(fleet, artifacts, IMAGE, tmp / f"n{n}")
         (tmp / f"n{n}").mkdir(exist_ok=True)
+        bench = make_bench(fleet, artifacts, IMAGE, tmp / f"n{n}")
         fresh, _ = timed(lambda: bench.deploy("v1", seed=1, edgeinfer_serial="100%"))
         rollout, _ = timed(lambda: bench.deploy("v2", seed=2))
         one_batch, _ = timed(lambda: bench.deploy("v1", seed=1, edgeinfer_serial="100%"))
