@@ -57,6 +57,7 @@ def test_controller_killed_after_the_switch_is_reverted_by_the_edge(deploy_bench
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
     killed_at = time.monotonic()
+
     def v2_watcher():
         for f in (root / "deadman").glob("*.json"):
             if json.loads(f.read_text())["release"] == v2["release"]:
