@@ -32,6 +32,17 @@ class PlaybookRun:
                     out[task["task"]["name"]] = task["hosts"][host]
         return out
 
+    def task(self, name: str) -> dict[str, Any]:
+        """The result of the last task of that name, from the host that ran it (a run_once task
+        runs on one host of its play, whichever is first)."""
+        found: dict[str, Any] = {}
+        for play in self.data.get("plays", []):
+            for task in play["tasks"]:
+                if task["task"]["name"] == name:
+                    ran = [r for r in task["hosts"].values() if not r.get("skipped")]
+                    found = ran[0] if ran else found
+        return found
+
     @property
     def stats(self) -> dict[str, dict[str, int]]:
         return self.data.get("stats", {})

@@ -29,8 +29,8 @@ __all__ = ["Matrix", "deploy_id", "fleet_summary", "wait_for"]
 
 
 def deploy_id(run: PlaybookRun) -> str:
-    """The id the build play gave this run (records are named after it)."""
-    fact = run.results("gpusrv-local").get("Name this deploy run", {})
+    """The id the first play gave this run (records are named after it)."""
+    fact = run.task("Name this deploy run")
     did = fact.get("ansible_facts", {}).get("edgeinfer_deploy_id")
     assert did, f"no deploy id in this run\n{run.explain()}"
     return did
@@ -38,7 +38,7 @@ def deploy_id(run: PlaybookRun) -> str:
 
 def fleet_summary(run: PlaybookRun) -> dict[str, dict[str, Any]]:
     """The summary play's set_stats (edgeinfer_fleet), as AWX gets it."""
-    task = run.results("localhost").get("Summary for AWX", {})
+    task = run.task("Summary for AWX")
     summary = task.get("ansible_stats", {}).get("data", {}).get("edgeinfer_fleet")
     assert summary is not None, f"the run has no fleet summary\n{run.explain()}"
     return summary

@@ -147,10 +147,19 @@ def _known_variables() -> set[str]:
 def test_job_templates_run_the_project_s_playbooks_with_surveys(rendered):
     jts = {k: v for k, v in rendered.items() if k.startswith("Job template")}
     assert {v["playbook"] for v in jts.values()} == {
+        "playbooks/build.yml",
         "playbooks/deploy.yml",
         "playbooks/rollback.yml",
         "playbooks/validate.yml",
     }
+    build = jts.pop("Job template | build")
+    assert (REPO / build["playbook"]).is_file()
+    # GPUSRV only: the workflow's limit (edges) must not reach the build.
+    assert (build["limit"], build["ask_limit_on_launch"]) == ("gpusrv", False)
+    assert [q["variable"] for q in build["survey_spec"]["spec"]] == [
+        "edgeinfer_build_model_version",
+        "edgeinfer_build_checkpoint",
+    ]
     for name, jt in jts.items():
         assert (REPO / jt["playbook"]).is_file()
         assert jt["ask_limit_on_launch"] is True, name
@@ -180,11 +189,12 @@ def test_job_templates_run_the_project_s_playbooks_with_surveys(rendered):
     assert "release" in {q["variable"] for q in rollback["survey_spec"]["spec"]}
 
 
-def test_workflow_is_deploy_then_rollback_on_failure_then_always_record(rendered):
+def test_workflow_is_build_then_deploy_then_rollback_on_failure_then_always_record(rendered):
     wf = rendered["Workflow | deploy, on failure rollback, always record"]
     nodes = {n["identifier"]: n for n in wf["workflow_nodes"]}
     jts = {v["name"]: v["playbook"] for k, v in rendered.items() if k.startswith("Job template")}
     assert {k: jts[n["unified_job_template"]["name"]] for k, n in nodes.items()} == {
+        "build": "playbooks/build.yml",
         "deploy": "playbooks/deploy.yml",
         "rollback": "playbooks/rollback.yml",
         "record": "playbooks/validate.yml",
@@ -193,6 +203,8 @@ def test_workflow_is_deploy_then_rollback_on_failure_then_always_record(rendered
     def edges(node: str, kind: str) -> list[str]:
         return [e["identifier"] for e in nodes[node].get("related", {}).get(kind, [])]
 
+    assert edges("build", "success_nodes") == ["deploy"]
+    assert edges("build", "failure_nodes") == edges("build", "always_nodes") == []  # nothing was deployed
     assert edges("deploy", "success_nodes") == ["record"]
     assert edges("deploy", "failure_nodes") == ["rollback"]
     assert edges("rollback", "always_nodes") == ["record"]
