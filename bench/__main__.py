@@ -8,7 +8,6 @@ Benchmarks are not tests: they measure this machine.
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import subprocess
@@ -27,22 +26,6 @@ PARTS = [
 ]
 
 
-def sidecar_markdown(path: Path) -> str:
-    """bench_sidecar.py writes JSON; render every figure it holds as rows."""
-    data = json.loads(path.read_text())
-    rows = []
-
-    def walk(prefix: str, value: object) -> None:
-        if isinstance(value, dict):
-            for k, v in value.items():
-                walk(f"{prefix} / {k}" if prefix else str(k), v)
-        else:
-            rows.append(f"| {prefix} | {value} |")
-
-    walk("", data)
-    return "| measurement | value |\n|---|---|\n" + "\n".join(rows) + "\n"
-
-
 def main() -> int:
     only = sys.argv[1:]
     parts_dir = REPO / ".bench" / "sections"
@@ -59,8 +42,6 @@ def main() -> int:
         if proc.returncode != 0:
             failed.append(title)
             section.append(f"This part failed (exit {proc.returncode}):\n\n```\n{proc.stderr[-3000:]}\n```\n")
-        elif "bench_sidecar" in cmd[1]:
-            section.append(sidecar_markdown(REPO / ".bench" / "sidecar.json"))
         else:
             section.append(proc.stdout)
         (parts_dir / Path(cmd[1]).with_suffix(".md").name).write_text("\n".join(section))

@@ -46,7 +46,7 @@ def one_edge(tmp: Path, artifacts: Path) -> dict[str, object]:
         fresh, _ = timed(lambda: bench.deploy("v1", seed=1))
         noop, _ = timed(lambda: bench.deploy("v1", seed=1))
         # Build v2 on GPUSRV first, so that the upgrade is timed with its artifacts built.
-        timed(lambda: bench.playbook("deploy.yml", bench.vars("v2", 2), extra_args=["--limit", "gpusrv"]))
+        timed(lambda: bench.playbook("build.yml", bench.vars("v2", 2)))
         window = [[0.1 * (i % 7), 0.0, 9.8, 0.0, 0.0, 0.0, 20.0, -8.0, 40.0] for i in range(100)]
         body = json.dumps({"imu_window": window}).encode()
         with BackgroundLoad(fleet.edges[0].sidecar_port, rate=250, body=body) as load:
@@ -66,18 +66,21 @@ def one_edge(tmp: Path, artifacts: Path) -> dict[str, object]:
 
 
 def fleet_upgrade(tmp: Path, artifacts: Path, n: int) -> dict[str, object]:
-    """Fresh deploy of n edges in one batch, then two upgrades: the default rollout (a canary,
-    then 25 %, then the rest) and all n edges in one batch."""
+    """Fresh deploy of n edges in one batch; an upgrade through the default rollout (a canary,
+    then 25 %, then the rest); then an upgrade of all n edges in one batch to a release built
+    beforehand (transfer, stage, switch, reload, gates: the figure compared across sizes)."""
     fleet = Fleet.up(n, tmp / f"fleet{n}")
     try:
         (tmp / f"n{n}").mkdir(exist_ok=True)
         bench = make_bench(fleet, artifacts, IMAGE, tmp / f"n{n}")
-        # n sidecars share these 2 cores while their gates run at once: the latency gate is
-        # loosened here so that the figures time the deploy, not this machine's contention.
-        bench.base_vars["edgeinfer_benchmark_p95_ms"] = 200
+        # n sidecars and their n load benchmarks share these 2 cores at once: the benchmark
+        # gate still runs, with thresholds loosened so that the figures time the deploy, not
+        # this machine's contention (the gates themselves are tested in tests/).
+        bench.base_vars.update(edgeinfer_benchmark_p95_ms=1000, edgeinfer_benchmark_min_rps=5)
         fresh, _ = timed(lambda: bench.deploy("v1", seed=1, edgeinfer_serial="100%"))
         rollout, _ = timed(lambda: bench.deploy("v2", seed=2))
-        one_batch, _ = timed(lambda: bench.deploy("v1", seed=1, edgeinfer_serial="100%"))
+        timed(lambda: bench.playbook("build.yml", bench.vars("v3", 3)))
+        one_batch, _ = timed(lambda: bench.deploy("v3", seed=3, edgeinfer_serial="100%"))
         return {"edges": n, "fresh_deploy_s": fresh, "upgrade_rollout_s": rollout, "upgrade_one_batch_s": one_batch}
     finally:
         fleet.down()
@@ -130,11 +133,19 @@ def main(argv: list[str] | None = None) -> int:
     ok_rows = [r for r in figures["fleet"] if "failed" not in r]
     base = next((r for r in ok_rows if r["edges"] == 1), None)
     if base:
+        print()
         for row in ok_rows:
             ratio = row["upgrade_one_batch_s"] / base["upgrade_one_batch_s"]
-            print(f"\n{row['edges']} edges in one batch take {ratio:.2f} x the 1-edge upgrade.", end="")
-        print("\n")
-    return 0
+            line = f"{row['edges']} edges in one batch take {ratio:.2f} x the 1-edge upgrade"
+            if row["edges"] == 10:
+                ok = ratio <= 1.5
+                line += f" (target <= 1.5 x, canary batch aside): **{'PASS' if ok else 'FAIL'}**"
+            print(line + ".\n")
+    print(
+        "The benchmark gate of the fleet runs is loosened (p95 <= 1000 ms, >= 5 req/s): n sidecars and n load "
+        "benchmarks share 2 cores at once, and these figures time the deploy.\n"
+    )
+    return 1 if len(ok_rows) < len(figures["fleet"]) else 0
 
 
 if __name__ == "__main__":

@@ -101,48 +101,38 @@ def wrk(url: str, body: Path, ctype: str, conns: int, seconds: int) -> dict[str,
     }
 
 
-def constant_rate(
-    host: str, port: int, path: str, body: bytes, ctype: str, rate: float, seconds: float
-) -> dict[str, float]:
-    """Open loop: request i is due at t0 + i/rate; latency counts from that due time."""
-    workers = 4
-    lat: list[float] = []
-    fails = [0]
-    lock = threading.Lock()
-    t0 = time.perf_counter() + 0.2
-    total = int(rate * seconds)
+LOAD_CPU, SERVER_CPU = 0, 1
+OPEN_LOOP = """
+import json, sys
+from edgeinfer_validate import loadgen as lg
+port, kind, rate, seconds = int(sys.argv[1]), sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
+req = lg.Request("GET", "/") if kind == "plain" else lg.encode_request(binary=kind == "binary")
+r = lg.open_loop(lg.Target("127.0.0.1", port), req, rate, seconds, concurrency=16)
+print(json.dumps(r.to_dict()))
+"""
 
-    def worker(k: int) -> None:
-        conn = http.client.HTTPConnection(host, port, timeout=10)
-        for i in range(k, total, workers):
-            due = t0 + i / rate
-            delay = due - time.perf_counter()
-            if delay > 0:
-                time.sleep(delay)
-            try:
-                conn.request("POST", path, body, {"Content-Type": ctype})
-                resp = conn.getresponse()
-                resp.read()
-                ok = resp.status == 200
-            except OSError:
-                conn = http.client.HTTPConnection(host, port, timeout=10)
-                ok = False
-            with lock:
-                lat.append((time.perf_counter() - due) * 1000)
-                fails[0] += not ok
 
-    threads = [threading.Thread(target=worker, args=(k,)) for k in range(workers)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    a = np.asarray(lat)
+def pinned() -> bool:
+    return (os.cpu_count() or 1) > 1 and shutil.which("taskset") is not None
+
+
+def constant_rate(port: int, kind: str, rate: float = 250, seconds: float = 10) -> dict[str, float]:
+    """Open loop through the project's calibrated load engine (edgeinfer_validate.loadgen; its
+    accuracy is the "Measuring instrument" section), in a process of its own on LOAD_CPU:
+    request i is due at t0 + i/rate, and latency counts from that due time."""
+    cmd = [sys.executable, "-c", OPEN_LOOP, str(port), kind, str(rate), str(seconds)]
+    if pinned():
+        cmd = ["taskset", "-c", str(LOAD_CPU), *cmd]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=seconds + 60, check=True)
+    r = json.loads(proc.stdout)
+    lat = r["latency"]
     return {
         "rate": rate,
-        "n": len(a),
-        "failed": fails[0],
-        "p50_ms": float(np.percentile(a, 50)),
-        "p99_ms": float(np.percentile(a, 99)),
+        "n": r["requests"],
+        "failed": r["failed"],
+        "p50_ms": lat["p50_ms"],
+        "p99_ms": lat["p99_ms"],
+        "max_ms": lat["max_ms"],
     }
 
 
@@ -187,7 +177,12 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=int, default=8)
-    ap.add_argument("--image", default="edgeinfer/sidecar:dev", help="container to bench ('' to skip)")
+    ap.add_argument(
+        "--image",
+        default="edgeinfer/sidecar:bench",
+        help="container to bench, built from this tree first (python -m sidecar.build_image); '' to skip",
+    )
+    ap.add_argument("--base-image", default="edgeinfer/base:bookworm", help="BASE_IMAGE of that build")
     ap.add_argument("--threads", default="1", help="EDGEINFER_THREADS of the sidecar")
     args = ap.parse_args()
     if not shutil.which("wrk"):
@@ -210,10 +205,10 @@ def main() -> int:
     bodies["infer"][0].write_text(json.dumps({"x": raw.tolist()}))
     results: dict[str, object] = {"cpus": os.cpu_count(), "seconds": args.seconds}
 
-    print("(a) ONNX Runtime in-process ...", flush=True)
+    print("(a) ONNX Runtime in-process ...", file=sys.stderr, flush=True)
     results["ort"] = ort_limit(rel / "model_batch.onnx", args.seconds / 2)
 
-    print("(b) naive FastAPI peer ...", flush=True)
+    print("(b) naive FastAPI peer ...", file=sys.stderr, flush=True)
     try:
         import fastapi  # noqa: F401
 
@@ -244,20 +239,17 @@ def main() -> int:
     except ImportError:
         results["naive"] = "fastapi is not installed"
 
-    print("(c) sidecar on the host ...", flush=True)
-    port = free_port()
-    token = work / "token"
-    token.write_text("bench\n")
+    print("(c) sidecar on the host ...", file=sys.stderr, flush=True)
     env = dict(
         os.environ,
         EDGEINFER_MODEL_DIR=str(models / "current"),
         EDGEINFER_HOST="127.0.0.1",
-        EDGEINFER_PORT=str(port),
         EDGEINFER_BACKEND="onnxruntime",
         EDGEINFER_THREADS=args.threads,
         PYTHONPATH=str(REPO),
     )
-    p = subprocess.Popen([sys.executable, "-m", "sidecar"], cwd=REPO, env=env)
+    port = free_port()
+    p = subprocess.Popen([sys.executable, "-m", "sidecar"], cwd=REPO, env=dict(env, EDGEINFER_PORT=str(port)))
     try:
         wait_http(port, "/healthz")
         rss = RssSampler(p.pid)
@@ -269,54 +261,178 @@ def main() -> int:
         for c in (1, 16, 64):
             host[f"json c{c}"] = wrk(url + "/encode", *bodies["json"], c, args.seconds)
         host["infer c64"] = wrk(url + "/infer", *bodies["infer"], 64, args.seconds)
-        host["constant 250/s json"] = constant_rate(
-            "127.0.0.1", port, "/encode", bodies["json"][0].read_bytes(), "application/json", 250, 10
-        )
-        host["constant 250/s binary"] = constant_rate(
-            "127.0.0.1", port, "/encode", bodies["binary"][0].read_bytes(), "application/octet-stream", 250, 10
-        )
         rss.stop.set()
         host["peak_rss_mib"] = round(rss.peak / 1024, 1)
         results["sidecar_host"] = host
     finally:
         stop(p)
 
-    if args.image and subprocess.run(["docker", "image", "inspect", args.image], capture_output=True).returncode == 0:
-        print("(c) sidecar in its container ...", flush=True)
+    # Latency at a constant 250 req/s: the load engine on one core, the server on the other,
+    # so that neither steals the other's core; first the instrument's own floor (a server
+    # with no model), then the sidecar with one inference thread.
+    print("(d) constant 250 req/s, load and server on separate cores ...", file=sys.stderr, flush=True)
+    pin = ["taskset", "-c", str(SERVER_CPU)] if pinned() else []
+    const: dict[str, object] = {"pinned": pinned()}
+    floor = subprocess.Popen(
+        [*pin, sys.executable, "-m", "edgeinfer_validate.testserver", "--port", "0"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        fport = int(floor.stdout.readline().strip().rsplit(":", 1)[1])
+        const["instrument floor (no model)"] = constant_rate(fport, "plain")
+    finally:
+        stop(floor)
+    port = free_port()
+    p = subprocess.Popen(
+        [*pin, sys.executable, "-m", "sidecar"],
+        cwd=REPO,
+        env=dict(env, EDGEINFER_PORT=str(port), EDGEINFER_THREADS="1"),
+    )
+    try:
+        wait_http(port, "/healthz")
+        for kind in ("json", "binary"):
+            constant_rate(port, kind, seconds=2)  # warm-up
+            const[f"host {kind}"] = constant_rate(port, kind)
+    finally:
+        stop(p)
+    results["constant_250"] = const
+
+    if args.image:
+        print(f"(c) building {args.image} from this tree ...", file=sys.stderr, flush=True)
+        build = [sys.executable, "-m", "sidecar.build_image", "--tag", args.image, "--base-image", args.base_image]
+        if Path("/etc/ssl/certs/ca-certificates.crt").exists():
+            build += ["--ca-file", "/etc/ssl/certs/ca-certificates.crt"]
+        subprocess.run([*build, "--quiet"], cwd=REPO, check=True, timeout=1200)
+    if args.image:
+        print("(c) sidecar in its container ...", file=sys.stderr, flush=True)
         for dirpath, _d, files in os.walk(work):
             os.chmod(dirpath, 0o755)
             for f in files:
                 os.chmod(os.path.join(dirpath, f), 0o644)
-        port = free_port()
-        cid = subprocess.run(
-            ["docker", "run", "-d", "--read-only", "--tmpfs", "/tmp", "--cap-drop", "ALL", "--security-opt", "no-new-privileges:true", "--memory", "512m", "--pids-limit", "128",
-             "-p", f"127.0.0.1:{port}:9000", "-v", f"{models}:/models:ro", "-e", f"EDGEINFER_THREADS={args.threads}", args.image],
-            capture_output=True, text=True, check=True,
-        ).stdout.strip()  # fmt: skip
-        try:
+
+        def container(threads: str, cpuset: str = "") -> tuple[str, int]:
+            port = free_port()
+            extra = ["--cpuset-cpus", cpuset] if cpuset else []
+            cid = subprocess.run(
+                ["docker", "run", "-d", "--read-only", "--tmpfs", "/tmp", "--cap-drop", "ALL", "--security-opt", "no-new-privileges:true", "--memory", "512m", "--pids-limit", "128",
+                 *extra, "-p", f"127.0.0.1:{port}:9000", "-v", f"{models}:/models:ro", "-e", f"EDGEINFER_THREADS={threads}", args.image],
+                capture_output=True, text=True, check=True,
+            ).stdout.strip()  # fmt: skip
             wait_http(port, "/healthz", 90)
+            return cid, port
+
+        cid, port = container(args.threads)
+        try:
             url = f"http://127.0.0.1:{port}"
             cont: dict[str, object] = {
                 f"binary c{c}": wrk(url + "/encode", *bodies["binary"], c, args.seconds) for c in (1, 16, 64)
             }
             cont["json c16"] = wrk(url + "/encode", *bodies["json"], 16, args.seconds)
-            cont["constant 250/s json"] = constant_rate(
-                "127.0.0.1", port, "/encode", bodies["json"][0].read_bytes(), "application/json", 250, 10
-            )
-            mem = subprocess.run(
+            cont["mem_usage_after"] = subprocess.run(
                 ["docker", "stats", "--no-stream", "--format", "{{.MemUsage}}", cid], capture_output=True, text=True
             ).stdout.strip()
-            cont["mem_usage_after"] = mem
             results["sidecar_container"] = cont
+        finally:
+            subprocess.run(["docker", "rm", "-f", cid], capture_output=True)
+        cid, port = container("1", str(SERVER_CPU) if pinned() else "")
+        try:
+            for kind in ("json", "binary"):
+                constant_rate(port, kind, seconds=2)  # warm-up
+                const[f"container {kind}"] = constant_rate(port, kind)
         finally:
             subprocess.run(["docker", "rm", "-f", cid], capture_output=True)
 
     out = REPO / ".bench"
     out.mkdir(exist_ok=True)
     (out / "sidecar.json").write_text(json.dumps(results, indent=2))
-    print(json.dumps(results, indent=2))
+    print(report(results))
     shutil.rmtree(work, ignore_errors=True)
     return 0
+
+
+def _f(v: object, nd: int = 1) -> str:
+    return f"{v:,.{nd}f}" if isinstance(v, (int, float)) else str(v)
+
+
+def report(r: dict) -> str:
+    """The targets of the sidecar first (PASS/FAIL), then every figure behind them."""
+    ort = r["ort"]
+    batched = ort["batch 32, 2 threads"]
+    host, const, cont = r["sidecar_host"], r["constant_250"], r.get("sidecar_container", {})
+    rows = []
+
+    def target(name: str, value: float | None, want: str, ok: bool | None) -> None:
+        verdict = "n/a" if ok is None else ("PASS" if ok else "FAIL")
+        rows.append(f"| {name} | {_f(value) if value is not None else '-'} | {want} | **{verdict}** |")
+
+    for where, d in (("host", host), ("container", cont)):
+        rps = d.get("binary c16", {}).get("rps") if d else None
+        target(
+            f"{where}: binary /encode at 16 connections, req/s",
+            rps,
+            f">= 0.75 x {batched:,.0f} = {0.75 * batched:,.0f} (ONNX Runtime batched, same cores)",
+            None if rps is None else rps >= 0.75 * batched,
+        )
+    for key in ("host json", "host binary", "container json", "container binary"):
+        d = const.get(key)
+        target(
+            f"{key}: p99 at a constant 250 req/s, ms",
+            d["p99_ms"] if d else None,
+            "<= 5 ms, every request answered",
+            None if not d else (d["p99_ms"] <= 5 and d["failed"] == 0),
+        )
+    target("host: peak RSS under load, MiB", host["peak_rss_mib"], "<= 128", host["peak_rss_mib"] <= 128)
+    out = [
+        "| target | measured | wanted | verdict |",
+        "|---|---|---|---|",
+        *rows,
+        "",
+        f"Container memory after its load: {cont.get('mem_usage_after', '-')} (docker stats).",
+        "",
+        "Throughput and latency under wrk (closed loop, 127.0.0.1; wrk shares the 2 cores with the server):",
+        "",
+        "| server | route | connections | req/s | p50 ms | p99 ms | non-2xx | socket errors |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for server, d in (
+        ("naive FastAPI peer", r.get("naive", {})),
+        ("sidecar, host", host),
+        ("sidecar, container", cont),
+    ):
+        if not isinstance(d, dict):
+            continue
+        for k, v in d.items():
+            if not isinstance(v, dict) or "rps" not in v:
+                continue
+            route, conns = ("/infer", k[1:]) if server.startswith("naive") else (k.split(" c")[0], k.split(" c")[1])
+            out.append(
+                f"| {server} | {route} | {conns} | {_f(v['rps'], 0)} | {_f(v['p50_ms'], 2)} | {_f(v['p99_ms'], 2)} "
+                f"| {v['non2xx']} | {v['socket_errors'] or 'none'} |"
+            )
+    out += [
+        "",
+        f"ONNX Runtime in-process (the limit): {ort['batch 1, 1 thread']:,.0f} inferences/s at batch 1 on one thread, "
+        f"{batched:,.0f}/s at batch 32 on two.",
+        "",
+        "Constant 250 req/s (open loop, 10 s after a 2 s warm-up, latency from each request's due time; "
+        + (
+            f"load engine on CPU {LOAD_CPU}, server on CPU {SERVER_CPU}, the sidecar with one inference thread):"
+            if const.get("pinned")
+            else "not pinned: fewer than 2 cores or no taskset):"
+        ),
+        "",
+        "| server | requests | failed | p50 ms | p99 ms | max ms |",
+        "|---|---|---|---|---|---|",
+    ]
+    for k, v in const.items():
+        if isinstance(v, dict):
+            out.append(
+                f"| {k} | {v['n']:,} | {v['failed']} | {_f(v['p50_ms'], 2)} | {_f(v['p99_ms'], 2)} | {_f(v['max_ms'], 2)} |"
+            )
+    out += ["", "Every figure: `.bench/sidecar.json`."]
+    return "\n".join(out) + "\n"
 
 
 if __name__ == "__main__":

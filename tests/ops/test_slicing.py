@@ -50,8 +50,11 @@ def runner_env(monkeypatch) -> dict[str, str]:
     return env
 
 
-def run(pdd: Path, ident: str, playbook: str, inventory: Path, extravars: dict[str, Any], env: dict[str, str]):
+def run(
+    pdd: Path, ident: str, playbook: str, inventory: Path, extravars: dict[str, Any], env: dict[str, str], **kw: Any
+):
     r = ansible_runner.run(
+        **kw,
         private_data_dir=str(pdd),
         project_dir=str(REPO),
         playbook=playbook,
@@ -67,9 +70,9 @@ def run(pdd: Path, ident: str, playbook: str, inventory: Path, extravars: dict[s
 
 def test_a_sliced_deploy_takes_the_build_artifact_and_each_slice_lands_its_edges(
     fleet_factory,
-    sidecar_image: str,
+    sidecar_image: str,  # noqa: F811 (the fixture imported above)
     tmp_path: Path,
-    monkeypatch,  # noqa: F811 (fixture)
+    monkeypatch,
 ) -> None:
     fleet = fleet_factory(2)
     full_path = _inventory(fleet, tmp_path / "inventory.yml")
@@ -130,6 +133,28 @@ def test_a_sliced_deploy_takes_the_build_artifact_and_each_slice_lands_its_edges
         assert (health["model_version"], health["model_sha256"]) == ("v1", release["digest"]), health
         state = json.loads((Path(edge.root) / "state.json").read_text())
         assert state["current"] == release["release"]
+
+    # -- the same artifact under a limit that leaves GPUSRV out of a full inventory (the
+    # workflow's limit names edges): nothing to build, the summary covers the limit alone.
+    pdd = tmp_path / "job-limited"
+    pdd.mkdir()
+    r, events, tail = run(
+        pdd, "limited", "playbooks/deploy.yml", full_path, dict(base, **artifact), env, limit="edge-2"
+    )
+    assert (r.status, r.rc) == ("successful", 0), tail
+    data = _stats_event(events)["artifact_data"]
+    assert data["edgeinfer_fleet"] == {"edge-2": data["edgeinfer_fleet"]["edge-2"]}, data["edgeinfer_fleet"]
+    assert data["edgeinfer_fleet"]["edge-2"]["outcome"] == "unchanged", data["edgeinfer_fleet"]
+    assert manifest.stat().st_mtime_ns == built_at
+
+    # -- and without the artifact, that limit is refused before anything runs: GPUSRV builds.
+    pdd = tmp_path / "job-limited-nothing-built"
+    pdd.mkdir()
+    r, events, tail = run(pdd, "limited-no-build", "playbooks/deploy.yml", full_path, base, env, limit="edge-2")
+    assert r.rc != 0, tail
+    failed = [e["event_data"] for e in events if e.get("event") == "runner_on_failed"]
+    assert [f["task"] for f in failed] == ["GPUSRV | In the limit, unless the release is built already"], tail
+    assert "--limit gpusrv-local," in failed[0]["res"]["msg"], failed[0]["res"]["msg"]
 
 
 def test_a_deploy_with_no_gpusrv_and_no_prebuilt_release_says_what_to_pass(
