@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import math
 import os
 import re
 import shutil
@@ -23,6 +24,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -55,7 +57,11 @@ def ort_limit(model: Path, seconds: float) -> dict[str, float]:
 
     out = {}
     x1 = np.random.default_rng(0).standard_normal((1, 100, 9)).astype(np.float32)
-    for label, threads, batch in (("batch 1, 1 thread", 1, 1), ("batch 32, 2 threads", 2, 32)):
+    for label, threads, batch in (
+        ("batch 1, 1 thread", 1, 1),
+        ("batch 32, 1 thread", 1, 32),
+        ("batch 32, 2 threads", 2, 32),
+    ):
         o = ort.SessionOptions()
         o.intra_op_num_threads, o.inter_op_num_threads = threads, 1
         s = ort.InferenceSession(str(model), o, providers=["CPUExecutionProvider"])
@@ -70,13 +76,16 @@ def ort_limit(model: Path, seconds: float) -> dict[str, float]:
     return out
 
 
-def wrk(url: str, body: Path, ctype: str, conns: int, seconds: int) -> dict[str, float]:
+def wrk(url: str, body: Path, ctype: str, conns: int, seconds: int, cpu: int | None = None) -> dict[str, float]:
+    """wrk (closed loop); on ``cpu`` alone (one wrk thread) when given."""
     lua = body.with_suffix(".lua")
     lua.write_text(
         f'wrk.method = "POST"\nwrk.headers["Content-Type"] = "{ctype}"\nlocal f = io.open("{body}", "rb")\nwrk.body = f:read("*a")\nf:close()\n'
     )
+    threads = 1 if cpu is not None else min(conns, 2)
+    pin = ["taskset", "-c", str(cpu)] if cpu is not None else []
     r = subprocess.run(
-        ["wrk", "-t", str(min(conns, 2)), "-c", str(conns), "-d", f"{seconds}s", "--latency", "-s", str(lua), url],
+        [*pin, "wrk", "-t", str(threads), "-c", str(conns), "-d", f"{seconds}s", "--latency", "-s", str(lua), url],
         capture_output=True,
         text=True,
         timeout=seconds + 60,
@@ -110,6 +119,30 @@ req = lg.Request("GET", "/") if kind == "plain" else lg.encode_request(binary=ki
 r = lg.open_loop(lg.Target("127.0.0.1", port), req, rate, seconds, concurrency=16)
 print(json.dumps(r.to_dict()))
 """
+
+
+def served_histogram(port: int) -> dict[float, float]:
+    """The sidecar's own edgeinfer_request_duration_seconds for /encode: upper bound (s) -> count."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    out = {}
+    for line in text.splitlines():
+        if line.startswith("edgeinfer_request_duration_seconds_bucket") and 'route="/encode"' in line:
+            le = re.search(r'le="([^"]+)"', line).group(1)
+            out[math.inf if le == "+Inf" else float(le)] = float(line.rsplit(" ", 1)[1])
+    return out
+
+
+def served(port: int, kind: str) -> dict[str, float]:
+    """constant_rate, plus what the sidecar itself measured for those requests (its histogram):
+    the share served within 5 ms and the bucket that holds its p99."""
+    before = served_histogram(port)
+    r = constant_rate(port, kind)
+    after = served_histogram(port)
+    delta = {le: after[le] - before.get(le, 0.0) for le in sorted(after)}
+    total = delta[math.inf] or 1.0
+    r["served_within_5ms"] = round(delta.get(0.005, 0.0) / total, 4)
+    r["served_p99_bucket_ms"] = next(le for le, n in delta.items() if n / total >= 0.99) * 1000
+    return r
 
 
 def pinned() -> bool:
@@ -273,6 +306,7 @@ def main() -> int:
     print("(d) constant 250 req/s, load and server on separate cores ...", file=sys.stderr, flush=True)
     pin = ["taskset", "-c", str(SERVER_CPU)] if pinned() else []
     const: dict[str, object] = {"pinned": pinned()}
+    one_core: dict[str, object] = {}
     floor = subprocess.Popen(
         [*pin, sys.executable, "-m", "edgeinfer_validate.testserver", "--port", "0"],
         cwd=REPO,
@@ -294,17 +328,21 @@ def main() -> int:
         wait_http(port, "/healthz")
         for kind in ("json", "binary"):
             constant_rate(port, kind, seconds=2)  # warm-up
-            const[f"host {kind}"] = constant_rate(port, kind)
+            const[f"host {kind}"] = served(port, kind)
+        if pinned():
+            url = f"http://127.0.0.1:{port}/encode"
+            one_core["host"] = {k: wrk(url, *bodies[k], 16, args.seconds, cpu=LOAD_CPU) for k in ("binary", "json")}
     finally:
         stop(p)
     results["constant_250"] = const
+    results["one_core"] = one_core
 
     if args.image:
         print(f"(c) building {args.image} from this tree ...", file=sys.stderr, flush=True)
         build = [sys.executable, "-m", "sidecar.build_image", "--tag", args.image, "--base-image", args.base_image]
         if Path("/etc/ssl/certs/ca-certificates.crt").exists():
             build += ["--ca-file", "/etc/ssl/certs/ca-certificates.crt"]
-        subprocess.run([*build, "--quiet"], cwd=REPO, check=True, timeout=1200)
+        subprocess.run([*build, "--quiet"], cwd=REPO, check=True, timeout=1200, stdout=sys.stderr)
     if args.image:
         print("(c) sidecar in its container ...", file=sys.stderr, flush=True)
         for dirpath, _d, files in os.walk(work):
@@ -340,7 +378,12 @@ def main() -> int:
         try:
             for kind in ("json", "binary"):
                 constant_rate(port, kind, seconds=2)  # warm-up
-                const[f"container {kind}"] = constant_rate(port, kind)
+                const[f"container {kind}"] = served(port, kind)
+            if pinned():
+                url = f"http://127.0.0.1:{port}/encode"
+                one_core["container"] = {
+                    k: wrk(url, *bodies[k], 16, args.seconds, cpu=LOAD_CPU) for k in ("binary", "json")
+                }
         finally:
             subprocess.run(["docker", "rm", "-f", cid], capture_output=True)
 
@@ -359,29 +402,40 @@ def _f(v: object, nd: int = 1) -> str:
 def report(r: dict) -> str:
     """The targets of the sidecar first (PASS/FAIL), then every figure behind them."""
     ort = r["ort"]
-    batched = ort["batch 32, 2 threads"]
+    batched, batched1 = ort["batch 32, 2 threads"], ort["batch 32, 1 thread"]
     host, const, cont = r["sidecar_host"], r["constant_250"], r.get("sidecar_container", {})
+    one_core = r.get("one_core", {})
     rows = []
 
-    def target(name: str, value: float | None, want: str, ok: bool | None) -> None:
+    def target(name: str, value: float | None, want: str, ok: bool | None, nd: int = 1) -> None:
         verdict = "n/a" if ok is None else ("PASS" if ok else "FAIL")
-        rows.append(f"| {name} | {_f(value) if value is not None else '-'} | {want} | **{verdict}** |")
+        rows.append(f"| {name} | {_f(value, nd) if value is not None else '-'} | {want} | **{verdict}** |")
 
-    for where, d in (("host", host), ("container", cont)):
-        rps = d.get("binary c16", {}).get("rps") if d else None
+    # "On the same cores": the server on one core and wrk on the other, against ONNX Runtime
+    # batched on one core. (With wrk beside it on both cores, the server never has the two
+    # cores that ONNX Runtime's two-thread figure had; that run is in the wrk table below.)
+    for where in ("host", "container"):
+        rps = one_core.get(where, {}).get("binary", {}).get("rps")
         target(
-            f"{where}: binary /encode at 16 connections, req/s",
+            f"{where}: binary /encode at 16 connections on one core, req/s",
             rps,
-            f">= 0.75 x {batched:,.0f} = {0.75 * batched:,.0f} (ONNX Runtime batched, same cores)",
-            None if rps is None else rps >= 0.75 * batched,
+            f">= 0.75 x {batched1:,.0f} = {0.75 * batched1:,.0f} (ONNX Runtime batch 32 on that core)",
+            None if rps is None else rps >= 0.75 * batched1,
         )
     for key in ("host json", "host binary", "container json", "container binary"):
         d = const.get(key)
         target(
-            f"{key}: p99 at a constant 250 req/s, ms",
+            f"{key}: p99 at a constant 250 req/s, ms (client side)",
             d["p99_ms"] if d else None,
             "<= 5 ms, every request answered",
             None if not d else (d["p99_ms"] <= 5 and d["failed"] == 0),
+        )
+        target(
+            f"{key}: share served within 5 ms (the sidecar's own histogram)",
+            d["served_within_5ms"] if d else None,
+            ">= 0.99",
+            None if not d else d["served_within_5ms"] >= 0.99,
+            nd=4,
         )
     target("host: peak RSS under load, MiB", host["peak_rss_mib"], "<= 128", host["peak_rss_mib"] <= 128)
     out = [
@@ -400,6 +454,11 @@ def report(r: dict) -> str:
         ("naive FastAPI peer", r.get("naive", {})),
         ("sidecar, host", host),
         ("sidecar, container", cont),
+        ("sidecar, host, one core (wrk on the other)", {f"{k} c16": v for k, v in one_core.get("host", {}).items()}),
+        (
+            "sidecar, container, one core (wrk on the other)",
+            {f"{k} c16": v for k, v in one_core.get("container", {}).items()},
+        ),
     ):
         if not isinstance(d, dict):
             continue
@@ -414,7 +473,7 @@ def report(r: dict) -> str:
     out += [
         "",
         f"ONNX Runtime in-process (the limit): {ort['batch 1, 1 thread']:,.0f} inferences/s at batch 1 on one thread, "
-        f"{batched:,.0f}/s at batch 32 on two.",
+        f"{batched1:,.0f}/s at batch 32 on one, {batched:,.0f}/s at batch 32 on two.",
         "",
         "Constant 250 req/s (open loop, 10 s after a 2 s warm-up, latency from each request's due time; "
         + (
@@ -423,14 +482,24 @@ def report(r: dict) -> str:
             else "not pinned: fewer than 2 cores or no taskset):"
         ),
         "",
-        "| server | requests | failed | p50 ms | p99 ms | max ms |",
-        "|---|---|---|---|---|---|",
+        "| server | requests | failed | p50 ms | p99 ms | max ms | served within 5 ms | served p99 within |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for k, v in const.items():
         if isinstance(v, dict):
+            within = f"{v['served_within_5ms']:.2%}" if "served_within_5ms" in v else "-"
+            bucket = f"{v['served_p99_bucket_ms']:g} ms" if "served_p99_bucket_ms" in v else "-"
             out.append(
-                f"| {k} | {v['n']:,} | {v['failed']} | {_f(v['p50_ms'], 2)} | {_f(v['p99_ms'], 2)} | {_f(v['max_ms'], 2)} |"
+                f"| {k} | {v['n']:,} | {v['failed']} | {_f(v['p50_ms'], 2)} | {_f(v['p99_ms'], 2)} "
+                f"| {_f(v['max_ms'], 2)} | {within} | {bucket} |"
             )
+    out += [
+        "",
+        "Client side is what a caller on this machine sees, from each request's due time; it includes the "
+        "instrument's own floor (the first row: the same load against a server with no model) and this "
+        "VM's wake-up latency of an idle core. Served is the time inside the sidecar, from its request "
+        "histogram (`edgeinfer_request_duration_seconds`, buckets 0.5, 1, 2, 3, 5, 7.5 ms ...).",
+    ]
     out += ["", "Every figure: `.bench/sidecar.json`."]
     return "\n".join(out) + "\n"
 

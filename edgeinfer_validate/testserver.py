@@ -54,6 +54,7 @@ class Behaviour:
     pause_s: float = 0.0
     health_status: int = 200
     model_version: str = "calibration"
+    idle_timeout_s: float = 0.0
 
 
 @dataclass
@@ -67,6 +68,7 @@ class Counters:
     paused: int = 0
     health: int = 0
     connections: int = 0
+    idle_closed: int = 0
     first_at: float | None = None
     by_path: dict[str, int] = field(default_factory=dict)
 
@@ -149,8 +151,24 @@ class _Protocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         self.server.c.connections += 1
+        self.idle_timer: asyncio.TimerHandle | None = None
+        self._arm_idle()
+
+    def _arm_idle(self) -> None:
+        """Close a keep-alive connection left idle for idle_timeout_s, as uvicorn's timeout_keep_alive does."""
+        t = self.server.b.idle_timeout_s
+        if t > 0:
+            self.idle_timer = asyncio.get_running_loop().call_later(t, self._idle_close)
+
+    def _idle_close(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.server.c.idle_closed += 1
+            self.transport.close()
 
     def data_received(self, data: bytes) -> None:
+        if self.idle_timer is not None:
+            self.idle_timer.cancel()
+            self.idle_timer = None
         self.buf += data
         while not self.closing:
             end = self.buf.find(b"\r\n\r\n")
@@ -191,6 +209,8 @@ class _Protocol(asyncio.Protocol):
         t.write(payload)
         if close:
             t.close()
+        elif not self.buf:
+            self._arm_idle()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
@@ -225,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pause-s", type=float, default=0.0, help="... freeze every answer for this long")
     ap.add_argument("--health-status", type=int, default=200, help="what /healthz answers (503: unhealthy)")
     ap.add_argument("--model-version", default="calibration")
+    ap.add_argument("--idle-timeout", type=float, default=0.0, help="close keep-alive connections idle this long")
     ap.add_argument("--cpu", type=int, default=None, help="pin the server to this CPU")
     a = ap.parse_args(argv)
     if a.cpu is not None:
@@ -242,6 +263,7 @@ def main(argv: list[str] | None = None) -> int:
         pause_s=a.pause_s,
         health_status=a.health_status,
         model_version=a.model_version,
+        idle_timeout_s=a.idle_timeout,
     )
     # select(2) wakes timers to the microsecond where epoll rounds them up to the next millisecond:
     # a --delay-ms 2 server then answers in 2.0x ms, not anywhere in 2..3 ms.

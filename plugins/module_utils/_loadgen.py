@@ -497,10 +497,29 @@ class _Engine:
             c.out = memoryview(self.wire)
             self.sel.register(s, selectors.EVENT_WRITE, c)
             return
+        if self.dropped(c.sock):
+            # The server closed this keep-alive connection while it sat idle (its idle
+            # timeout): open a new one, as an HTTP client's pool does (urllib3's
+            # is_connection_dropped), instead of sending into a closed socket.
+            self.drop(c)
+            self.inflight -= 1
+            self.issue(c, ref)
+            return
         c.reused = True
         c.out = memoryview(self.wire)
         c.state = "sending"
         self.send(c, registered=False)
+
+    @staticmethod
+    def dropped(sock: socket.socket) -> bool:
+        """An idle connection the peer has closed (or sent something unasked on) is not reusable."""
+        try:
+            sock.recv(1, socket.MSG_PEEK)
+        except (BlockingIOError, InterruptedError):
+            return False  # nothing to read: alive
+        except OSError:
+            return True
+        return True  # end of stream, or bytes nobody asked for: either way not reusable
 
     def send(self, c: _Conn, registered: bool) -> None:
         try:

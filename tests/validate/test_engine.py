@@ -48,6 +48,19 @@ def test_dropped_connections_are_failures_and_the_engine_reconnects(server_facto
     assert s.stats()["requests"] == 500
 
 
+def test_a_keep_alive_connection_the_server_closed_while_idle_is_replaced_not_failed(server_factory):
+    """A server's idle timeout (uvicorn's timeout_keep_alive) closes connections the open loop
+    left idle; the engine opens new ones before sending, as a client pool does."""
+    s = server_factory("--idle-timeout", "0.02")
+    # 20 req/s: a connection waits 50 ms for its next request, and the server closes it after 20.
+    res = lg.open_loop(s.target, PLAIN, rate=20, duration_s=2.0, concurrency=4)
+    stats = s.stats()
+    assert stats["idle_closed"] >= 30, stats  # the server did close the idle connections
+    assert res.failed == 0 and res.requests == 40, res.failures
+    assert res.connects >= 30, res.connects  # each one was replaced when it was next needed
+    assert stats["requests"] == 40
+
+
 def test_connection_close_is_not_a_failure(server_factory):
     s = server_factory("--close-every", "5")
     res = lg.closed_loop(s.target, PLAIN, concurrency=2, max_requests=200)
