@@ -28,10 +28,22 @@ class StepFailed(RuntimeError):
     pass
 
 
+def cpu_jiffies() -> tuple[int, int]:
+    """(busy, total) jiffies of the whole machine, from /proc/stat."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+BUSY: dict[int, float] = {}  # id(run) -> share of the machine's CPU busy during it
+
+
 def timed(fn):
-    t0 = time.monotonic()
+    t0, (b0, a0) = time.monotonic(), cpu_jiffies()
     run = fn()
     elapsed = time.monotonic() - t0
+    b1, a1 = cpu_jiffies()
+    BUSY[id(run)] = (b1 - b0) / max(a1 - a0, 1)
     if run.rc != 0:
         tail = [line for line in run.stdout.splitlines() if '"msg"' in line][-3:]
         raise StepFailed("; ".join(t.strip() for t in tail) or run.stderr[-500:])
@@ -80,8 +92,14 @@ def fleet_upgrade(tmp: Path, artifacts: Path, n: int) -> dict[str, object]:
         fresh, _ = timed(lambda: bench.deploy("v1", seed=1, edgeinfer_serial="100%"))
         rollout, _ = timed(lambda: bench.deploy("v2", seed=2))
         timed(lambda: bench.playbook("build.yml", bench.vars("v3", 3)))
-        one_batch, _ = timed(lambda: bench.deploy("v3", seed=3, edgeinfer_serial="100%"))
-        return {"edges": n, "fresh_deploy_s": fresh, "upgrade_rollout_s": rollout, "upgrade_one_batch_s": one_batch}
+        one_batch, run = timed(lambda: bench.deploy("v3", seed=3, edgeinfer_serial="100%"))
+        return {
+            "edges": n,
+            "fresh_deploy_s": fresh,
+            "upgrade_rollout_s": rollout,
+            "upgrade_one_batch_s": one_batch,
+            "upgrade_one_batch_cpu_busy": round(BUSY[id(run)], 3),
+        }
     finally:
         fleet.down()
 
@@ -121,14 +139,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         "| edges | fresh deploy, one batch (s) | upgrade, canary 1 then 25 % then the rest (s) "
-        "| upgrade, one batch (s) |\n|---|---|---|---|"
+        "| upgrade, one batch (s) | CPU busy during it |\n|---|---|---|---|---|"
     )
     for row in figures["fleet"]:
         if "failed" in row:
-            print(f"| {row['edges']} | failed: {row['failed']} | | |")
+            print(f"| {row['edges']} | failed: {row['failed']} | | | |")
             continue
         print(
-            f"| {row['edges']} | {row['fresh_deploy_s']} | {row['upgrade_rollout_s']} | {row['upgrade_one_batch_s']} |"
+            f"| {row['edges']} | {row['fresh_deploy_s']} | {row['upgrade_rollout_s']} | {row['upgrade_one_batch_s']} "
+            f"| {row['upgrade_one_batch_cpu_busy']:.0%} of {os.cpu_count()} cores |"
         )
     ok_rows = [r for r in figures["fleet"] if "failed" not in r]
     base = next((r for r in ok_rows if r["edges"] == 1), None)
@@ -140,6 +159,12 @@ def main(argv: list[str] | None = None) -> int:
             if row["edges"] == 10:
                 ok = ratio <= 1.5
                 line += f" (target <= 1.5 x, canary batch aside): **{'PASS' if ok else 'FAIL'}**"
+                if not ok and row["upgrade_one_batch_cpu_busy"] >= 0.9:
+                    line += (
+                        f"; the machine's CPU was {row['upgrade_one_batch_cpu_busy']:.0%} busy throughout: every "
+                        "simulated edge's module runs, sidecar reload and benchmark share these cores, where real "
+                        "edges each bring their own, so here the figure measures the cores, not the rollout"
+                    )
             print(line + ".\n")
     print(
         "The benchmark gate of the fleet runs is loosened (p95 <= 1000 ms, >= 5 req/s): n sidecars and n load "
