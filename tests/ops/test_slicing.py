@@ -79,6 +79,10 @@ def test_a_sliced_deploy_takes_the_build_artifact_and_each_slice_lands_its_edges
     full = yaml.safe_load(full_path.read_text())
     env = runner_env(monkeypatch)
     base = _extravars(tmp_path, "v1", 0)
+    # Two slices run their gates at once on these 2 cores: the latency floor is the fault
+    # matrix's (1000 ms), since this test judges the slicing, not the machine (a 200 ms p95
+    # was seen under CI).
+    base.update(edgeinfer_benchmark_p95_ms=1000, edgeinfer_benchmark_min_rps=20)
 
     # -- the build node: GPUSRV only (its template's limit)
     build_pdd = tmp_path / "job-build"
