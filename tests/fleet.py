@@ -43,10 +43,19 @@ class FleetError(RuntimeError):
     pass
 
 
-def free_port(address: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((address, 0))
-        return int(s.getsockname()[1])
+def free_port(address: str = "127.0.0.1", taken: set[int] | None = None) -> int:
+    """A port free now on ``address`` and not in ``taken`` (which it joins). The kernel may hand
+    out a port again once its socket is closed, and a fleet's sidecars start only later, so the
+    ports of one fleet are kept apart here (two edges once drew the same sidecar port)."""
+    while True:
+        with socket.socket() as s:
+            s.bind((address, 0))
+            port = int(s.getsockname()[1])
+        if taken is None:
+            return port
+        if port not in taken:
+            taken.add(port)
+            return port
 
 
 @dataclass
@@ -117,14 +126,15 @@ class Fleet:
         Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege separation dir
         _keygen(fleet.client_key)
         known = []
+        ports: set[int] = set()
         try:
             for i in range(1, n + 1):
                 address = f"127.0.0.{10 + i}"
                 edge = Edge(
                     name=f"edge-{i}",
                     address=address,
-                    ssh_port=free_port(address),
-                    sidecar_port=free_port("127.0.0.1"),
+                    ssh_port=free_port(address, ports),
+                    sidecar_port=free_port("127.0.0.1", ports),
                     home=str(directory / "edges" / f"edge-{i}"),
                     compose_project=f"edgeinfer-{run_id}-edge-{i}",
                 )
