@@ -2,7 +2,8 @@
 
 Each part is a script that can also run alone; this only runs them in turn and
 assembles their markdown. `python -m bench deploy` reruns the parts whose script
-name contains "deploy" and keeps the other sections of the last run (.bench/*.md).
+name contains "deploy" and keeps the other sections of the last run (.bench/sections/*.md,
+else the section already in docs/benchmarks.md).
 Benchmarks are not tests: they measure this machine.
 """
 
@@ -24,6 +25,13 @@ PARTS = [
     ("Sidecar vs the limit vs the naive peer", [PY, "bench/bench_sidecar.py", "--seconds", "6"]),
     ("Deploy timings and fleet scaling", [PY, "bench/bench_deploy.py"]),
 ]
+
+
+def published_sections(text: str) -> dict[str, str]:
+    """The sections of a docs/benchmarks.md, by title, each as the assembly wrote it."""
+    marks = sorted((text.find(f"\n## {title}\n"), title) for title, _ in PARTS if f"\n## {title}\n" in text)
+    ends = [start for start, _ in marks[1:]] + [len(text)]
+    return {title: text[start:end].rstrip("\n") + "\n" for (start, title), end in zip(marks, ends, strict=True)}
 
 
 def main() -> int:
@@ -52,11 +60,15 @@ def main() -> int:
         "reproduces it and when it ran. The machine is small (2 cores) and was not otherwise idle "
         "unless a section says so: treat single figures as one sample.\n",
     ]
-    for _, cmd in PARTS:
+    doc = REPO / "docs" / "benchmarks.md"
+    previous = published_sections(doc.read_text() if doc.exists() else "")
+    for title, cmd in PARTS:
         saved = parts_dir / Path(cmd[1]).with_suffix(".md").name
         if saved.exists():
             out.append(saved.read_text())
-    (REPO / "docs" / "benchmarks.md").write_text("\n".join(out))
+        elif title in previous:  # not run on this machine yet: keep what was published
+            out.append(previous[title])
+    doc.write_text("\n".join(out))
     print("wrote docs/benchmarks.md" + (f"; failed: {', '.join(failed)}" if failed else ""), file=sys.stderr)
     return 1 if failed else 0
 

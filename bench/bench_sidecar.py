@@ -76,6 +76,45 @@ def ort_limit(model: Path, seconds: float) -> dict[str, float]:
     return out
 
 
+ORT_ONE_CORE = """
+import sys, time, numpy as np, onnxruntime as ort
+o = ort.SessionOptions(); o.intra_op_num_threads = 1; o.inter_op_num_threads = 1
+s = ort.InferenceSession(sys.argv[1], o, providers=["CPUExecutionProvider"])
+x = np.repeat(np.random.default_rng(0).standard_normal((1, 100, 9)).astype(np.float32), 32, axis=0)
+for _ in range(20):
+    s.run(None, {"imu_window": x})
+n, t0 = 0, time.perf_counter()
+while time.perf_counter() - t0 < float(sys.argv[2]):
+    s.run(None, {"imu_window": x})
+    n += 32
+print(n / (time.perf_counter() - t0))
+"""
+
+
+def ort_one_core(model: Path, seconds: float) -> float:
+    """ONNX Runtime batch 32, one thread, in its own process on the server's core: inferences/s."""
+    out = subprocess.run(
+        ["taskset", "-c", str(SERVER_CPU), sys.executable, "-c", ORT_ONE_CORE, str(model), str(seconds)],
+        capture_output=True, text=True, check=True, timeout=120,
+    ).stdout  # fmt: skip
+    return float(out.strip())
+
+
+def paired(model: Path, url: str, body: tuple[Path, str], seconds: int, rounds: int = 3) -> dict[str, object]:
+    """The limit and the server measured by turns on the same core, ``rounds`` times.
+
+    This VM's CPU speed drifts by 20 % and more between minutes (other tenants), so a
+    ratio of two figures taken minutes apart measures the drift; each pair here is
+    taken back to back, and the median of the pairs' ratios is the figure."""
+    pairs = []
+    for _ in range(rounds):
+        limit = ort_one_core(model, seconds / 2)
+        server = wrk(url, *body, 16, seconds, cpu=LOAD_CPU)
+        pairs.append({"limit": round(limit, 1), "server": server, "ratio": round(server["rps"] / limit, 3)})
+    ratios = sorted(p["ratio"] for p in pairs)
+    return {"pairs": pairs, "median_ratio": ratios[len(ratios) // 2]}
+
+
 def wrk(url: str, body: Path, ctype: str, conns: int, seconds: int, cpu: int | None = None) -> dict[str, float]:
     """wrk (closed loop); on ``cpu`` alone (one wrk thread) when given."""
     lua = body.with_suffix(".lua")
@@ -331,7 +370,9 @@ def main() -> int:
             const[f"host {kind}"] = served(port, kind)
         if pinned():
             url = f"http://127.0.0.1:{port}/encode"
-            one_core["host"] = {k: wrk(url, *bodies[k], 16, args.seconds, cpu=LOAD_CPU) for k in ("binary", "json")}
+            one_core["host"] = {
+                k: paired(rel / "model_batch.onnx", url, bodies[k], args.seconds) for k in ("binary", "json")
+            }
     finally:
         stop(p)
     results["constant_250"] = const
@@ -382,7 +423,7 @@ def main() -> int:
             if pinned():
                 url = f"http://127.0.0.1:{port}/encode"
                 one_core["container"] = {
-                    k: wrk(url, *bodies[k], 16, args.seconds, cpu=LOAD_CPU) for k in ("binary", "json")
+                    k: paired(rel / "model_batch.onnx", url, bodies[k], args.seconds) for k in ("binary", "json")
                 }
         finally:
             subprocess.run(["docker", "rm", "-f", cid], capture_output=True)
@@ -415,13 +456,17 @@ def report(r: dict) -> str:
     # batched on one core. (With wrk beside it on both cores, the server never has the two
     # cores that ONNX Runtime's two-thread figure had; that run is in the wrk table below.)
     for where in ("host", "container"):
-        rps = one_core.get(where, {}).get("binary", {}).get("rps")
-        target(
-            f"{where}: binary /encode at 16 connections on one core, req/s",
-            rps,
-            f">= 0.75 x {batched1:,.0f} = {0.75 * batched1:,.0f} (ONNX Runtime batch 32 on that core)",
-            None if rps is None else rps >= 0.75 * batched1,
-        )
+        for kind in ("binary", "json"):
+            d = one_core.get(where, {}).get(kind)
+            ratio = d["median_ratio"] if d else None
+            target(
+                f"{where}: {kind} /encode at 16 connections on one core, as a share of ONNX Runtime batch 32 "
+                "on that core (median of 3 back-to-back pairs)",
+                ratio,
+                ">= 0.75" if kind == "binary" else "(informative: the JSON path parses 900 numbers)",
+                None if ratio is None or kind == "json" else ratio >= 0.75,
+                nd=3,
+            )
     for key in ("host json", "host binary", "container json", "container binary"):
         d = const.get(key)
         target(
@@ -454,11 +499,6 @@ def report(r: dict) -> str:
         ("naive FastAPI peer", r.get("naive", {})),
         ("sidecar, host", host),
         ("sidecar, container", cont),
-        ("sidecar, host, one core (wrk on the other)", {f"{k} c16": v for k, v in one_core.get("host", {}).items()}),
-        (
-            "sidecar, container, one core (wrk on the other)",
-            {f"{k} c16": v for k, v in one_core.get("container", {}).items()},
-        ),
     ):
         if not isinstance(d, dict):
             continue
@@ -470,6 +510,23 @@ def report(r: dict) -> str:
                 f"| {server} | {route} | {conns} | {_f(v['rps'], 0)} | {_f(v['p50_ms'], 2)} | {_f(v['p99_ms'], 2)} "
                 f"| {v['non2xx']} | {v['socket_errors'] or 'none'} |"
             )
+    out += [
+        "",
+        "On one core (the server pinned to one, wrk pinned to the other), each pair taken back to back: "
+        "ONNX Runtime batch 32 with one thread in its own process on the server's core, then the server "
+        "under wrk at 16 connections:",
+        "",
+        "| server | route | pair | limit inf/s | server req/s | ratio | p50 ms | p99 ms | non-2xx |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for where, per_kind in one_core.items():
+        for kind, d in per_kind.items():
+            for i, pr in enumerate(d["pairs"], 1):
+                v = pr["server"]
+                out.append(
+                    f"| sidecar, {where} | {kind} | {i} | {_f(pr['limit'], 0)} | {_f(v['rps'], 0)} | {pr['ratio']:.3f} "
+                    f"| {_f(v['p50_ms'], 2)} | {_f(v['p99_ms'], 2)} | {v['non2xx']} |"
+                )
     out += [
         "",
         f"ONNX Runtime in-process (the limit): {ort['batch 1, 1 thread']:,.0f} inferences/s at batch 1 on one thread, "

@@ -33,6 +33,8 @@ def main() -> int:
         access_log=False,
         timeout_graceful_shutdown=10,
         server_header=False,
+        # No proxy in front of the sidecar: skip the middleware that rewrites the client address.
+        proxy_headers=False,
     )
     return 0
 

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import orjson
 
 from edgeinfer_contract import CHANNELS, WINDOW
 
@@ -83,9 +84,15 @@ def parse_json(
     if not body:
         raise InputError("body", "a JSON object", "an empty body", 400)
     try:
-        obj = json.loads(body, parse_constant=lambda c: float(c))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InputError("body", "valid JSON", str(exc), 400) from None
+        # orjson parses a 900-number window several times faster than the stdlib.
+        obj = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        # orjson refuses NaN and Infinity (not JSON) and integers beyond 64 bits; the
+        # stdlib reads them, so that the window check names the offending element.
+        try:
+            obj = json.loads(body, parse_constant=lambda c: float(c))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise InputError("body", "valid JSON", str(exc), 400) from None
     if not isinstance(obj, dict):
         raise InputError("body", "a JSON object", type(obj).__name__, 400)
     has_bool = b"true" in body or b"false" in body

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
+from prometheus_client.metrics import MetricWrapperBase
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
@@ -48,6 +49,20 @@ class Metrics:
         self.hailo_fallback = Gauge(
             "edgeinfer_hailo_fallback", "1 when the Hailo backend fell back to the CPU", registry=r
         )
+
+        # Labelled children looked up once: .labels() takes a lock and builds a key each call.
+        self._requests: dict[tuple[str, int], MetricWrapperBase] = {}
+        self._latency: dict[str, MetricWrapperBase] = {}
+
+    def observe_request(self, route: str, status: int, seconds: float) -> None:
+        counter = self._requests.get((route, status))
+        if counter is None:
+            counter = self._requests[(route, status)] = self.requests.labels(route, str(status))
+        counter.inc()
+        histogram = self._latency.get(route)
+        if histogram is None:
+            histogram = self._latency[route] = self.latency.labels(route)
+        histogram.observe(seconds)
 
     def set_model(self, version: str, sha256: str, backend: str, stamp: str, fallback: bool) -> None:
         self.model_info.clear()

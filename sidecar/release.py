@@ -6,6 +6,7 @@ import json
 import os
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,16 @@ class Model:
     def backend_name(self) -> str:
         return self.backend.name
 
+    # Computed once: each is a sha256 over the canonical JSON of the normalization, and
+    # every response names the stamp.
+    @cached_property
+    def stamp(self) -> dict[str, Any]:
+        return self.config.stamp
+
+    @cached_property
+    def normalization_hash(self) -> str:
+        return self.config.normalization_hash
+
     @property
     def fallback_reason(self) -> str | None:
         if isinstance(self.backend, FallbackBackend) and self.backend.fallback_reason:
@@ -88,8 +99,8 @@ class Model:
             "backend": self.backend_name,
             "backend_detail": self.backend.detail,
             "hailo_fallback": self.fallback_reason,
-            "normalization_hash": self.config.normalization_hash,
-            "embedding_stamp": self.config.stamp,
+            "normalization_hash": self.normalization_hash,
+            "embedding_stamp": self.stamp,
             "untrained": self.config.untrained,
             "self_check": self.self_check,
         }
