@@ -150,6 +150,7 @@ def wrk(url: str, body: Path, ctype: str, conns: int, seconds: int, cpu: int | N
 
 
 LOAD_CPU, SERVER_CPU = 0, 1
+FLOOR_LIMIT_MS = 2.5  # the instrument floor's p99 above which the 5 ms target cannot be judged
 OPEN_LOOP = """
 import json, sys
 from edgeinfer_validate import loadgen as lg
@@ -448,8 +449,17 @@ def report(r: dict) -> str:
     one_core = r.get("one_core", {})
     rows = []
 
-    def target(name: str, value: float | None, want: str, ok: bool | None, nd: int = 1) -> None:
+    # The same constant load against a server with no model: when the instrument alone cannot
+    # keep its p99 under half the 5 ms target, this machine was too noisy to judge the target.
+    floor = const.get("instrument floor (no model)", {}).get("p99_ms")
+    noisy = floor is not None and floor > FLOOR_LIMIT_MS
+
+    def target(
+        name: str, value: float | None, want: str, ok: bool | None, nd: int = 1, floor_bound: bool = False
+    ) -> None:
         verdict = "n/a" if ok is None else ("PASS" if ok else "FAIL")
+        if floor_bound and noisy and not ok:
+            verdict = "INCONCLUSIVE"
         rows.append(f"| {name} | {_f(value, nd) if value is not None else '-'} | {want} | **{verdict}** |")
 
     # "On the same cores": the server on one core and wrk on the other, against ONNX Runtime
@@ -474,6 +484,7 @@ def report(r: dict) -> str:
             d["p99_ms"] if d else None,
             "<= 5 ms, every request answered",
             None if not d else (d["p99_ms"] <= 5 and d["failed"] == 0),
+            floor_bound=True,
         )
         target(
             f"{key}: share served within 5 ms (the sidecar's own histogram)",
@@ -481,6 +492,7 @@ def report(r: dict) -> str:
             ">= 0.99",
             None if not d else d["served_within_5ms"] >= 0.99,
             nd=4,
+            floor_bound=True,
         )
     target("host: peak RSS under load, MiB", host["peak_rss_mib"], "<= 128", host["peak_rss_mib"] <= 128)
     out = [
@@ -488,6 +500,15 @@ def report(r: dict) -> str:
         "|---|---|---|---|",
         *rows,
         "",
+    ]
+    if noisy:
+        out += [
+            f"INCONCLUSIVE: the instrument's own floor (the same 250 req/s against a server with no model) had a "
+            f"p99 of {floor:.1f} ms, above {FLOOR_LIMIT_MS:g} ms: the machine was too noisy to judge a 5 ms target "
+            "in this run. Rerun on a quiet machine.",
+            "",
+        ]
+    out += [
         f"Container memory after its load: {cont.get('mem_usage_after', '-')} (docker stats).",
         "",
         "Throughput and latency under wrk (closed loop, 127.0.0.1; wrk shares the 2 cores with the server):",

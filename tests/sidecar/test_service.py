@@ -69,6 +69,13 @@ def test_encode_equals_onnxruntime_on_the_normalized_window(sidecar, models, ori
     )
     assert r.status_code == 200 and r.headers["x-backend"] == "onnxruntime"
     np.testing.assert_allclose(np.frombuffer(r.content, "<f4").reshape(4, 64), ref[:4], rtol=1e-5, atol=1e-5)
+    # the JSON text of an embedding reads back as exactly the float32 values of the binary answer
+    octet = "application/octet-stream"
+    as_bytes = s.post("/encode", data=raw[5].astype("<f4").tobytes(), headers={"Content-Type": octet, "Accept": octet})
+    as_json = s.post("/encode", data=raw[5].astype("<f4").tobytes(), headers={"Content-Type": octet})
+    np.testing.assert_array_equal(
+        np.asarray(as_json.json()["latent_embedding"], np.float32), np.frombuffer(as_bytes.content, "<f4")
+    )
     # already-normalized input, JSON and binary
     norm = normalize(origin_config, raw[1])
     r = s.post("/encode", json={"imu_window": norm.tolist(), "normalized": True})
