@@ -12,7 +12,6 @@ import json
 import os
 import platform
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -21,6 +20,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench import build_sidecar_image  # noqa: E402
 from tests.deploy.conftest import IMAGE, make_bench  # noqa: E402
 from tests.deploy.load import BackgroundLoad  # noqa: E402
 from tests.fleet import Fleet  # noqa: E402
@@ -162,12 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fleet", type=int, nargs="*", default=[1, 3, 10], help="fleet sizes to time (default 1 3 10)")
     ap.add_argument("--base-image", default="edgeinfer/base:bookworm", help=f"BASE_IMAGE of the {IMAGE} build")
     args = ap.parse_args(argv)
-    # The edges run the sidecar image of this tree: built (from Docker's cache when unchanged)
-    # before anything is timed.
-    build = [sys.executable, "-m", "sidecar.build_image", "--tag", IMAGE, "--base-image", args.base_image, "--quiet"]
-    if Path("/etc/ssl/certs/ca-certificates.crt").exists():
-        build += ["--ca-file", "/etc/ssl/certs/ca-certificates.crt"]
-    subprocess.run(build, cwd=REPO, check=True, timeout=1200, stdout=sys.stderr)
+    build_sidecar_image(IMAGE, args.base_image)  # the edges run the image of this tree, built before timing
     with tempfile.TemporaryDirectory(prefix="bench-deploy-") as d:
         tmp = Path(d)
         artifacts = tmp / "artifacts"

@@ -31,6 +31,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from bench import build_sidecar_image  # noqa: E402
 from tests.sidecar.conftest import free_port, make_release, point_current  # noqa: E402
 
 SHARED = Path(os.environ.get("EDGEINFER_SHARED", REPO.parent / "shared"))
@@ -52,50 +53,40 @@ async def infer(req: Req):
 """
 
 
-def ort_limit(model: Path, seconds: float) -> dict[str, float]:
+def ort_rate(model: Path, threads: int, batch: int, seconds: float) -> float:
+    """ONNX Runtime in this process on the release's batched graph: inferences/s."""
     import onnxruntime as ort
 
-    out = {}
-    x1 = np.random.default_rng(0).standard_normal((1, 100, 9)).astype(np.float32)
-    for label, threads, batch in (
-        ("batch 1, 1 thread", 1, 1),
-        ("batch 32, 1 thread", 1, 32),
-        ("batch 32, 2 threads", 2, 32),
-    ):
-        o = ort.SessionOptions()
-        o.intra_op_num_threads, o.inter_op_num_threads = threads, 1
-        s = ort.InferenceSession(str(model), o, providers=["CPUExecutionProvider"])
-        x = np.repeat(x1, batch, axis=0)
-        for _ in range(20):
-            s.run(None, {"imu_window": x})
-        n, t0 = 0, time.perf_counter()
-        while time.perf_counter() - t0 < seconds:
-            s.run(None, {"imu_window": x})
-            n += batch
-        out[label] = n / (time.perf_counter() - t0)
-    return out
+    o = ort.SessionOptions()
+    o.intra_op_num_threads, o.inter_op_num_threads = threads, 1
+    s = ort.InferenceSession(str(model), o, providers=["CPUExecutionProvider"])
+    x = np.repeat(np.random.default_rng(0).standard_normal((1, 100, 9)).astype(np.float32), batch, axis=0)
+    for _ in range(20):
+        s.run(None, {"imu_window": x})
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        s.run(None, {"imu_window": x})
+        n += batch
+    return n / (time.perf_counter() - t0)
 
 
-ORT_ONE_CORE = """
-import sys, time, numpy as np, onnxruntime as ort
-o = ort.SessionOptions(); o.intra_op_num_threads = 1; o.inter_op_num_threads = 1
-s = ort.InferenceSession(sys.argv[1], o, providers=["CPUExecutionProvider"])
-x = np.repeat(np.random.default_rng(0).standard_normal((1, 100, 9)).astype(np.float32), 32, axis=0)
-for _ in range(20):
-    s.run(None, {"imu_window": x})
-n, t0 = 0, time.perf_counter()
-while time.perf_counter() - t0 < float(sys.argv[2]):
-    s.run(None, {"imu_window": x})
-    n += 32
-print(n / (time.perf_counter() - t0))
-"""
+def ort_limit(model: Path, seconds: float) -> dict[str, float]:
+    return {
+        label: ort_rate(model, threads, batch, seconds)
+        for label, threads, batch in (
+            ("batch 1, 1 thread", 1, 1),
+            ("batch 32, 1 thread", 1, 32),
+            ("batch 32, 2 threads", 2, 32),
+        )
+    }
 
 
 def ort_one_core(model: Path, seconds: float) -> float:
     """ONNX Runtime batch 32, one thread, in its own process on the server's core: inferences/s."""
+    code = "import sys; from bench_sidecar import ort_rate; print(ort_rate(sys.argv[1], 1, 32, float(sys.argv[2])))"
     out = subprocess.run(
-        ["taskset", "-c", str(SERVER_CPU), sys.executable, "-c", ORT_ONE_CORE, str(model), str(seconds)],
-        capture_output=True, text=True, check=True, timeout=120,
+        ["taskset", "-c", str(SERVER_CPU), sys.executable, "-c", code, str(model), str(seconds)],
+        cwd=Path(__file__).parent, capture_output=True, text=True, check=True, timeout=120,
     ).stdout  # fmt: skip
     return float(out.strip())
 
@@ -381,10 +372,7 @@ def main() -> int:
 
     if args.image:
         print(f"(c) building {args.image} from this tree ...", file=sys.stderr, flush=True)
-        build = [sys.executable, "-m", "sidecar.build_image", "--tag", args.image, "--base-image", args.base_image]
-        if Path("/etc/ssl/certs/ca-certificates.crt").exists():
-            build += ["--ca-file", "/etc/ssl/certs/ca-certificates.crt"]
-        subprocess.run([*build, "--quiet"], cwd=REPO, check=True, timeout=1200, stdout=sys.stderr)
+        build_sidecar_image(args.image, args.base_image)
     if args.image:
         print("(c) sidecar in its container ...", file=sys.stderr, flush=True)
         for dirpath, _d, files in os.walk(work):

@@ -82,11 +82,8 @@ class Batcher:
                     fut.set_exception(LookupError("no model is loaded"))
                 continue
             try:
-                if not any(normalized for _, normalized, _ in items):  # the usual case: one normalize per batch
-                    x = model.normalize(items[0][0] if len(items) == 1 else np.concatenate([w for w, _, _ in items]))
-                else:
-                    parts = [w if normalized else model.normalize(w) for w, normalized, _ in items]
-                    x = parts[0] if len(parts) == 1 else np.concatenate(parts)
+                parts = [w if normalized else model.normalize(w) for w, normalized, _ in items]
+                x = parts[0] if len(parts) == 1 else np.concatenate(parts)
                 y, seconds = await loop.run_in_executor(self.executor, self._run, model, x)
             except Exception as exc:
                 for _, _, fut in items:
