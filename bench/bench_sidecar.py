@@ -91,17 +91,41 @@ def ort_one_core(model: Path, seconds: float) -> float:
     return float(out.strip())
 
 
-def paired(model: Path, url: str, body: tuple[Path, str], seconds: int, rounds: int = 3) -> dict[str, object]:
+def thread_cpu(pid: int) -> tuple[float, float]:
+    """CPU seconds of a process so far: its main thread (the event loop), and all its other threads."""
+    tick = os.sysconf("SC_CLK_TCK")
+    main = other = 0.0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        cpu = (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+        if task.name == str(pid):
+            main += cpu
+        else:
+            other += cpu
+    return main, other
+
+
+def paired(
+    model: Path, url: str, body: tuple[Path, str], seconds: int, rounds: int = 3, pid: int | None = None
+) -> dict[str, object]:
     """The limit and the server measured by turns on the same core, ``rounds`` times.
 
     This VM's CPU speed drifts by 20 % and more between minutes (other tenants), so a
     ratio of two figures taken minutes apart measures the drift; each pair here is
-    taken back to back, and the median of the pairs' ratios is the figure."""
+    taken back to back, and the median of the pairs' ratios is the figure. With the
+    server's ``pid``, each pair also splits the server's CPU per request between its event
+    loop thread (HTTP, parsing, batching) and its other threads (the model)."""
     pairs = []
     for _ in range(rounds):
         limit = ort_one_core(model, seconds / 2)
+        before = thread_cpu(pid) if pid else None
         server = wrk(url, *body, 16, seconds, cpu=LOAD_CPU)
-        pairs.append({"limit": round(limit, 1), "server": server, "ratio": round(server["rps"] / limit, 3)})
+        pair = {"limit": round(limit, 1), "server": server, "ratio": round(server["rps"] / limit, 3)}
+        if before is not None and server["requests"]:
+            after = thread_cpu(pid)
+            pair["loop_us_per_request"] = round((after[0] - before[0]) / server["requests"] * 1e6, 1)
+            pair["model_us_per_request"] = round((after[1] - before[1]) / server["requests"] * 1e6, 1)
+        pairs.append(pair)
     ratios = sorted(p["ratio"] for p in pairs)
     return {"pairs": pairs, "median_ratio": ratios[len(ratios) // 2]}
 
@@ -129,10 +153,12 @@ def wrk(url: str, body: Path, ctype: str, conns: int, seconds: int, cpu: int | N
         return float(m.group(1)) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[m.group(2)]
 
     rps = re.search(r"Requests/sec:\s+([\d.]+)", text)
+    done = re.search(r"^\s*(\d+) requests in", text, re.M)
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
     errors = re.search(r"Socket errors: (.*)", text)
     return {
         "rps": float(rps.group(1)) if rps else float("nan"),
+        "requests": int(done.group(1)) if done else 0,
         "p50_ms": ms("50"),
         "p99_ms": ms("99"),
         "non2xx": int(non2xx.group(1)) if non2xx else 0,
@@ -363,7 +389,7 @@ def main() -> int:
         if pinned():
             url = f"http://127.0.0.1:{port}/encode"
             one_core["host"] = {
-                k: paired(rel / "model_batch.onnx", url, bodies[k], args.seconds) for k in ("binary", "json")
+                k: paired(rel / "model_batch.onnx", url, bodies[k], args.seconds, pid=p.pid) for k in ("binary", "json")
             }
     finally:
         stop(p)
@@ -411,8 +437,14 @@ def main() -> int:
                 const[f"container {kind}"] = served(port, kind)
             if pinned():
                 url = f"http://127.0.0.1:{port}/encode"
+                pid = int(
+                    subprocess.run(
+                        ["docker", "inspect", "-f", "{{.State.Pid}}", cid], capture_output=True, text=True, check=True
+                    ).stdout
+                )
                 one_core["container"] = {
-                    k: paired(rel / "model_batch.onnx", url, bodies[k], args.seconds) for k in ("binary", "json")
+                    k: paired(rel / "model_batch.onnx", url, bodies[k], args.seconds, pid=pid)
+                    for k in ("binary", "json")
                 }
         finally:
             subprocess.run(["docker", "rm", "-f", cid], capture_output=True)
@@ -525,8 +557,9 @@ def report(r: dict) -> str:
         "ONNX Runtime batch 32 with one thread in its own process on the server's core, then the server "
         "under wrk at 16 connections:",
         "",
-        "| server | route | pair | limit inf/s | server req/s | ratio | p50 ms | p99 ms | non-2xx |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| server | route | pair | limit inf/s | server req/s | ratio | event-loop CPU us/req | model threads "
+        "CPU us/req | p50 ms | p99 ms | non-2xx |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for where, per_kind in one_core.items():
         for kind, d in per_kind.items():
@@ -534,6 +567,7 @@ def report(r: dict) -> str:
                 v = pr["server"]
                 out.append(
                     f"| sidecar, {where} | {kind} | {i} | {_f(pr['limit'], 0)} | {_f(v['rps'], 0)} | {pr['ratio']:.3f} "
+                    f"| {_f(pr.get('loop_us_per_request', '-'), 0)} | {_f(pr.get('model_us_per_request', '-'), 0)} "
                     f"| {_f(v['p50_ms'], 2)} | {_f(v['p99_ms'], 2)} | {v['non2xx']} |"
                 )
     out += [

@@ -95,7 +95,10 @@ def parse_json(
             raise InputError("body", "valid JSON", str(exc), 400) from None
     if not isinstance(obj, dict):
         raise InputError("body", "a JSON object", type(obj).__name__, 400)
-    has_bool = b"true" in body or b"false" in body
+    # numpy reads true/false as 1/0, so a body with either gets the exact walk. The one-byte
+    # tests (memchr) come first: no number and no key of a plain request holds a "t" or an
+    # "f", and they cost well under a microsecond where the word searches cost 20 us.
+    has_bool = (b"t" in body and b"true" in body) or (b"f" in body and b"false" in body)
     normalized = obj.get("normalized", False)
     if not isinstance(normalized, bool):
         raise InputError("normalized", "true or false", _describe(normalized))

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import requests
+from prometheus_client import generate_latest
 
 from edgeinfer_contract import ModelConfig
 
@@ -139,6 +140,13 @@ BAD = [
         "imu_window[5][0]",
     ),
     ("boolean", "/encode", {"json": {"imu_window": [[True] + [0.1] * 8] + _window()[1:]}}, 422, "imu_window[0][0]"),
+    (
+        "boolean false, normalized",
+        "/encode",
+        {"json": {"imu_window": _window()[:3] + [[0.1] * 8 + [False]] + _window()[4:], "normalized": True}},
+        422,
+        "imu_window[3][8]",
+    ),
     ("null", "/encode", {"json": {"imu_window": [[None] * 9] + _window()[1:]}}, 422, "imu_window[0][0]"),
     (
         "NaN",
@@ -361,9 +369,13 @@ def test_metrics_move_when_requests_are_served(sidecar, models, origin_config):
         assert s.post("/encode", json={"imu_window": w.tolist()}).status_code == 200
     s.post("/encode", json={"imu_windows": raw.tolist()})
     s.post("/encode", json={"bad": 1})
+    assert s.get("/encode").status_code == 405  # through the router, not the model path
+    assert s.get("/nope").status_code == 404
     m1 = s.get("/metrics").text
     assert _metric(m1, 'edgeinfer_requests_total{route="/encode",status="200"}') == 5
     assert _metric(m1, 'edgeinfer_requests_total{route="/encode",status="422"}') == 1
+    assert _metric(m1, 'edgeinfer_requests_total{route="/encode",status="405"}') == 1
+    assert _metric(m1, 'edgeinfer_requests_total{route="other",status="404"}') == 1
     assert _metric(m1, "edgeinfer_request_duration_seconds_count") >= 6
     assert _metric(m1, "edgeinfer_inference_duration_seconds_count") > _metric(
         m0.text, "edgeinfer_inference_duration_seconds_count"
@@ -418,3 +430,38 @@ def test_int8_and_origin_only_release_dirs(sidecar, tmp_path, origin_dir, origin
     body = s.post("/encode", json={"imu_windows": raw.tolist()}).json()
     np.testing.assert_allclose(np.asarray(body["latent_embeddings"], np.float32), ref, rtol=1e-5, atol=1e-5)
     assert ModelConfig.load(rel / "model_config.json").normalization_hash == h["normalization_hash"]
+
+
+def test_an_endpoint_failure_is_a_json_500_counted_and_not_in_flight():
+    """The model routes bypass Starlette's error middleware; their own 500 names the failure."""
+    import asyncio
+
+    from starlette.applications import Starlette
+
+    from sidecar.app import Service
+    from sidecar.metrics import Metrics
+
+    metrics = Metrics()
+    service = Service(Starlette(), metrics)  # no lifespan ran: the endpoint finds no state and fails
+    sent: list[dict] = []
+
+    async def receive():
+        return {"type": "http.request", "body": b"\0" * 3600, "more_body": False}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/encode",
+        "headers": [(b"content-type", b"application/octet-stream")],
+        "query_string": b"",
+    }
+    asyncio.run(service(scope, receive, send))
+    assert sent[0]["status"] == 500
+    body = json.loads(sent[1]["body"])
+    assert body["error"] == "internal_error" and "log" in body["detail"]
+    text = generate_latest(metrics.registry).decode()
+    assert _metric(text, 'edgeinfer_requests_total{route="/encode",status="500"}') == 1
+    assert _metric(text, "edgeinfer_in_flight_requests") == 0
