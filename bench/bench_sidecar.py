@@ -112,17 +112,26 @@ def paired(
 
     This VM's CPU speed drifts by 20 % and more between minutes (other tenants), so a
     ratio of two figures taken minutes apart measures the drift; each pair here is
-    taken back to back, and the median of the pairs' ratios is the figure. With the
+    taken back to back, the limit both before and after the server (their mean is the
+    pair's limit, which cancels a steady drift), and the median of the pairs' ratios is
+    the figure. With the
     server's ``pid``, each pair also splits the server's CPU per request between its event
     loop thread (HTTP, parsing, batching) and its other threads (the model)."""
     pairs = []
     for _ in range(rounds):
-        limit = ort_one_core(model, seconds / 2)
+        limit_before = ort_one_core(model, seconds / 4)
         before = thread_cpu(pid) if pid else None
         server = wrk(url, *body, 16, seconds, cpu=LOAD_CPU)
-        pair = {"limit": round(limit, 1), "server": server, "ratio": round(server["rps"] / limit, 3)}
-        if before is not None and server["requests"]:
-            after = thread_cpu(pid)
+        after = thread_cpu(pid) if pid else None
+        limit_after = ort_one_core(model, seconds / 4)
+        limit = (limit_before + limit_after) / 2
+        pair = {
+            "limit": round(limit, 1),
+            "limit_before_after": [round(limit_before, 1), round(limit_after, 1)],
+            "server": server,
+            "ratio": round(server["rps"] / limit, 3),
+        }
+        if before is not None and after is not None and server["requests"]:
             pair["loop_us_per_request"] = round((after[0] - before[0]) / server["requests"] * 1e6, 1)
             pair["model_us_per_request"] = round((after[1] - before[1]) / server["requests"] * 1e6, 1)
         pairs.append(pair)
@@ -554,8 +563,10 @@ def report(r: dict) -> str:
     out += [
         "",
         "On one core (the server pinned to one, wrk pinned to the other), each pair taken back to back: "
-        "ONNX Runtime batch 32 with one thread in its own process on the server's core, then the server "
-        "under wrk at 16 connections:",
+        "ONNX Runtime batch 32 with one thread in its own process on the server's core, the server "
+        "under wrk at 16 connections, then ONNX Runtime again (the limit is the mean of the two). CPU "
+        "per request is the server's own, from /proc: its event-loop thread (HTTP, parsing, batching) "
+        "and its other threads (the model):",
         "",
         "| server | route | pair | limit inf/s | server req/s | ratio | event-loop CPU us/req | model threads "
         "CPU us/req | p50 ms | p99 ms | non-2xx |",
