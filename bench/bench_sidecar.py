@@ -114,9 +114,9 @@ def paired(
     ratio of two figures taken minutes apart measures the drift; each pair here is
     taken back to back, the limit both before and after the server (their mean is the
     pair's limit, which cancels a steady drift), and the median of the pairs' ratios is
-    the figure. With the
-    server's ``pid``, each pair also splits the server's CPU per request between its event
-    loop thread (HTTP, parsing, batching) and its other threads (the model)."""
+    the figure. With the server's ``pid``, each pair also splits the server's CPU per
+    request between its event-loop thread (HTTP, parsing, batching) and its other threads
+    (the model)."""
     pairs = []
     for _ in range(rounds):
         limit_before = ort_one_core(model, seconds / 4)

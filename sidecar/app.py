@@ -275,6 +275,11 @@ async def admin_reload(request: Request) -> Response:
     return json_response({**outcome, "serving": serving}, 200 if ok else 422)
 
 
+# The model routes: served by Service directly for POST, and routed by Starlette for the
+# other methods (405), so that both read the one table.
+MODEL_ROUTES = {"/encode": encode, "/infer": infer}
+
+
 class Service:
     """The ASGI application: ``POST /encode`` and ``POST /infer`` go straight to their endpoints,
     everything else (the other routes, other methods, lifespan) through Starlette.
@@ -291,14 +296,13 @@ class Service:
     def __init__(self, app: Starlette, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
-        self.endpoints = {"/encode": encode, "/infer": infer}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         path = scope["path"]
-        endpoint = self.endpoints.get(path) if scope["method"] == "POST" else None
+        endpoint = MODEL_ROUTES.get(path) if scope["method"] == "POST" else None
         m = self.metrics
         m.in_flight.inc()
         t0 = time.perf_counter()
@@ -354,8 +358,7 @@ def create_app(settings: Settings) -> Service:
 
     app = Starlette(
         routes=[
-            Route("/encode", encode, methods=["POST"]),
-            Route("/infer", infer, methods=["POST"]),
+            *(Route(path, endpoint, methods=["POST"]) for path, endpoint in MODEL_ROUTES.items()),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
             Route("/admin/reload", admin_reload, methods=["POST"]),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -11,8 +12,11 @@ import numpy as np
 import pytest
 import requests
 from prometheus_client import generate_latest
+from starlette.applications import Starlette
 
 from edgeinfer_contract import ModelConfig
+from sidecar.app import Service
+from sidecar.metrics import Metrics
 
 from .conftest import (
     broken_onnx,
@@ -434,13 +438,6 @@ def test_int8_and_origin_only_release_dirs(sidecar, tmp_path, origin_dir, origin
 
 def test_an_endpoint_failure_is_a_json_500_counted_and_not_in_flight():
     """The model routes bypass Starlette's error middleware; their own 500 names the failure."""
-    import asyncio
-
-    from starlette.applications import Starlette
-
-    from sidecar.app import Service
-    from sidecar.metrics import Metrics
-
     metrics = Metrics()
     service = Service(Starlette(), metrics)  # no lifespan ran: the endpoint finds no state and fails
     sent: list[dict] = []
