@@ -183,6 +183,13 @@ FLOOR_LIMIT_MS = 2.5  # the instrument floor's p99 above which the 5 ms target c
 # that it measures the machine: below SLOW_MACHINE of the reference a miss is INCONCLUSIVE.
 REFERENCE_ORT_BATCH1 = 2100.0
 SLOW_MACHINE = 0.75
+
+
+def machine_speed(ort: dict[str, float]) -> float:
+    """This machine's speed as a share of the reference, from ort_limit's batch-1 figure."""
+    return ort["batch 1, 1 thread"] / REFERENCE_ORT_BATCH1
+
+
 OPEN_LOOP = """
 import json, sys
 from edgeinfer_validate import loadgen as lg
@@ -401,7 +408,7 @@ def main() -> int:
         for kind in ("json", "binary"):
             constant_rate(port, kind, seconds=2)  # warm-up
             const[f"host {kind}"] = served(port, kind)
-        speed = results["ort"]["batch 1, 1 thread"] / REFERENCE_ORT_BATCH1
+        speed = machine_speed(results["ort"])
         if speed < SLOW_MACHINE:
             # The same share of one core's capacity as 250 req/s is on the reference machine:
             # informative only (it assumes every cost scales with the CPU's speed).
@@ -494,14 +501,14 @@ def report(r: dict) -> str:
     # keep its p99 under half the 5 ms target, this machine was too noisy to judge the target.
     floor = const.get("instrument floor (no model)", {}).get("p99_ms")
     noisy = floor is not None and floor > FLOOR_LIMIT_MS
-    speed = ort["batch 1, 1 thread"] / REFERENCE_ORT_BATCH1
+    speed = machine_speed(ort)
     slow = speed < SLOW_MACHINE
 
     def target(
-        name: str, value: float | None, want: str, ok: bool | None, nd: int = 1, floor_bound: bool = False
+        name: str, value: float | None, want: str, ok: bool | None, nd: int = 1, machine_bound: bool = False
     ) -> None:
         verdict = "n/a" if ok is None else ("PASS" if ok else "FAIL")
-        if floor_bound and (noisy or slow) and not ok:
+        if machine_bound and (noisy or slow) and not ok:
             verdict = "INCONCLUSIVE"
         rows.append(f"| {name} | {_f(value, nd) if value is not None else '-'} | {want} | **{verdict}** |")
 
@@ -535,7 +542,7 @@ def report(r: dict) -> str:
             d["p99_ms"] if d else None,
             "<= 5 ms, every request answered",
             None if not d else (d["p99_ms"] <= 5 and d["failed"] == 0),
-            floor_bound=True,
+            machine_bound=True,
         )
         target(
             f"{key}: share served within 5 ms (the sidecar's own histogram)",
@@ -543,7 +550,7 @@ def report(r: dict) -> str:
             ">= 0.99",
             None if not d else d["served_within_5ms"] >= 0.99,
             nd=4,
-            floor_bound=True,
+            machine_bound=True,
         )
     for key in ("host json, scaled", "host binary, scaled"):
         d = const.get(key)
@@ -573,10 +580,9 @@ def report(r: dict) -> str:
             f"INCONCLUSIVE: this machine ran ONNX Runtime at {ort['batch 1, 1 thread']:,.0f} inferences/s at batch 1 on "
             f"one thread, {speed:.2f} x the {REFERENCE_ORT_BATCH1:,.0f}/s of the machine the 5 ms target was set on "
             f"(below {SLOW_MACHINE:g} x): one inference alone takes {1000 / ort['batch 1, 1 thread']:.2f} ms here, and "
-            "250 req/s is a {:.0%} load of one core instead of {:.0%}. A latency miss here cannot be told from the "
-            "machine's speed; rerun on a machine at the reference speed or on the edge itself.".format(
-                250 / ort["batch 1, 1 thread"], 250 / REFERENCE_ORT_BATCH1
-            ),
+            f"250 req/s is a {250 / ort['batch 1, 1 thread']:.0%} load of one core instead of "
+            f"{250 / REFERENCE_ORT_BATCH1:.0%}. A latency miss here cannot be told from the machine's speed; "
+            "rerun on a machine at the reference speed or on the edge itself.",
             "",
         ]
     out += [
