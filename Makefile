@@ -1,6 +1,7 @@
 # One way to run everything, the same in CI and by hand.
 #   make demo    set up, then deploy to the embedded default (this machine)
-#   make test    set up, then every test: lint, unit, integration, molecule
+#   make test    set up, then every test: lint, unit, integration, molecule (budget: 25 minutes)
+#   make test-quick   lint and the unit tier (no Docker, no sshd), in parallel: before each commit
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
@@ -15,11 +16,19 @@ export PATH := $(abspath $(BIN)):$(PATH)
 export ANSIBLE_CONFIG := $(abspath ansible.cfg)
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help setup bootstrap venv test lint pytest molecule collection demo bench bench-sidecar monitoring ee constraints clean
+REPORTS := build/test-reports
+# The unit tier: every test that needs neither the Docker engine nor the loopback SSH fleet
+# (tests/conftest.py marks those from their fixtures), two workers. The integration tier
+# shares one Docker engine and loopback ports, and runs in one process.
+UNIT := -m "not docker and not fleet" -n 2
+INTEGRATION := -m "docker or fleet"
+
+.PHONY: help setup bootstrap venv test test-quick speed lint pytest pytest-unit pytest-integration molecule collection demo bench bench-sidecar monitoring ee constraints durations clean
 
 help:
 	@echo "make demo     set up this machine, then deploy the default model locally (port 9000)"
-	@echo "make test     set up, then run every test (lint, unit, integration, molecule)"
+	@echo "make test     set up, then run every test (lint, unit, integration, molecule); prints each stage's time"
+	@echo "make test-quick   lint and the unit tier only (no Docker, no sshd): the inner loop"
 	@echo "make setup    bench prerequisites (Docker, compose, sshd, base image) + .venv"
 	@echo "make bench    the benchmark suite; writes docs/benchmarks.md"
 	@echo "make lint     ruff, ansible-lint, yamllint"
@@ -44,8 +53,18 @@ constraints: venv
 	mv constraints.txt.new constraints.txt
 
 # pytest exits 5 when it collected no test: that fails here like any other failure.
-test: setup lint collection pytest molecule
+# Each stage's wall time is printed at the end (scripts/stages.sh); the first stage after
+# setup prints this machine's speed, so a log says how fast its day was (docs/testing.md).
+test:
+	@bash scripts/stages.sh setup speed lint collection pytest-unit pytest-integration molecule
 	@echo "make test: all passed"
+
+test-quick: venv
+	@bash scripts/stages.sh lint pytest-unit
+	@echo "make test-quick: all passed"
+
+speed: venv
+	$(PY) bench/speed.py
 
 lint: venv
 	$(BIN)/ruff check .
@@ -53,8 +72,17 @@ lint: venv
 	$(BIN)/yamllint -s .
 	$(BIN)/ansible-lint -q
 
-pytest: venv
-	$(PY) -m pytest -ra --durations=15 $(PYTEST_ARGS)
+pytest: pytest-unit pytest-integration
+
+pytest-unit: venv
+	$(PY) -m pytest -ra $(UNIT) --durations=5 --junitxml=$(REPORTS)/unit.xml $(PYTEST_ARGS)
+
+pytest-integration: venv
+	$(PY) -m pytest -ra $(INTEGRATION) --durations=20 --junitxml=$(REPORTS)/integration.xml $(PYTEST_ARGS)
+
+# The table of the slowest tests in docs/testing.md, from the last run's reports.
+durations:
+	$(PYTHON) scripts/durations.py $(REPORTS)/unit.xml $(REPORTS)/integration.xml --write docs/testing.md
 
 molecule: venv
 	@scenarios=$$(ls -d molecule/*/molecule.yml 2>/dev/null | xargs -rn1 dirname | xargs -rn1 basename); \

@@ -32,6 +32,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from bench import build_sidecar_image  # noqa: E402
+from bench.speed import REFERENCE_ORT_BATCH1, SLOW_MACHINE, machine_speed, ort_rate  # noqa: E402
 from tests.sidecar.conftest import free_port, make_release, point_current  # noqa: E402
 
 SHARED = Path(os.environ.get("EDGEINFER_SHARED", REPO.parent / "shared"))
@@ -53,23 +54,6 @@ async def infer(req: Req):
 """
 
 
-def ort_rate(model: Path, threads: int, batch: int, seconds: float) -> float:
-    """ONNX Runtime in this process on the release's batched graph: inferences/s."""
-    import onnxruntime as ort
-
-    o = ort.SessionOptions()
-    o.intra_op_num_threads, o.inter_op_num_threads = threads, 1
-    s = ort.InferenceSession(str(model), o, providers=["CPUExecutionProvider"])
-    x = np.repeat(np.random.default_rng(0).standard_normal((1, 100, 9)).astype(np.float32), batch, axis=0)
-    for _ in range(20):
-        s.run(None, {"imu_window": x})
-    n, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        s.run(None, {"imu_window": x})
-        n += batch
-    return n / (time.perf_counter() - t0)
-
-
 def ort_limit(model: Path, seconds: float) -> dict[str, float]:
     return {
         label: ort_rate(model, threads, batch, seconds)
@@ -83,7 +67,7 @@ def ort_limit(model: Path, seconds: float) -> dict[str, float]:
 
 def ort_one_core(model: Path, seconds: float) -> float:
     """ONNX Runtime batch 32, one thread, in its own process on the server's core: inferences/s."""
-    code = "import sys; from bench_sidecar import ort_rate; print(ort_rate(sys.argv[1], 1, 32, float(sys.argv[2])))"
+    code = "import sys; from speed import ort_rate; print(ort_rate(sys.argv[1], 1, 32, float(sys.argv[2])))"
     out = subprocess.run(
         ["taskset", "-c", str(SERVER_CPU), sys.executable, "-c", code, str(model), str(seconds)],
         cwd=Path(__file__).parent, capture_output=True, text=True, check=True, timeout=120,
@@ -177,17 +161,9 @@ def wrk(url: str, body: Path, ctype: str, conns: int, seconds: int, cpu: int | N
 
 LOAD_CPU, SERVER_CPU = 0, 1
 FLOOR_LIMIT_MS = 2.5  # the instrument floor's p99 above which the 5 ms target cannot be judged
-# The speed of the machine the targets were set on: ONNX Runtime at batch 1 on one thread,
-# about 2,100 inferences/s. The throughput target is a ratio on the same core and holds on any
-# machine; the latency target is absolute (5 ms at 250 req/s), so on a machine much slower than
-# that it measures the machine: below SLOW_MACHINE of the reference a miss is INCONCLUSIVE.
-REFERENCE_ORT_BATCH1 = 2100.0
-SLOW_MACHINE = 0.75
-
-
-def machine_speed(ort: dict[str, float]) -> float:
-    """This machine's speed as a share of the reference, from ort_limit's batch-1 figure."""
-    return ort["batch 1, 1 thread"] / REFERENCE_ORT_BATCH1
+# The throughput target is a ratio on the same core and holds on any machine; the latency
+# target is absolute (5 ms at 250 req/s), so on a machine much slower than the reference
+# (bench/speed.py) it measures the machine: below SLOW_MACHINE a miss is INCONCLUSIVE.
 
 
 OPEN_LOOP = """
@@ -408,7 +384,7 @@ def main() -> int:
         for kind in ("json", "binary"):
             constant_rate(port, kind, seconds=2)  # warm-up
             const[f"host {kind}"] = served(port, kind)
-        speed = machine_speed(results["ort"])
+        speed = machine_speed(results["ort"]["batch 1, 1 thread"])
         if speed < SLOW_MACHINE:
             # The same share of one core's capacity as 250 req/s is on the reference machine:
             # informative only (it assumes every cost scales with the CPU's speed).
@@ -501,7 +477,7 @@ def report(r: dict) -> str:
     # keep its p99 under half the 5 ms target, this machine was too noisy to judge the target.
     floor = const.get("instrument floor (no model)", {}).get("p99_ms")
     noisy = floor is not None and floor > FLOOR_LIMIT_MS
-    speed = machine_speed(ort)
+    speed = machine_speed(ort["batch 1, 1 thread"])
     slow = speed < SLOW_MACHINE
 
     def target(

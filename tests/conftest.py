@@ -81,3 +81,16 @@ def fleet_factory(tmp_path_factory: pytest.TempPathFactory):
     yield make
     for f in started:
         f.down()
+
+
+# The fixtures that put a test in the integration tier (Docker engine, loopback SSH fleet).
+# Marked here from each test's fixture closure, so a test cannot forget its marker and run
+# in the parallel unit tier (make test-quick) where no engine or sshd may be.
+_TIER_FIXTURES = {"docker_engine": "docker", "fleet_factory": "fleet"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        for fixture, marker in _TIER_FIXTURES.items():
+            if fixture in getattr(item, "fixturenames", ()) and not item.get_closest_marker(marker):
+                item.add_marker(marker)

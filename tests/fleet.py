@@ -33,6 +33,8 @@ from pathlib import Path
 
 import yaml
 
+from tests.ports import free_port
+
 DEFAULT_DIR = Path(os.environ.get("EDGEINFER_FLEET_DIR", "/tmp/edgeinfer-fleet"))
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 SFTP_SERVER = "/usr/lib/openssh/sftp-server"
@@ -41,21 +43,6 @@ EDGE_PYTHON = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.e
 
 class FleetError(RuntimeError):
     pass
-
-
-def free_port(address: str = "127.0.0.1", taken: set[int] | None = None) -> int:
-    """A port free now on ``address`` and not in ``taken`` (which it joins). The kernel may hand
-    out a port again once its socket is closed, and a fleet's sidecars start only later, so the
-    ports of one fleet are kept apart here (two edges once drew the same sidecar port)."""
-    while True:
-        with socket.socket() as s:
-            s.bind((address, 0))
-            port = int(s.getsockname()[1])
-        if taken is None:
-            return port
-        if port not in taken:
-            taken.add(port)
-            return port
 
 
 @dataclass

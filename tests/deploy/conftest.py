@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,13 +24,17 @@ IMAGE = "edgeinfer/sidecar:0.1.0"
 
 @pytest.fixture(scope="session")
 def sidecar_image(base_image: str) -> str:
-    """The sidecar image the deploys run (built once from this tree when missing)."""
-    if subprocess.run(["docker", "image", "inspect", IMAGE], capture_output=True).returncode != 0:
-        ca = "/etc/ssl/certs/ca-certificates.crt"
-        cmd = [sys.executable, "-m", "sidecar.build_image", "--tag", IMAGE, "--base-image", base_image, "--quiet"]
-        if Path(ca).exists():
-            cmd += ["--ca-file", ca]
-        subprocess.run(cmd, cwd=REPO, check=True, capture_output=True, timeout=600)
+    """The sidecar image of this tree, which the deploys run: built once per test run (from
+    Docker's cache when nothing changed), under a lock that parallel test workers share."""
+    from filelock import FileLock
+
+    ca = "/etc/ssl/certs/ca-certificates.crt"
+    cmd = [sys.executable, "-m", "sidecar.build_image", "--tag", IMAGE, "--base-image", base_image, "--quiet"]
+    if Path(ca).exists():
+        cmd += ["--ca-file", ca]
+    with FileLock(Path(tempfile.gettempdir()) / "edgeinfer-sidecar-image.lock"):
+        r = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     return IMAGE
 
 
@@ -125,11 +130,17 @@ def make_bench(fleet: Any, artifacts: Path, image: str, tmp: Path) -> DeployBenc
         "edgeinfer_records_dir": str(records),
         "edgeinfer_image": image,
         "edgeinfer_image_delivery": "present",
-        # The gate's own thresholds are the seed's; on a shared 2-core test machine the
-        # throughput floor is lowered so that the tests judge the deploy, not the machine.
+        # The tests judge the deploy, not the machine: on 2 shared cores, with other tests'
+        # deploys running beside them, a good model misses the production 50 ms p95 and
+        # 250 req/s now and then, so the floors are loose here; the cases that fault the
+        # benchmark set thresholds no model meets (p95 0.001 ms).
         "edgeinfer_benchmark_duration": 2,
         "edgeinfer_benchmark_warmup": 0.5,
-        "edgeinfer_benchmark_min_rps": 50,
+        "edgeinfer_benchmark_min_rps": 20,
+        "edgeinfer_benchmark_p95_ms": 1000,
+        # The container's first health check comes one interval after it starts, and every
+        # fresh deploy or recreate waits for it.
+        "edgeinfer_healthcheck_interval": "1s",
         "edgeinfer_health_timeout": 60,
         "edgeinfer_lock_holder": f"pytest@{os.uname().nodename}",
     }
@@ -140,19 +151,3 @@ def make_bench(fleet: Any, artifacts: Path, image: str, tmp: Path) -> DeployBenc
 def deploy_bench(fleet_factory, sidecar_image: str, artifacts_dir: Path, tmp_path: Path, request) -> DeployBench:
     """A fresh loopback fleet (one edge unless parametrized) with nothing deployed yet."""
     return make_bench(fleet_factory(getattr(request, "param", 1)), artifacts_dir, sidecar_image, tmp_path)
-
-
-@pytest.fixture(scope="module")
-def serving_v1(sidecar_image: str, artifacts_dir: Path, tmp_path_factory: pytest.TempPathFactory):
-    """One edge that serves v1, shared by a module's tests; each test must leave it serving v1."""
-    from tests.fleet import Fleet
-
-    tmp = tmp_path_factory.mktemp("serving-v1")
-    fleet = Fleet.up(1, tmp / "fleet")
-    try:
-        bench = make_bench(fleet, artifacts_dir, sidecar_image, tmp)
-        run = bench.deploy("v1", seed=1)
-        assert run.rc == 0, run.explain()
-        yield bench
-    finally:
-        fleet.down()

@@ -1,5 +1,8 @@
 """deploy.yml and rollback.yml end to end on one loopback edge over real SSH, with the
-real sidecar container in the local Docker engine."""
+real sidecar container in the local Docker engine.
+
+One edge serves the module's deploys in file order: the fresh deploy, then the cases that
+start from a serving edge (each deploys v1 first only if the edge is not serving it)."""
 
 from __future__ import annotations
 
@@ -8,12 +11,39 @@ from pathlib import Path
 
 import pytest
 
+from tests.deploy.conftest import DeployBench, make_bench
 from tests.deploy.load import BackgroundLoad
 
 pytestmark = [pytest.mark.fleet, pytest.mark.docker, pytest.mark.slow]
 
 
-def test_fresh_deploy_then_the_same_deploy_changes_nothing(deploy_bench) -> None:
+@pytest.fixture(scope="module")
+def one_edge(sidecar_image: str, artifacts_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    """One loopback edge with nothing deployed, shared by the module's deploys."""
+    from tests.fleet import Fleet
+
+    tmp = tmp_path_factory.mktemp("one-edge")
+    fleet = Fleet.up(1, tmp / "fleet")
+    try:
+        yield make_bench(fleet, artifacts_dir, sidecar_image, tmp)
+    finally:
+        fleet.down()
+
+
+def serving_v1(bench: DeployBench) -> dict:
+    """Deploy v1 unless the edge serves it already; v1's release description."""
+    v1 = bench.release_of("v1") if (bench.artifacts / "v1" / "manifest.json").exists() else None
+    status, health = bench.health()
+    if v1 is None or status != 200 or health.get("model_sha256") != v1["digest"]:
+        run = bench.deploy("v1", seed=1)
+        assert run.rc == 0, run.explain()
+        v1 = bench.release_of("v1")
+    return v1
+
+
+def test_fresh_deploy_then_the_same_deploy_changes_nothing(one_edge) -> None:
+    deploy_bench = one_edge
+    assert not (Path(deploy_bench.fleet.edges[0].root) / "state.json").exists(), "this case needs a fresh edge"
     run = deploy_bench.deploy("v1", seed=1)
     assert run.rc == 0, run.explain()
     rel = deploy_bench.release_of("v1")
@@ -33,10 +63,18 @@ def test_fresh_deploy_then_the_same_deploy_changes_nothing(deploy_bench) -> None
     assert deploy_bench.last_record()["outcome"] == "unchanged"
 
 
-def test_upgrade_under_load_has_zero_failed_requests_then_rollbacks(deploy_bench) -> None:
-    first = deploy_bench.deploy("v1", seed=1)
-    assert first.rc == 0, first.explain()
-    v1 = deploy_bench.release_of("v1")
+def test_rollback_to_a_release_that_is_not_staged_names_what_is(one_edge) -> None:
+    deploy_bench = one_edge
+    serving_v1(deploy_bench)
+    run = deploy_bench.playbook("rollback.yml", dict(deploy_bench.base_vars, release="v9-deadbeef"))
+    assert run.rc != 0
+    assert "v9-deadbeef is not staged" in run.stdout
+    assert deploy_bench.health()[1]["model_version"] == "v1"
+
+
+def test_upgrade_under_load_has_zero_failed_requests_then_rollbacks(one_edge) -> None:
+    deploy_bench = one_edge
+    v1 = serving_v1(deploy_bench)
     window = [[0.1 * (i % 7), 0.0, 9.8, 0.0, 0.0, 0.0, 20.0, -8.0, 40.0] for i in range(100)]
     body = json.dumps({"imu_window": window}).encode()
     port = deploy_bench.fleet.edges[0].sidecar_port
@@ -63,14 +101,6 @@ def test_upgrade_under_load_has_zero_failed_requests_then_rollbacks(deploy_bench
     status, health = deploy_bench.health()
     assert (status, health["model_sha256"]) == (200, v2["digest"])
     assert {v1["release"], v2["release"]} <= set(deploy_bench.state()["releases"])
-
-
-def test_rollback_to_a_release_that_is_not_staged_names_what_is(deploy_bench) -> None:
-    assert deploy_bench.deploy("v1", seed=1).rc == 0
-    run = deploy_bench.playbook("rollback.yml", dict(deploy_bench.base_vars, release="v9-deadbeef"))
-    assert run.rc != 0
-    assert "v9-deadbeef is not staged" in run.stdout
-    assert deploy_bench.health()[1]["model_version"] == "v1"
 
 
 def test_check_mode_on_a_fresh_edge_says_what_would_change_and_writes_nothing(deploy_bench) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import time
 import urllib.request
@@ -20,12 +21,11 @@ from typing import Any
 
 import yaml
 
-from edgeinfer_contract import Manifest
+from edgeinfer_contract import Manifest, sign
 from tests.ansible_run import PlaybookRun
 from tests.deploy.conftest import DeployBench
-from tests.deploy.test_deadman import wait_for
 
-__all__ = ["Matrix", "deploy_id", "fleet_summary", "wait_for"]
+__all__ = ["Matrix", "assert_back_on_v1", "craft", "deploy_id", "fleet_summary", "wait_for"]
 
 
 def deploy_id(run: PlaybookRun) -> str:
@@ -42,6 +42,61 @@ def fleet_summary(run: PlaybookRun) -> dict[str, dict[str, Any]]:
     summary = task.get("ansible_stats", {}).get("data", {}).get("edgeinfer_fleet")
     assert summary is not None, f"the run has no fleet summary\n{run.explain()}"
     return summary
+
+
+def craft(bench, version: str, mutate=None, corrupt_after_signing: str | None = None) -> dict[str, Any]:
+    """A release made from v1's artifacts under another version, changed by ``mutate``
+    before its manifest is written and signed (or corrupted after, as in transit)."""
+    src = bench.artifacts / "v1"
+    dst = bench.tmp / "crafted" / version
+    shutil.rmtree(dst, ignore_errors=True)
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("manifest.json*"))
+    roles = {f.name: f.role for f in Manifest.load(src / "manifest.json").files}
+    if mutate:
+        mutate(dst)
+    manifest = Manifest.build(dst, roles, version)
+    blob = manifest.to_bytes()
+    (dst / "manifest.json").write_bytes(blob)
+    key = Path(bench.base_vars["edgeinfer_build_signing_key"])
+    (dst / "manifest.json.sig").write_bytes(sign(blob, key.read_bytes()))
+    if corrupt_after_signing:
+        p = dst / corrupt_after_signing
+        data = bytearray(p.read_bytes())
+        data[len(data) // 2] ^= 0x01
+        p.write_bytes(bytes(data))
+    return {
+        "dir": str(dst),
+        "model_version": version,
+        "digest": manifest.digest,
+        "release": f"{version}-{manifest.digest[:8]}",
+        "untrained": True,
+        "source": str(dst),
+        "files": [f.to_dict() for f in manifest.files],
+        "size": sum(f.size for f in manifest.files),
+        "public_key": Path(f"{key}.pub").read_text(),
+    }
+
+
+def assert_back_on_v1(bench, run, phrase: str) -> dict[str, Any]:
+    assert run.rc != 0, "the bad deploy must fail the host"
+    v1 = bench.release_of("v1")
+    status, health = bench.health()
+    assert status == 200, health
+    assert (health["model_version"], health["model_sha256"]) == ("v1", v1["digest"])
+    root = Path(bench.fleet.edges[0].root)
+    assert (root / "models" / "current").resolve().name == v1["release"]
+    intact = Manifest.load(root / "models" / "releases" / v1["release"] / "manifest.json")
+    files = [f.name for f in intact.files if f.role != "calibration"]
+    assert intact.verify_files(root / "models" / "releases" / v1["release"], files) == []
+    assert not (root / "deploy.lock").exists()
+    record = bench.last_record()
+    assert record["outcome"] == "rolled_back", record
+    assert record["rolled_back_to"] == v1["release"]
+    reason = json.dumps(record["failure"])
+    assert phrase in reason, reason
+    # A failed release never becomes the rollback target.
+    assert bench.state()["previous"] != record["release"]
+    return record
 
 
 def release_files(release_dir: Path) -> list[str]:
@@ -149,6 +204,17 @@ class Matrix:
         assert not (self.root(edge) / "deadman" / f"{did}.json").exists(), f"{edge}: dead-man armed by {did}"
         assert (self.root(edge) / "state.json").read_bytes() == before[edge].state, f"{edge}: state.json changed"
         assert self.current(edge) == before[edge].current
+
+
+def wait_for(predicate, timeout: float, what: str):
+    """Poll ``predicate`` every 0.2 s until it returns something true (returned), or fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def connection_pids(sshd_pid: int) -> list[int]:

@@ -16,14 +16,15 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.ansible_run import REPO
-from tests.deploy.test_deploy_failures import assert_back_on_v1, craft
-from tests.faults.matrix import Matrix, cut, deploy_id, fleet_summary, wait_for
+from tests.faults.matrix import Matrix, assert_back_on_v1, craft, cut, deploy_id, fleet_summary, wait_for
 
 pytestmark = [pytest.mark.fleet, pytest.mark.docker, pytest.mark.slow]
 
@@ -184,6 +185,49 @@ def test_05_sidecar_that_fails_to_start_after_an_image_change(matrix: Matrix, ba
         subprocess.run(["docker", "image", "rm", broken], capture_output=True)
 
 
+# -- 13-14: golden references the model does not meet, at the deploy gate and in the sidecar ----------
+
+
+def test_13_model_whose_outputs_drifted_misses_the_golden_gate(matrix: Matrix) -> None:
+    """The sidecar's own self-check is set loose (0.5) so that the model loads and reports
+    healthy; the deploy's golden gate (0.999) must still catch outputs that drifted."""
+    import random
+
+    rng = random.Random(7)
+
+    def drifted_references(d: Path) -> None:
+        golden = json.loads((d / "golden.json").read_text())
+        out = []
+        for e in golden["embeddings"]:
+            n = sum(x * x for x in e) ** 0.5
+            noise = [rng.gauss(0, 1) for _ in e]
+            m = sum(x * x for x in noise) ** 0.5
+            out.append([x + 0.5 * n * y / m for x, y in zip(e, noise, strict=True)])  # cosine about 0.9
+        golden["embeddings"] = out
+        (d / "golden.json").write_text(json.dumps(golden))
+
+    bad = craft(matrix.bench, "f13-golden", drifted_references)
+    before = matrix.snapshot()
+    run = matrix.bench.playbook(
+        "deploy.yml", base(matrix, edgeinfer_release_source=bad, edgeinfer_sidecar_min_cosine="0.5")
+    )
+    record = canary_caught(matrix, run, before, "golden gate missed")
+    assert 0.5 < record["failure"]["figures"]["golden"]["min_cosine"] < 0.999
+
+
+def test_14_golden_references_of_another_model_fail_the_sidecar_self_check(matrix: Matrix) -> None:
+    def opposite_references(d: Path) -> None:
+        golden = json.loads((d / "golden.json").read_text())
+        golden["embeddings"] = [[-x for x in e] for e in golden["embeddings"]]
+        (d / "golden.json").write_text(json.dumps(golden))
+
+    bad = craft(matrix.bench, "f14-selfcheck", opposite_references)
+    before = matrix.snapshot()
+    run = matrix.bench.playbook("deploy.yml", base(matrix, edgeinfer_release_source=bad))
+    record = canary_caught(matrix, run, before, "422")
+    assert "self-check" in json.dumps(record["failure"]).lower() or "cosine" in json.dumps(record["failure"]).lower()
+
+
 # -- 10. the edge disk is too full for the new release ---------------------------------------
 
 
@@ -259,6 +303,7 @@ def test_06_controller_killed_after_the_switch_is_reverted_by_the_dead_man(matri
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
+    killed_at = time.monotonic()
     (state_file,) = wait_for(
         lambda: [
             p for p in (root / "deadman").glob("*.json") if json.loads(p.read_text())["release"] == new["release"]
@@ -271,6 +316,8 @@ def test_06_controller_killed_after_the_switch_is_reverted_by_the_dead_man(matri
     )
     did = final["deploy_id"]
     assert (final["state"], final["outcome"]) == ("revert", "reverted"), final
+    assert final["revert_to"] == was["release"], final
+    assert time.monotonic() - killed_at < timeout + 120
     record = matrix.deadman_record(edge, did)
     assert record["outcome"] == "reverted" and record["reverted_to"] == was["release"], record
     assert "did not confirm" in record["reason"], record
@@ -445,7 +492,7 @@ def test_09_two_deploys_at_once_the_second_is_refused(matrix: Matrix) -> None:
     matrix.assert_fleet(before)
 
 
-# -- a deploy to all three that succeeds, twice; then the same through ansible-runner ---------------
+# -- a deploy to all three that succeeds, twice; then v1 and a rollback through ansible-runner ---------------
 
 
 def edge_files(matrix: Matrix, edge: str) -> dict[str, bytes]:
@@ -465,6 +512,9 @@ def test_deploy_to_all_three_succeeds_and_a_second_run_changes_nothing(matrix: M
     assert {e: s["outcome"] for e, s in fleet_summary(first).items()} == dict.fromkeys(matrix.edges, "deployed")
     for edge in matrix.edges:
         matrix.landed(edge, matrix.record(edge, did), v2)
+        # The controller confirmed in time: the edge's dead-man stands down, and the record says so.
+        assert json.loads((matrix.root(edge) / "deadman" / f"{did}.json").read_text())["state"] == "confirmed"
+        assert matrix.record(edge, did)["deadman"]["state"] == "confirmed"
     matrix.assert_fleet(before)
 
     files = {e: edge_files(matrix, e) for e in matrix.edges}
@@ -477,11 +527,16 @@ def test_deploy_to_all_three_succeeds_and_a_second_run_changes_nothing(matrix: M
     matrix.assert_fleet(before)
 
 
-def test_deploy_through_ansible_runner_twice(matrix: Matrix, tmp_path: Path, monkeypatch) -> None:
+def test_deploy_twice_and_roll_back_through_ansible_runner(matrix: Matrix, tmp_path: Path, monkeypatch) -> None:
+    """As AWX runs them: two deploys of v1 through ansible-runner's Python API (the second
+    changes nothing), then a rollback through its CLI with the inputs in the private data dir
+    as AWX lays them out. The outcome is read where AWX reads it: the job events and the
+    artifacts directory."""
     import ansible_runner
 
     before = matrix.snapshot()
-    v1 = matrix.bench.release_of("v1")
+    v1, was = matrix.bench.release_of("v1"), dict(matrix.serving)
+    assert all(r["release"] != v1["release"] for r in was.values()), "the case expects the fleet off v1"
     bin_dir = Path(sys.executable).parent
     env = {"ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}"}
     monkeypatch.setenv("PATH", env["PATH"])  # ansible-runner looks ansible-playbook up on its own PATH
@@ -506,14 +561,45 @@ def test_deploy_through_ansible_runner_twice(matrix: Matrix, tmp_path: Path, mon
         fleet = stats["artifact_data"]["edgeinfer_fleet"]
         assert set(fleet) == set(matrix.edges), fleet
         outcomes.append({e: s["outcome"] for e, s in fleet.items()})
+        # set_stats -> the AWX artifact: one record per edge, the same as the controller's record.
         records = stats["artifact_data"]["edgeinfer_records"]
+        for edge in matrix.edges:
+            assert matrix.record(edge, records[edge]["deploy_id"]) == records[edge], edge
+        # The artifacts directory ansible-runner leaves: rc, status, stdout, one file per event.
+        art = pdd / "artifacts" / ident
+        assert (art / "rc").read_text().strip() == "0"
+        assert (art / "status").read_text().strip() == "successful"
+        assert "PLAY RECAP" in (art / "stdout").read_text()
+        assert len(list((art / "job_events").glob("*.json"))) == len(events)
         if ident == "back-to-v1":
             for edge in matrix.edges:
+                assert edge in stats["changed"], stats["changed"]
+                assert records[edge]["model_version"] == "v1"
                 matrix.landed(edge, records[edge], v1)
             files = {e: edge_files(matrix, e) for e in matrix.edges}
         else:
             assert all(stats["changed"].get(e, 0) == 0 for e in matrix.edges), stats["changed"]
             assert {e: edge_files(matrix, e) for e in matrix.edges} == files
-        assert (pdd / "artifacts" / ident / "status").read_text().strip() == "successful"
     assert outcomes == [dict.fromkeys(matrix.edges, "deployed"), dict.fromkeys(matrix.edges, "unchanged")]
+    matrix.assert_fleet(before)
+
+    # -- the rollback through the CLI: back to what each edge served before v1
+    (pdd / "env").mkdir(exist_ok=True)
+    (pdd / "env" / "extravars").write_text(yaml.safe_dump(base(matrix, "v1", 1)))
+    (pdd / "env" / "envvars").write_text(yaml.safe_dump(env))
+    cli = [str(bin_dir / "ansible-runner"), "run", str(pdd), "--project-dir", str(REPO)]
+    # The rollback play runs on the edges alone: the fleet's inventory is enough.
+    cli += ["-p", "playbooks/rollback.yml", "--inventory", str(matrix.bench.inventory[0]), "--ident", "rollback", "-j"]
+    proc = subprocess.run(cli, capture_output=True, text=True, timeout=900, env=dict(os.environ, **env))
+    cli_events = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    (stats,) = [e["event_data"] for e in cli_events if e.get("event") == "playbook_on_stats"]
+    assert stats["failures"] == {} and stats["dark"] == {}, stats
+    for edge in matrix.edges:
+        record = stats["artifact_data"]["edgeinfer_records"][edge]
+        assert record["outcome"] == "rolled_back", record
+        assert record["before"]["release"] == v1["release"]
+        assert record["after"]["release"] == was[edge]["release"]
+        matrix.serving[edge] = was[edge]
+    assert (pdd / "artifacts" / "rollback" / "status").read_text().strip() == "successful"
     matrix.assert_fleet(before)

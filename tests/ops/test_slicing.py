@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -22,8 +23,9 @@ import ansible_runner
 import pytest
 import yaml
 
+from tests.deploy.conftest import artifacts_dir, make_bench, sidecar_image  # noqa: F401 - fixtures
+
 from .conftest import REPO
-from .test_runner import _extravars, _healthz, _inventory, _stats_event, sidecar_image  # noqa: F401 (fixture)
 
 pytestmark = [pytest.mark.docker, pytest.mark.fleet, pytest.mark.slow]
 
@@ -41,6 +43,27 @@ def slice_inventory(full: dict[str, Any], number: int, count: int) -> dict[str, 
         g: {"hosts": {h: hostvars[h] for h in names if h in kept}} for g, names in groups.items() if kept & set(names)
     }
     return {"all": {"vars": full["all"].get("vars", {}), "children": children}}
+
+
+def _inventory(fleet, path: Path) -> Path:
+    """The fleet's edges plus GPUSRV on this machine, in one file."""
+    inv = yaml.safe_load(fleet.inventory_path.read_text())
+    inv["all"]["children"]["gpusrv"] = {
+        "hosts": {"gpusrv-local": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}}
+    }
+    path.write_text(yaml.safe_dump(inv, sort_keys=False))
+    return path
+
+
+def _stats_event(events: list[dict[str, Any]]) -> dict[str, Any]:
+    stats = [e for e in events if e.get("event") == "playbook_on_stats"]
+    assert len(stats) == 1, [e.get("event") for e in events][-10:]
+    return stats[0]["event_data"]
+
+
+def _healthz(port: int) -> dict[str, Any]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as r:
+        return json.loads(r.read())
 
 
 def runner_env(monkeypatch) -> dict[str, str]:
@@ -71,6 +94,7 @@ def run(
 def test_a_sliced_deploy_takes_the_build_artifact_and_each_slice_lands_its_edges(
     fleet_factory,
     sidecar_image: str,  # noqa: F811 (the fixture imported above)
+    artifacts_dir: Path,  # noqa: F811
     tmp_path: Path,
     monkeypatch,
 ) -> None:
@@ -78,7 +102,8 @@ def test_a_sliced_deploy_takes_the_build_artifact_and_each_slice_lands_its_edges
     full_path = _inventory(fleet, tmp_path / "inventory.yml")
     full = yaml.safe_load(full_path.read_text())
     env = runner_env(monkeypatch)
-    base = _extravars(tmp_path, "v1", 0)
+    # v1 as the other deploy tests build it (once per session, in the shared artifacts dir).
+    base = make_bench(fleet, artifacts_dir, sidecar_image, tmp_path).vars("v1", 1)
     # Two slices run their gates at once on these 2 cores: the latency floor is the fault
     # matrix's (1000 ms), since this test judges the slicing, not the machine (a 200 ms p95
     # was seen under CI).
