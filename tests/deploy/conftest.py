@@ -134,8 +134,10 @@ def make_bench(fleet: Any, artifacts: Path, image: str, tmp: Path) -> DeployBenc
         # deploys running beside them, a good model misses the production 50 ms p95 and
         # 250 req/s now and then, so the floors are loose here; the cases that fault the
         # benchmark set thresholds no model meets (p95 0.001 ms).
-        "edgeinfer_benchmark_duration": 2,
-        "edgeinfer_benchmark_warmup": 0.5,
+        # One second a load phase is enough to prove the gate passes a good model and fails
+        # thresholds no model meets; the benchmark itself measures the sidecar (make bench).
+        "edgeinfer_benchmark_duration": 1,
+        "edgeinfer_benchmark_warmup": 0.25,
         "edgeinfer_benchmark_min_rps": 20,
         "edgeinfer_benchmark_p95_ms": 1000,
         # The container's first health check comes one interval after it starts, and every

@@ -15,6 +15,7 @@ import signal
 import time
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,20 @@ from edgeinfer_contract import Manifest, sign
 from tests.ansible_run import PlaybookRun
 from tests.deploy.conftest import DeployBench
 
-__all__ = ["Matrix", "assert_back_on_v1", "craft", "deploy_id", "fleet_summary", "wait_for"]
+__all__ = ["Matrix", "assert_back_on_v1", "base", "craft", "deploy_id", "fleet_summary", "in_background", "wait_for"]
+
+
+def base(m: Matrix, version: str = "v1", seed: int = 1, **extra: Any) -> dict[str, Any]:
+    """The bench's extra vars for a deploy of ``version``, with ``extra`` on top."""
+    return m.bench.vars(version, seed, **extra)
+
+
+def in_background(fn, *args, **kwargs) -> Future:
+    """Run ``fn`` in a thread of its own; its future."""
+    pool = ThreadPoolExecutor(max_workers=1)
+    future = pool.submit(fn, *args, **kwargs)
+    pool.shutdown(wait=False)
+    return future
 
 
 def deploy_id(run: PlaybookRun) -> str:
