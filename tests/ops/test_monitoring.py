@@ -93,6 +93,7 @@ def test_the_issue_s_alerts_are_all_there():
         "EdgeInferSidecarDown",
         "EdgeInferNoModelServing",
         "EdgeInferReloadFailed",
+        "EdgeInferNonFiniteOutputs",
         "EdgeInferHailoFallback",
         "EdgeInferMemoryNearLimit",
         "EdgeInferCadvisorDown",
