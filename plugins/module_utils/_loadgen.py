@@ -961,6 +961,22 @@ def load_golden(path: str) -> dict[str, Any]:
     return data
 
 
+# What a sidecar's error code means, where a gate's message should say it in words.
+ERROR_WORDS = {"non_finite_output": "the model returned NaN or Infinity (non-finite output)"}
+
+
+def error_code_of(body: bytes) -> str:
+    """' <code>: <words>' for a sidecar's JSON error body ({"error": code, ...}), else ''."""
+    try:
+        code = json.loads(body).get("error")
+    except (ValueError, AttributeError, UnicodeDecodeError):
+        return ""
+    if not isinstance(code, str):
+        return ""
+    words = ERROR_WORDS.get(code)
+    return f" {code}: {words}" if words else f" {code}"
+
+
 def golden_replay(
     target: Target,
     windows: Sequence[Any],
@@ -986,7 +1002,7 @@ def golden_replay(
             cosines.append(-1.0)
             continue
         if status != 200:
-            problems.append(f"window {i}: /encode answered {status}")
+            problems.append(f"window {i}: /encode answered {status}{error_code_of(body)}")
             cosines.append(-1.0)
             continue
         try:

@@ -173,6 +173,10 @@ def main():
                 f"golden gate missed: min cosine {figures['min_cosine']} < {p['min_cosine']} "
                 f"over {figures['count']} windows ({figures['failed']} without a usable answer)"
             )
+            # A NaN or Infinity answer is a failure by name, not a low cosine.
+            non_finite = [f for f in figures["failures"] if "non_finite_output" in f or "not a finite number" in f]
+            if non_finite:
+                result["reason"] += f"; non-finite output (NaN or Infinity) for {len(non_finite)} of them"
     result["passed"] = passed
     if not passed and p["fail_on_gate"]:
         module.fail_json(msg=result["reason"], **result)
