@@ -24,7 +24,7 @@ REPORTS := build/test-reports
 UNIT := -m "not docker and not fleet" -n 2
 INTEGRATION := -m "docker or fleet" -n 2 --dist loadfile
 
-.PHONY: help setup bootstrap venv test test-quick speed lint pytest pytest-unit pytest-integration molecule collection demo bench bench-sidecar monitoring ee constraints durations clean
+.PHONY: help setup bootstrap venv test test-quick speed soak lint pytest pytest-unit pytest-integration molecule collection demo bench bench-sidecar monitoring ee constraints durations clean
 
 help:
 	@echo "make demo     set up this machine, then deploy the default model locally (port 9000)"
@@ -32,6 +32,7 @@ help:
 	@echo "make test-quick   lint and the unit tier only (no Docker, no sshd): the inner loop"
 	@echo "make setup    bench prerequisites (Docker, compose, sshd, base image) + .venv"
 	@echo "make bench    the benchmark suite; writes docs/benchmarks.md"
+	@echo "make soak     10 minutes of mixed good and bad requests with hot reloads (bench/soak.py)"
 	@echo "make lint     ruff, ansible-lint, yamllint"
 
 setup: bootstrap venv
@@ -75,11 +76,15 @@ lint: venv
 
 pytest: pytest-unit pytest-integration
 
+# Each tier keeps its temporary files under build/ (cleared when it starts): pytest prunes all
+# but its three newest runs under /tmp, which would pull the fleets from under a long run
+# while shorter runs start beside it.
 pytest-unit: venv
-	$(PY) -m pytest -ra $(UNIT) --durations=5 --junitxml=$(REPORTS)/unit.xml $(PYTEST_ARGS)
+	$(PY) -m pytest -ra $(UNIT) --basetemp=build/pytest-unit --durations=5 --junitxml=$(REPORTS)/unit.xml $(PYTEST_ARGS)
 
 pytest-integration: venv
-	$(PY) -m pytest -ra $(INTEGRATION) --durations=20 --junitxml=$(REPORTS)/integration.xml $(PYTEST_ARGS)
+	$(PY) -m pytest -ra $(INTEGRATION) --basetemp=build/pytest-integration --durations=20 \
+		--junitxml=$(REPORTS)/integration.xml $(PYTEST_ARGS)
 
 # The table of the slowest tests in docs/testing.md, from the last run's reports.
 durations:
@@ -106,6 +111,10 @@ bench: setup
 # One part of the suite: the sidecar side by side with the limit and the naive peer.
 bench-sidecar: setup
 	$(PY) bench/bench_sidecar.py
+
+# The sidecar under a constant mixed load with a hot reload every minute (10 minutes).
+soak: setup
+	$(PY) bench/soak.py $(SOAK_ARGS)
 
 # Prometheus scrape config for the fleet in the inventory (monitoring/).
 monitoring: venv
