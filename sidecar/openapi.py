@@ -133,7 +133,7 @@ OPENAPI: dict[str, Any] = {
                 },
                 "responses": {
                     "200": {
-                        "description": "motif_scores appears only when the release ships motif_prototypes.json",
+                        "description": "motif_scores appears only when the release's manifest lists motif_prototypes.json",
                         "content": {
                             "application/json": {
                                 "schema": {

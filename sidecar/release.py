@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from dataclasses import dataclass, field
@@ -19,7 +20,6 @@ from edgeinfer_contract import (
     Manifest,
     ModelConfig,
     cosine,
-    sha256_file,
 )
 
 from .backends import (
@@ -106,9 +106,45 @@ class Model:
         }
 
 
-def _pick_onnx(directory: Path, cfg: ModelConfig, settings: Settings) -> Path:
+MOTIF_PROTOTYPES = "motif_prototypes.json"
+
+log = logging.getLogger("sidecar.release")
+
+
+def _manifest(directory: Path) -> Manifest:
+    """The release's manifest: the list of the only files the sidecar reads, with their sha256."""
+    path = directory / FILES["manifest"]
+    fix = f"write it with `model-tools manifest --release {directory} --model-version <version>`, then reload"
+    if not path.is_file():
+        raise ReleaseError(
+            f"{directory} has no manifest.json: the sidecar serves only files that a manifest lists with "
+            f"their sha256; {fix}"
+        )
+    try:
+        return Manifest.load(path)
+    except ContractError as exc:
+        raise ReleaseError(f"manifest.json: {exc}; {fix}") from None
+
+
+def _verify(directory: Path, manifest: Manifest, names: list[str]) -> None:
+    """Refuse a file the manifest does not list, or one whose size or sha256 differs from it."""
+    listed = {f.name for f in manifest.files}
+    unlisted = [n for n in names if n not in listed]
+    if unlisted:
+        raise ReleaseError(
+            f"manifest.json does not list {', '.join(unlisted)}: the sidecar reads only the files it lists; "
+            "rebuild the release's manifest with them (model-tools manifest)"
+        )
+    problems = manifest.verify_files(directory, names)
+    if problems:
+        raise ReleaseError("release files do not match manifest.json: " + "; ".join(problems))
+
+
+def _pick_onnx(directory: Path, cfg: ModelConfig, settings: Settings, listed: set[str]) -> Path:
     if settings.onnx_file != "auto":
         p = directory / settings.onnx_file
+        if settings.onnx_file not in listed:
+            raise ReleaseError(f"EDGEINFER_ONNX_FILE={settings.onnx_file}: manifest.json does not list it")
         if not p.is_file():
             raise ReleaseError(f"EDGEINFER_ONNX_FILE={settings.onnx_file}: {p} does not exist in the release")
         return p
@@ -117,56 +153,51 @@ def _pick_onnx(directory: Path, cfg: ModelConfig, settings: Settings) -> Path:
     if isinstance(declared, str) and "/" not in declared:
         names.append(declared)
     for name in names:
-        if (directory / name).is_file():
+        if name in listed and (directory / name).is_file():
             return directory / name
-    raise ReleaseError(f"{directory}: no ONNX model (looked for {', '.join(names)})")
+    raise ReleaseError(f"{directory}: no ONNX model that manifest.json lists (looked for {', '.join(names)})")
 
 
-def _motifs(directory: Path, cfg: ModelConfig) -> np.ndarray | None:
-    p = directory / "motif_prototypes.json"
-    if not p.is_file():
-        return None
+def _motifs(path: Path, cfg: ModelConfig) -> np.ndarray:
     try:
-        data = json.loads(p.read_text())
+        data = json.loads(path.read_text())
         protos = np.asarray(data["prototypes"] if isinstance(data, dict) else data, dtype=np.float32)
     except (ValueError, KeyError, TypeError) as exc:
-        raise ReleaseError(f"motif_prototypes.json: expected {{'prototypes': [K][{cfg.latent_dim}]}}: {exc}") from None
+        raise ReleaseError(f"{MOTIF_PROTOTYPES}: expected {{'prototypes': [K][{cfg.latent_dim}]}}: {exc}") from None
     if protos.ndim != 2 or protos.shape[1] != cfg.latent_dim or not np.isfinite(protos).all():
         raise ReleaseError(
-            f"motif_prototypes.json: expected [K][{cfg.latent_dim}] finite numbers, got shape {list(protos.shape)}"
+            f"{MOTIF_PROTOTYPES}: expected [K][{cfg.latent_dim}] finite numbers, got shape {list(protos.shape)}"
         )
     return protos / np.maximum(np.linalg.norm(protos, axis=1, keepdims=True), 1e-12)
 
 
-def _hailo_input_units(directory: Path) -> str:
-    p = directory / FILES["hailo_metadata"]
-    if p.is_file():
-        try:
-            meta = json.loads(p.read_text())
-        except ValueError:
-            return "normalized"
-        if isinstance(meta, dict) and meta.get("input_units") == "raw":
-            return "raw"
+def _hailo_input_units(path: Path) -> str:
+    try:
+        meta = json.loads(path.read_text())
+    except ValueError:
+        return "normalized"
+    if isinstance(meta, dict) and meta.get("input_units") == "raw":
+        return "raw"
     return "normalized"
 
 
 def load_release(settings: Settings, hailo_device: HailoDevice | None) -> Model:
-    """Resolve EDGEINFER_MODEL_DIR now (the ``current`` symlink may have moved), load and self-check it."""
+    """Resolve EDGEINFER_MODEL_DIR now (the ``current`` symlink may have moved), load and self-check it.
+
+    Every file read is one that manifest.json lists, checked against its size and sha256 first.
+    """
     directory = Path(os.path.realpath(settings.model_dir))
     if not directory.is_dir():
         raise ReleaseError(f"EDGEINFER_MODEL_DIR={settings.model_dir}: {directory} is not a directory")
-    manifest: Manifest | None = None
-    if (directory / FILES["manifest"]).is_file():
-        try:
-            manifest = Manifest.load(directory / FILES["manifest"])
-        except ContractError as exc:
-            raise ReleaseError(f"manifest.json: {exc}") from None
+    manifest = _manifest(directory)
+    listed = {f.name for f in manifest.files}
+    if not (directory / FILES["golden"]).is_file():
+        raise ReleaseError("golden.json is missing: the release cannot pass its self-check without a golden set")
+    _verify(directory, manifest, [FILES["config"], FILES["golden"]])
     try:
         cfg = ModelConfig.load(directory / FILES["config"], default_model_id=directory.name)
     except ContractError as exc:
         raise ReleaseError(f"model_config.json: {exc}") from None
-    if not (directory / FILES["golden"]).is_file():
-        raise ReleaseError("golden.json is missing: the release cannot pass its self-check without a golden set")
     try:
         golden = GoldenSet.load(directory / FILES["golden"])
     except ContractError as exc:
@@ -176,17 +207,18 @@ def load_release(settings: Settings, hailo_device: HailoDevice | None) -> Model:
             f"golden.json was made with normalization {golden.normalization_hash[:12]}, the model config has {cfg.normalization_hash[:12]}"
         )
 
-    onnx_path = _pick_onnx(directory, cfg, settings)
-    used = [onnx_path.name, FILES["config"], FILES["golden"]]
+    onnx_path = _pick_onnx(directory, cfg, settings, listed)
+    used = [onnx_path.name]
 
-    backend: Backend | None = None
-    fallback: str | None = None
-    units = "normalized"
-    hef = Path(settings.hef_path)
-    hef = hef if hef.is_absolute() else directory / hef
+    hef = Path(os.path.realpath(directory / settings.hef_path))  # an absolute path stays as it is
+    # A HEF inside the release is read only when the manifest lists it; one outside it is the
+    # operator's explicit EDGEINFER_HEF_PATH.
+    hef_name = hef.relative_to(directory).as_posix() if hef.is_relative_to(directory) else None
+    hef_usable = hef.is_file() and (hef_name is None or hef_name in listed)
     want_hailo = settings.backend == "hailo" or (
-        settings.backend == "auto" and settings.hailo_device.exists() and hef.is_file() and import_hailo() is not None
+        settings.backend == "auto" and settings.hailo_device.exists() and hef_usable and import_hailo() is not None
     )
+    metadata = directory / FILES["hailo_metadata"]
     if want_hailo:
         if hailo_device is None:
             hp = import_hailo()
@@ -195,22 +227,31 @@ def load_release(settings: Settings, hailo_device: HailoDevice | None) -> Model:
             raise ReleaseError("hailo backend requested but no HailoRT device owner was created")
         if not hef.is_file():
             raise ReleaseError(f"EDGEINFER_HEF_PATH: {hef} does not exist")
+        if hef_name is not None:
+            used.append(hef_name)
+        if metadata.name in listed:
+            used.append(metadata.name)
+    motifs = directory / MOTIF_PROTOTYPES
+    if motifs.name in listed:
+        used.append(motifs.name)
+    elif motifs.is_file():
+        log.warning("%s: ignoring %s, which manifest.json does not list", directory, motifs.name)
+    _verify(directory, manifest, used)
+    prototypes = _motifs(motifs, cfg) if motifs.name in used else None
+
+    backend: Backend | None = None
+    fallback: str | None = None
+    units = "normalized"
+    if want_hailo and hailo_device is not None:
         try:
             primary = HailoBackend(hailo_device, hef, settings.hailo_timeout_ms)
             backend = FallbackBackend(primary, lambda: OrtBackend(onnx_path, settings.threads))
-            units = _hailo_input_units(directory)
-            if hef.parent == directory:
-                used.append(hef.name)
+            if metadata.name in used:
+                units = _hailo_input_units(metadata)
         except HailoUnavailable as exc:
             fallback = str(exc)
         except BackendError as exc:
             raise ReleaseError(str(exc)) from None
-
-    if manifest is not None:
-        listed = {f.name for f in manifest.files}
-        problems = manifest.verify_files(directory, [n for n in used if n in listed])
-        if problems:
-            raise ReleaseError("release files do not match manifest.json: " + "; ".join(problems))
 
     if backend is None:
         try:
@@ -221,10 +262,8 @@ def load_release(settings: Settings, hailo_device: HailoDevice | None) -> Model:
     norm = cfg.normalization
     model = Model(
         directory=directory,
-        version=settings.model_version or (manifest.model_version if manifest else directory.name),
-        sha256=manifest.digest
-        if manifest
-        else sha256_file(directory / FILES["onnx"] if (directory / FILES["onnx"]).is_file() else onnx_path),
+        version=settings.model_version or manifest.model_version,
+        sha256=manifest.digest,
         served_file=hef.name if backend.name == "hailo" else onnx_path.name,
         config=cfg,
         backend=backend,
@@ -232,7 +271,7 @@ def load_release(settings: Settings, hailo_device: HailoDevice | None) -> Model:
         std=np.asarray(norm.std, dtype=np.float32),
         channel_order=norm.channel_order,
         self_check={},
-        motif_prototypes=_motifs(directory, cfg),
+        motif_prototypes=prototypes,
         hailo_fallback=fallback,
     )
     if units == "raw":

@@ -68,8 +68,12 @@ def make_release(
     manifest: bool = True,
     golden_from: Path | None = None,
     hef: bool = False,
+    extra: dict[str, bytes] | None = None,
 ) -> Path:
-    """A release directory in the format of docs/artifacts.md, golden references computed by ORT."""
+    """A release directory in the format of docs/artifacts.md, golden references computed by ORT.
+
+    ``extra`` files are written and listed in the manifest with their stem as role.
+    """
     dest.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(onnx_src, dest / "model.onnx")
     shutil.copyfile(config_src, dest / "model_config.json")
@@ -91,9 +95,19 @@ def make_release(
             sys.path.remove(str(DOUBLES))
         write_hef(dest / "model.hef", dest / "model.onnx")
         roles["model.hef"] = "hef"
+    for name, blob in (extra or {}).items():
+        (dest / name).write_bytes(blob)
+        roles[name] = Path(name).stem
     if manifest:
         (dest / "manifest.json").write_bytes(Manifest.build(dest, roles, version).to_bytes())
     return dest
+
+
+def rewrite_manifest(release: Path) -> None:
+    """The manifest again over the files it lists, as their bytes are now."""
+    old = Manifest.load(release / "manifest.json")
+    roles = {f.name: f.role for f in old.files}
+    (release / "manifest.json").write_bytes(Manifest.build(release, roles, old.model_version).to_bytes())
 
 
 def point_current(models: Path, release: Path) -> None:

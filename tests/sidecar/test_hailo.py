@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edgeinfer_contract import Manifest
+
 from .conftest import DOUBLES, make_release, normalize, ort_embed, point_current, raw_windows
 
 
@@ -78,10 +80,7 @@ def test_auto_picks_hailo_only_when_device_module_and_hef_are_all_present(
     assert s3.get("/healthz").json()["backend"] == "onnxruntime"
     # no HEF in the release
     plain = make_release(
-        tmp_path / "nohef",
-        origin_dir / "tcn_encoder_for_edgeinfer.onnx",
-        origin_dir / "model_config.json",
-        manifest=False,
+        tmp_path / "nohef", origin_dir / "tcn_encoder_for_edgeinfer.onnx", origin_dir / "model_config.json"
     )
     s4 = sidecar(plain, env=env(device))
     assert s4.get("/healthz").json()["backend"] == "onnxruntime"
@@ -147,3 +146,28 @@ def test_explicit_hailo_without_hailort_is_reported(sidecar, hailo_release, devi
     s = sidecar(hailo_release / "current", env={"EDGEINFER_BACKEND": "hailo", "EDGEINFER_HAILO_DEVICE": str(device)})
     h = s.get("/healthz")
     assert h.status_code == 503 and "hailo_platform" in h.json()["reason"]
+
+
+def test_a_hef_or_metadata_the_manifest_does_not_list_is_never_read(sidecar, tmp_path, device, origin_dir):
+    def release(name: str, listed: tuple[str, ...]) -> Path:
+        rel = make_release(
+            tmp_path / name,
+            origin_dir / "tcn_encoder_for_edgeinfer.onnx",
+            origin_dir / "model_config.json",
+            hef=True,
+            extra={"deployment_metadata.json": b'{"input_units": "raw"}'},
+        )
+        roles = {f.name: f.role for f in Manifest.load(rel / "manifest.json").files if f.name not in listed}
+        (rel / "manifest.json").write_bytes(Manifest.build(rel, roles, "v72pct").to_bytes())
+        return rel
+
+    no_hef = release("no-hef", ("model.hef",))
+    assert sidecar(no_hef, env=env(device)).get("/healthz").json()["backend"] == "onnxruntime"
+    h = sidecar(no_hef, env=env(device, "hailo")).get("/healthz")
+    assert h.status_code == 503 and "manifest.json does not list model.hef" in h.json()["reason"]
+    # Listed, "raw" feeds the HEF (whose graph expects normalized windows) raw ones: the
+    # self-check fails. Unlisted, the file is not read.
+    h = sidecar(release("all-listed", ()), env=env(device, "hailo")).get("/healthz")
+    assert h.status_code == 503 and "self-check failed" in h.json()["reason"], h.text
+    h = sidecar(release("no-meta", ("deployment_metadata.json",)), env=env(device, "hailo")).get("/healthz")
+    assert h.status_code == 200 and h.json()["backend"] == "hailo", h.text

@@ -27,6 +27,7 @@ from .conftest import (
     perturbed_onnx,
     point_current,
     raw_windows,
+    rewrite_manifest,
 )
 
 
@@ -112,9 +113,13 @@ def test_infer_keeps_the_edgeinfer_client_contract_without_inventing_motif_score
 def test_infer_returns_motif_scores_when_the_release_ships_prototypes(
     sidecar, tmp_path, origin_dir, origin_onnx, origin_config
 ):
-    rel = make_release(tmp_path / "rel", origin_onnx, origin_dir / "model_config.json", manifest=False)
     protos = np.random.default_rng(5).standard_normal((12, 64)).astype(np.float32)
-    (rel / "motif_prototypes.json").write_text(json.dumps({"prototypes": protos.tolist()}))
+    rel = make_release(
+        tmp_path / "rel",
+        origin_onnx,
+        origin_dir / "model_config.json",
+        extra={"motif_prototypes.json": json.dumps({"prototypes": protos.tolist()}).encode()},
+    )
     s = sidecar(rel)
     raw = raw_windows(origin_config, 1, seed=4)
     emb = ort_embed(origin_onnx, normalize(origin_config, raw))[0]
@@ -245,9 +250,7 @@ def test_bad_input_battery_gets_4xx_naming_the_field_and_the_process_survives(si
 
 
 def test_release_without_golden_set_is_refused_with_that_reason(sidecar, tmp_path, origin_dir, origin_onnx):
-    rel = make_release(
-        tmp_path / "rel", origin_onnx, origin_dir / "model_config.json", golden_windows=0, manifest=False
-    )
+    rel = make_release(tmp_path / "rel", origin_onnx, origin_dir / "model_config.json", golden_windows=0)
     s = sidecar(rel)
     r = s.get("/healthz")
     assert r.status_code == 503
@@ -258,9 +261,7 @@ def test_release_without_golden_set_is_refused_with_that_reason(sidecar, tmp_pat
 
 def test_golden_mismatch_fails_the_self_check(sidecar, tmp_path, origin_dir, origin_onnx):
     other = perturbed_onnx(origin_onnx, tmp_path / "other.onnx", scale=-1.0)
-    rel = make_release(
-        tmp_path / "rel", origin_onnx, origin_dir / "model_config.json", golden_from=other, manifest=False
-    )
+    rel = make_release(tmp_path / "rel", origin_onnx, origin_dir / "model_config.json", golden_from=other)
     s = sidecar(rel)
     r = s.get("/healthz")
     assert r.status_code == 503 and "self-check failed" in r.json()["reason"]
@@ -318,9 +319,18 @@ def test_reload_under_load_swaps_with_zero_failed_requests(sidecar, models, orig
     assert s.get("/healthz").json()["model_version"] == "v73"
 
 
-@pytest.mark.parametrize("breakage", ["not an onnx", "missing golden", "manifest mismatch", "wrong golden"])
+@pytest.mark.parametrize(
+    ("breakage", "reason"),
+    [
+        ("not an onnx", "ONNX Runtime cannot load it"),
+        ("missing golden", "golden.json is missing"),
+        ("manifest mismatch", "do not match manifest.json"),
+        ("wrong golden", "self-check failed"),
+        ("no manifest", "has no manifest.json"),
+    ],
+)
 def test_failed_reload_keeps_the_old_model_serving(
-    sidecar, models, origin_dir, origin_onnx, origin_config, breakage, tmp_path
+    sidecar, models, origin_dir, origin_onnx, origin_config, breakage, reason, tmp_path
 ):
     s = sidecar(models / "current")
     before = s.get("/healthz").json()
@@ -328,12 +338,12 @@ def test_failed_reload_keeps_the_old_model_serving(
     make_release(bad, origin_onnx, origin_dir / "model_config.json", version="bad")
     if breakage == "not an onnx":
         broken_onnx(bad / "model_batch.onnx")
-        (bad / "manifest.json").unlink()
+        rewrite_manifest(bad)
     elif breakage == "missing golden":
         (bad / "golden.json").unlink()
     elif breakage == "manifest mismatch":
         (bad / "model_config.json").write_text((bad / "model_config.json").read_text().replace("72.13%", "99%"))
-    else:
+    elif breakage == "wrong golden":
         make_release(
             tmp_path / "g",
             perturbed_onnx(origin_onnx, tmp_path / "o.onnx", -1.0),
@@ -341,11 +351,13 @@ def test_failed_reload_keeps_the_old_model_serving(
             manifest=False,
         )
         (bad / "golden.json").write_bytes((tmp_path / "g" / "golden.json").read_bytes())
+        rewrite_manifest(bad)
+    else:
         (bad / "manifest.json").unlink()
     point_current(models, bad)
     r = s.reload()
     assert r.status_code == 422, r.text
-    assert r.json()["outcome"] == "failed" and r.json()["reason"]
+    assert r.json()["outcome"] == "failed" and reason in r.json()["reason"]
     assert r.json()["serving"]["model_version"] == "v72pct"
     h = s.get("/healthz")
     assert h.status_code == 200
@@ -423,8 +435,8 @@ def test_invalid_configuration_fails_loudly_naming_the_variable(sidecar, models,
 
 
 def test_int8_and_origin_only_release_dirs(sidecar, tmp_path, origin_dir, origin_onnx, origin_config):
-    """A directory holding just the origin files (no model_batch.onnx, no manifest) still serves."""
-    rel = make_release(tmp_path / "plain", origin_onnx, origin_dir / "model_config.json", batch=False, manifest=False)
+    """A release of just the origin files (no model_batch.onnx) still serves."""
+    rel = make_release(tmp_path / "plain", origin_onnx, origin_dir / "model_config.json", batch=False)
     s = sidecar(rel, env={"EDGEINFER_MAX_BATCH": "8"})
     h = s.get("/healthz").json()
     assert h["served_file"] == "model.onnx"
