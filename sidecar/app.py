@@ -22,7 +22,7 @@ from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
 from .backends import HailoDevice, import_hailo
-from .batcher import Batcher
+from .batcher import Batcher, NonFiniteOutput
 from .config import Settings
 from .inputs import InputError, parse_binary, parse_json, reorder
 from .metrics import Metrics
@@ -46,6 +46,7 @@ class State:
     last_reload: dict[str, Any] = field(default_factory=dict)
     reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     batcher: Batcher | None = None
+    non_finite_logged: str | None = None  # the model version whose NaN answers were logged
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -116,6 +117,15 @@ def _unavailable(state: State) -> Response:
     return error(503, "no_model", state.reason)
 
 
+def _non_finite(state: State, exc: NonFiniteOutput) -> Response:
+    """A model answer with NaN or Infinity is never sent (JSON would write null, binary NaN)."""
+    state.metrics.non_finite_outputs.inc()
+    if state.non_finite_logged != exc.model_version:  # once per model: the counter says how often
+        state.non_finite_logged = exc.model_version
+        log.error("%s; answered 500 non_finite_output (edgeinfer_non_finite_outputs_total counts them)", exc)
+    return error(500, "non_finite_output", str(exc))
+
+
 async def encode(request: Request) -> Response:
     state: State = request.app.state.sidecar
     try:
@@ -123,6 +133,8 @@ async def encode(request: Request) -> Response:
         result = await _infer(state, windows, normalized, obj.get("channel_order"))
     except InputError as exc:
         return json_response(exc.body(), exc.status)
+    except NonFiniteOutput as exc:
+        return _non_finite(state, exc)
     except LookupError:
         return _unavailable(state)
     if result is None:
@@ -159,6 +171,8 @@ async def infer(request: Request) -> Response:
         result = await _infer(state, windows, normalized, obj.get("channel_order"))
     except InputError as exc:
         return json_response(exc.body(), exc.status)
+    except NonFiniteOutput as exc:
+        return _non_finite(state, exc)
     except LookupError:
         return _unavailable(state)
     if result is None:

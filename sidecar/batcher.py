@@ -20,6 +20,16 @@ from .metrics import Metrics
 from .release import Model
 
 
+class NonFiniteOutput(RuntimeError):
+    """The model returned NaN or Infinity for this request's windows: nothing of it is sent."""
+
+    def __init__(self, model_version: str, bad: int, windows: int) -> None:
+        super().__init__(
+            f"model {model_version} returned NaN or Infinity for {bad} of the {windows} window(s) of this request"
+        )
+        self.model_version = model_version
+
+
 @dataclass
 class Result:
     embeddings: np.ndarray
@@ -55,10 +65,12 @@ class Batcher:
         self.wakeup.set()
         return await fut
 
-    def _run(self, model: Model, x: np.ndarray) -> tuple[np.ndarray, float]:
+    def _run(self, model: Model, x: np.ndarray) -> tuple[np.ndarray, float, bool]:
         t0 = time.perf_counter()
         y = np.ascontiguousarray(model.backend.run(x))  # the JSON encoder writes contiguous arrays only
-        return y, time.perf_counter() - t0
+        seconds = time.perf_counter() - t0
+        # One check per batch, on the model thread; each request is looked at only when it fails.
+        return y, seconds, bool(np.isfinite(y).all())
 
     async def _worker(self) -> None:
         loop = asyncio.get_running_loop()
@@ -84,7 +96,7 @@ class Batcher:
             try:
                 parts = [w if normalized else model.normalize(w) for w, normalized, _ in items]
                 x = parts[0] if len(parts) == 1 else np.concatenate(parts)
-                y, seconds = await loop.run_in_executor(self.executor, self._run, model, x)
+                y, seconds, finite = await loop.run_in_executor(self.executor, self._run, model, x)
             except Exception as exc:
                 for _, _, fut in items:
                     if not fut.done():
@@ -95,9 +107,15 @@ class Batcher:
             start = 0
             for w, _, fut in items:
                 n = w.shape[0]
-                if not fut.done():
-                    fut.set_result(Result(y[start : start + n], model, seconds * 1000))
+                part = y[start : start + n]
                 start += n
+                if fut.done():
+                    continue
+                if finite or np.isfinite(part).all():
+                    fut.set_result(Result(part, model, seconds * 1000))
+                else:
+                    bad = int((~np.isfinite(part)).any(axis=1).sum())
+                    fut.set_exception(NonFiniteOutput(model.version, bad, n))
 
     def run_sync_later(self, fn: Callable[[], object]) -> None:
         """Queue work behind the batches already handed to the backend thread."""

@@ -49,6 +49,11 @@ class Metrics:
         self.hailo_fallback = Gauge(
             "edgeinfer_hailo_fallback", "1 when the Hailo backend fell back to the CPU", registry=r
         )
+        self.non_finite_outputs = Counter(
+            "edgeinfer_non_finite_outputs",
+            "Requests answered 500 because the model returned NaN or Infinity for them",
+            registry=r,
+        )
 
         # Labelled children looked up once: .labels() takes a lock and builds a key each call.
         self._requests: dict[tuple[str, int], MetricWrapperBase] = {}

@@ -39,6 +39,7 @@ def _errors(*codes: str) -> dict[str, Any]:
         "413": "body or batch over the limit",
         "415": "unsupported content type",
         "422": "wrong shape, missing field, non-numeric or non-finite value",
+        "500": "internal_error, or non_finite_output: the model answered NaN or Infinity for this input",
         "503": "no model has passed its self-check",
     }
     return {c: {"description": text[c], "content": {"application/json": {"schema": ERROR}}} for c in codes}
@@ -112,7 +113,7 @@ OPENAPI: dict[str, Any] = {
                             },
                         },
                     },
-                    **_errors("400", "413", "415", "422", "503"),
+                    **_errors("400", "413", "415", "422", "500", "503"),
                 },
             }
         },
@@ -148,7 +149,7 @@ OPENAPI: dict[str, Any] = {
                             }
                         },
                     },
-                    **_errors("400", "413", "415", "422", "503"),
+                    **_errors("400", "413", "415", "422", "500", "503"),
                 },
             }
         },

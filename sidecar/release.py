@@ -308,8 +308,10 @@ def self_check(model: Model, golden: GoldenSet, settings: Settings, onnx_name: s
         raise ReleaseError(
             f"self-check: the model returns {out.shape[1]} dims, model_config.json says {model.config.latent_dim}"
         )
+    # cosine() counts a NaN or Infinity as -1; the count of such windows is named in the refusal.
+    non_finite = int((~np.isfinite(out)).any(axis=1).sum())
     cosines = [cosine(a.tolist(), b) for a, b in zip(out, golden.embeddings, strict=True)]
-    worst = min(cosines)
+    worst = -1.0 if non_finite else min(cosines)
     result = {
         "passed": worst >= floor,
         "windows": len(golden),
@@ -319,7 +321,8 @@ def self_check(model: Model, golden: GoldenSet, settings: Settings, onnx_name: s
         "ms": round(elapsed, 2),
     }
     if worst < floor:
-        raise ReleaseError(
-            f"self-check failed: min cosine {worst:.6f} over {len(golden)} golden windows is below {floor}"
-        )
+        reason = f"self-check failed: min cosine {worst:.6f} over {len(golden)} golden windows is below {floor}"
+        if non_finite:
+            reason += f": the model returned non-finite values (NaN or Infinity) for {non_finite} of them"
+        raise ReleaseError(reason)
     return result
