@@ -14,6 +14,12 @@ from edgeinfer_contract import CHANNELS, WINDOW
 
 WINDOW_BYTES = WINDOW * CHANNELS * 4
 EXPECTED_WINDOW = f"{WINDOW} rows of {CHANNELS} finite numbers"
+# The input domain: no IMU reading comes near it, in raw units or in standard deviations, and
+# within it the model's arithmetic stays far from float32 overflow (the origin model's output
+# is about 0.9 x its input's scale). Beyond it a healthy model could answer Infinity or NaN,
+# which is a 500, so a client could cause a server error: such a value is refused (422).
+MAX_ABS_VALUE = 1e9
+IN_RANGE = "a finite number within ±1e9"  # MAX_ABS_VALUE
 
 
 class InputError(ValueError):
@@ -35,7 +41,10 @@ class InputError(ValueError):
 
 
 def _describe(v: Any) -> str:
-    text = repr(v)
+    try:
+        text = repr(v)
+    except RecursionError:  # orjson reads lists nested 1024 deep; repr stops before
+        return f"a {type(v).__name__} nested too deep"
     return text if len(text) <= 40 else text[:37] + "..."
 
 
@@ -53,9 +62,14 @@ def _locate(window: Any, field: str) -> InputError:
         for j, v in enumerate(row):
             if isinstance(v, bool) or not isinstance(v, (int, float)):
                 return InputError(f"{field}[{i}][{j}]", "a finite number", _describe(v))
-            if not math.isfinite(v) or abs(v) > 3.4e38:
-                return InputError(f"{field}[{i}][{j}]", "a finite number (float32 range)", _describe(v))
+            if abs(v) > MAX_ABS_VALUE or not math.isfinite(v):  # in this order: an int over 1e308 has no float
+                return InputError(f"{field}[{i}][{j}]", IN_RANGE, _describe(v))
     return InputError(field, EXPECTED_WINDOW, "something else")
+
+
+def in_range(arr: np.ndarray) -> bool:
+    """Every value finite and within ±MAX_ABS_VALUE: two reductions, no temporary array (NaN fails both)."""
+    return bool(arr.min() >= -MAX_ABS_VALUE and arr.max() <= MAX_ABS_VALUE)
 
 
 def window_array(window: Any, field: str, has_bool: bool) -> np.ndarray:
@@ -72,7 +86,7 @@ def window_array(window: Any, field: str, has_bool: bool) -> np.ndarray:
     if arr.shape != (WINDOW, CHANNELS) or arr.dtype.kind not in "fiu":
         raise _locate(window, field)
     out = arr.astype(np.float32)
-    if not np.isfinite(out).all():
+    if not in_range(out):
         raise _locate(window, field)
     return out
 
@@ -93,6 +107,9 @@ def parse_json(
             obj = json.loads(body, parse_constant=lambda c: float(c))
         except (ValueError, UnicodeDecodeError) as exc:
             raise InputError("body", "valid JSON", str(exc), 400) from None
+        except RecursionError:
+            # orjson stops at 1024 levels; the stdlib parser recurses until the stack limit.
+            raise InputError("body", "valid JSON nested at most 1024 deep", "deeper nesting", 400) from None
     if not isinstance(obj, dict):
         raise InputError("body", "a JSON object", type(obj).__name__, 400)
     # numpy reads true/false as 1/0, so a body with either gets the exact walk. The one-byte
@@ -135,17 +152,22 @@ def parse_binary(body: bytes, max_windows: int) -> tuple[np.ndarray, bool]:
             "body", f"at most {max_windows} windows ({max_windows * WINDOW_BYTES} bytes)", f"{n} windows", 413
         )
     arr = np.frombuffer(body, dtype="<f4").reshape(n, WINDOW, CHANNELS)
-    if not np.isfinite(arr).all():
-        bad = np.argwhere(~np.isfinite(arr))[0]
-        raise InputError(f"body[{bad[0]}][{bad[1]}][{bad[2]}]", "a finite float32", str(arr[tuple(bad)]))
+    if not in_range(arr):
+        bad = np.argwhere(~(np.abs(arr) <= MAX_ABS_VALUE))[0]
+        raise InputError(f"body[{bad[0]}][{bad[1]}][{bad[2]}]", f"{IN_RANGE} (float32)", str(arr[tuple(bad)]))
     return arr.astype(np.float32), n > 1
 
 
 def reorder(windows: np.ndarray, given: Any, model_order: Sequence[str]) -> np.ndarray:
     """Put columns sent in ``given`` order into the model's channel order."""
-    if given is None or list(given) == list(model_order):
+    if given is None or given == list(model_order):
         return windows
-    if not isinstance(given, list) or sorted(map(str, given)) != sorted(model_order) or len(given) != len(model_order):
+    if (
+        not isinstance(given, list)
+        or len(given) != len(model_order)
+        or not all(isinstance(c, str) for c in given)
+        or sorted(given) != sorted(model_order)
+    ):
         raise InputError("channel_order", f"a permutation of {list(model_order)}", _describe(given))
     idx = [given.index(c) for c in model_order]
     return windows[:, :, idx]

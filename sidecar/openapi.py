@@ -38,7 +38,7 @@ def _errors(*codes: str) -> dict[str, Any]:
         "400": "malformed body (not JSON, wrong binary length)",
         "413": "body or batch over the limit",
         "415": "unsupported content type",
-        "422": "wrong shape, missing field, non-numeric or non-finite value",
+        "422": "wrong shape, missing field, non-numeric value, non-finite value or one beyond ±1e9",
         "500": "internal_error, or non_finite_output: the model answered NaN or Infinity for this input",
         "503": "no model has passed its self-check",
     }
