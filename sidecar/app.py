@@ -16,7 +16,7 @@ import numpy as np
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
@@ -76,11 +76,16 @@ async def read_body(request: Request, limit: int) -> bytes:
         if size > limit:
             raise InputError("body", f"at most {limit} bytes", f"{size} bytes", 413)
     chunks, total = [], 0
-    async for chunk in request.stream():
-        total += len(chunk)
-        if total > limit:
-            raise InputError("body", f"at most {limit} bytes", f"more than {limit} bytes", 413)
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            total += len(chunk)
+            if total > limit:
+                raise InputError("body", f"at most {limit} bytes", f"more than {limit} bytes", 413)
+            chunks.append(chunk)
+    except ClientDisconnect:
+        # The client left, or the server closed the connection at EDGEINFER_BODY_TIMEOUT_S:
+        # nothing is sent, and the request is counted as a 408.
+        raise InputError("body", "the whole request body", f"{total} bytes before the connection closed", 408) from None
     return b"".join(chunks)
 
 

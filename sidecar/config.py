@@ -10,6 +10,35 @@ from pathlib import Path
 
 BACKENDS = ("auto", "onnxruntime", "hailo")
 ONNX_CHOICES = ("auto", "model.onnx", "model_batch.onnx", "model_int8.onnx")
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+
+# Every variable the sidecar reads: (default as `--help` shows it, what it sets). The literal
+# defaults here are the ones Settings.from_env uses; docs/sidecar.md lists the same table.
+VARIABLES: dict[str, tuple[str, str]] = {
+    "EDGEINFER_MODEL_DIR": ("/models/current", "release directory, re-resolved on every reload"),
+    "EDGEINFER_BACKEND": ("auto", "auto, onnxruntime or hailo"),
+    "EDGEINFER_HOST": ("0.0.0.0", "address to listen on"),
+    "EDGEINFER_PORT": ("9000", "port to listen on"),
+    "EDGEINFER_ADMIN_TOKEN_FILE": ("unset: admin API off", "file holding the admin bearer token"),
+    "EDGEINFER_THREADS": ("min(cpus, 4)", "ONNX Runtime intra-op threads"),
+    "EDGEINFER_MAX_BATCH": ("32", "windows per backend call"),
+    "EDGEINFER_MAX_REQUEST_WINDOWS": ("64", "windows per request"),
+    "EDGEINFER_MAX_BODY_BYTES": ("4194304", "request body bytes"),
+    "EDGEINFER_MAX_CONNECTIONS": ("128", "open connections; beyond it the oldest one waiting for a request is closed"),
+    "EDGEINFER_MAX_HEADER_BYTES": ("16384", "bytes of a request line and headers (431 beyond)"),
+    "EDGEINFER_MAX_HEADERS": ("100", "header fields of a request (431 beyond)"),
+    "EDGEINFER_HEADER_TIMEOUT_S": ("10", "seconds to receive a request line and headers"),
+    "EDGEINFER_BODY_TIMEOUT_S": ("30", "seconds to receive a request body"),
+    "EDGEINFER_KEEPALIVE_TIMEOUT_S": ("5", "seconds an idle keep-alive connection stays open"),
+    "EDGEINFER_MODEL_VERSION": ("manifest's model_version", "version to report"),
+    "EDGEINFER_GOLDEN_MIN_COSINE": ("0.999 fp32, 0.98 int8/hailo", "golden self-check floor"),
+    "EDGEINFER_ONNX_FILE": ("auto", "auto, model.onnx, model_batch.onnx or model_int8.onnx"),
+    "EDGEINFER_HEF_PATH": ("model.hef", "HEF, relative to the release dir"),
+    "EDGEINFER_HAILO_DEVICE": ("/dev/hailo0", "device node that backend auto looks for"),
+    "EDGEINFER_HAILO_DEVICE_ID": ("unset", "PCIe id for the VDevice"),
+    "EDGEINFER_HAILO_TIMEOUT_MS": ("1000", "HailoRT timeout"),
+    "EDGEINFER_LOG_LEVEL": ("info", "critical, error, warning, info or debug"),
+}
 
 # Names used by the compose file of the system this replaces; accepted as aliases.
 ALIASES = {
@@ -47,6 +76,12 @@ class Settings:
     hailo_device_id: str | None
     hailo_timeout_ms: int
     log_level: str
+    max_connections: int
+    max_header_bytes: int
+    max_headers: int
+    header_timeout_s: float
+    body_timeout_s: float
+    keepalive_timeout_s: float
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -61,8 +96,8 @@ class Settings:
                 return alias, e[alias]
             return name, default
 
-        def integer(name: str, default: int, low: int, high: int) -> int:
-            var, raw = get(name, str(default))
+        def integer(name: str, low: int, high: int, default: int | None = None) -> int:
+            var, raw = get(name, VARIABLES[name][0] if default is None else str(default))
             try:
                 value = int(str(raw).strip())
             except ValueError:
@@ -71,14 +106,24 @@ class Settings:
                 raise ConfigError(var, f"expected an integer from {low} to {high}, got {value}")
             return value
 
-        def choice(name: str, default: str, choices: tuple[str, ...]) -> str:
-            var, raw = get(name, default)
+        def seconds(name: str, low: float, high: float) -> float:
+            var, raw = get(name, VARIABLES[name][0])
+            try:
+                value = float(str(raw).strip())
+            except ValueError:
+                value = math.nan
+            if not (math.isfinite(value) and low <= value <= high):
+                raise ConfigError(var, f"expected a number of seconds from {low:g} to {high:g}, got {raw!r}")
+            return value
+
+        def choice(name: str, choices: tuple[str, ...]) -> str:
+            var, raw = get(name, VARIABLES[name][0])
             value = str(raw).strip()
             if value not in choices:
                 raise ConfigError(var, f"expected one of {', '.join(choices)}, got {value!r}")
             return value
 
-        _, model_dir = get("EDGEINFER_MODEL_DIR", "/models/current")
+        _, model_dir = get("EDGEINFER_MODEL_DIR", VARIABLES["EDGEINFER_MODEL_DIR"][0])
         var, token_file = get("EDGEINFER_ADMIN_TOKEN_FILE")
         token_path = Path(token_file) if token_file else None
         if token_path is not None and not token_path.is_file():
@@ -97,29 +142,35 @@ class Settings:
                 raise ConfigError(var, f"expected a number in (0, 1], got {cosine!r}")
 
         _, version = get("EDGEINFER_MODEL_VERSION")
-        _, hef = get("EDGEINFER_HEF_PATH", "model.hef")
+        _, hef = get("EDGEINFER_HEF_PATH", VARIABLES["EDGEINFER_HEF_PATH"][0])
         _, device_id = get("EDGEINFER_HAILO_DEVICE_ID")
-        _, host = get("EDGEINFER_HOST", "0.0.0.0")
-        _, hailo_device = get("EDGEINFER_HAILO_DEVICE", "/dev/hailo0")
+        _, host = get("EDGEINFER_HOST", VARIABLES["EDGEINFER_HOST"][0])
+        _, hailo_device = get("EDGEINFER_HAILO_DEVICE", VARIABLES["EDGEINFER_HAILO_DEVICE"][0])
         cpus = os.cpu_count() or 1
         return cls(
             model_dir=Path(str(model_dir)),
-            backend=choice("EDGEINFER_BACKEND", "auto", BACKENDS),
+            backend=choice("EDGEINFER_BACKEND", BACKENDS),
             host=str(host),
-            port=integer("EDGEINFER_PORT", 9000, 1, 65535),
+            port=integer("EDGEINFER_PORT", 1, 65535),
             admin_token_file=token_path,
-            threads=integer("EDGEINFER_THREADS", min(cpus, 4), 1, 256),
-            max_batch=integer("EDGEINFER_MAX_BATCH", 32, 1, 1024),
-            max_request_windows=integer("EDGEINFER_MAX_REQUEST_WINDOWS", 64, 1, 1024),
-            max_body_bytes=integer("EDGEINFER_MAX_BODY_BYTES", 4 * 1024 * 1024, 4096, 256 * 1024 * 1024),
+            threads=integer("EDGEINFER_THREADS", 1, 256, default=min(cpus, 4)),
+            max_batch=integer("EDGEINFER_MAX_BATCH", 1, 1024),
+            max_request_windows=integer("EDGEINFER_MAX_REQUEST_WINDOWS", 1, 1024),
+            max_body_bytes=integer("EDGEINFER_MAX_BODY_BYTES", 4096, 256 * 1024 * 1024),
             model_version=version,
             golden_min_cosine=min_cosine,
-            onnx_file=choice("EDGEINFER_ONNX_FILE", "auto", ONNX_CHOICES),
+            onnx_file=choice("EDGEINFER_ONNX_FILE", ONNX_CHOICES),
             hef_path=str(hef),
             hailo_device=Path(str(hailo_device)),
             hailo_device_id=device_id,
-            hailo_timeout_ms=integer("EDGEINFER_HAILO_TIMEOUT_MS", 1000, 1, 600_000),
-            log_level=choice("EDGEINFER_LOG_LEVEL", "info", ("critical", "error", "warning", "info", "debug")),
+            hailo_timeout_ms=integer("EDGEINFER_HAILO_TIMEOUT_MS", 1, 600_000),
+            log_level=choice("EDGEINFER_LOG_LEVEL", LOG_LEVELS),
+            max_connections=integer("EDGEINFER_MAX_CONNECTIONS", 1, 65536),
+            max_header_bytes=integer("EDGEINFER_MAX_HEADER_BYTES", 1024, 1024 * 1024),
+            max_headers=integer("EDGEINFER_MAX_HEADERS", 8, 10_000),
+            header_timeout_s=seconds("EDGEINFER_HEADER_TIMEOUT_S", 0.1, 3600),
+            body_timeout_s=seconds("EDGEINFER_BODY_TIMEOUT_S", 0.1, 3600),
+            keepalive_timeout_s=seconds("EDGEINFER_KEEPALIVE_TIMEOUT_S", 0.1, 3600),
         )
 
     def admin_token(self) -> str | None:

@@ -7,6 +7,8 @@ from prometheus_client.metrics import MetricWrapperBase
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+# Why the server closed a connection (sidecar/server.py).
+CLOSE_REASONS = ("max_connections", "header_timeout", "body_timeout", "header_too_large")
 
 
 class Metrics:
@@ -54,6 +56,14 @@ class Metrics:
             "Requests answered 500 because the model returned NaN or Infinity for them",
             registry=r,
         )
+        self.connections_closed = Counter(
+            "edgeinfer_connections_closed",
+            "Connections the server closed at a limit (max_connections, header_timeout, body_timeout, header_too_large)",
+            ["reason"],
+            registry=r,
+        )
+        for reason in CLOSE_REASONS:
+            self.connections_closed.labels(reason)
 
         # Labelled children looked up once: .labels() takes a lock and builds a key each call.
         self._requests: dict[tuple[str, int], MetricWrapperBase] = {}

@@ -36,6 +36,7 @@ COMMON_OUT = {
 def _errors(*codes: str) -> dict[str, Any]:
     text = {
         "400": "malformed body (not JSON, wrong binary length)",
+        "408": "the body did not arrive whole (the client left, or EDGEINFER_BODY_TIMEOUT_S passed)",
         "413": "body or batch over the limit",
         "415": "unsupported content type",
         "422": "wrong shape, missing field, non-numeric value, non-finite value or one beyond ±1e9",
@@ -113,7 +114,7 @@ OPENAPI: dict[str, Any] = {
                             },
                         },
                     },
-                    **_errors("400", "413", "415", "422", "500", "503"),
+                    **_errors("400", "408", "413", "415", "422", "500", "503"),
                 },
             }
         },
@@ -149,7 +150,7 @@ OPENAPI: dict[str, Any] = {
                             }
                         },
                     },
-                    **_errors("400", "413", "415", "422", "500", "503"),
+                    **_errors("400", "408", "413", "415", "422", "500", "503"),
                 },
             }
         },
