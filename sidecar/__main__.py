@@ -2,13 +2,33 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
 
-from .config import ConfigError, Settings
+from . import __version__
+from .config import ALIASES, VARIABLES, ConfigError, Settings
 
 
-def main() -> int:
+def parser() -> argparse.ArgumentParser:
+    aliases = {v: k for k, v in ALIASES.items()}
+    width = max(map(len, VARIABLES))
+    lines = [f"  {name:<{width}}  {text} (default: {default})" for name, (default, text) in VARIABLES.items()]
+    return argparse.ArgumentParser(
+        prog="edgeinfer-sidecar",
+        description="Serve a released TCN-VAE encoder over HTTP (POST /encode, /infer; GET /healthz, /metrics).",
+        epilog="Configured by the environment only; an invalid value stops the process with exit code 2.\n\n"
+        + "environment variables:\n"
+        + "\n".join(lines)
+        + f"\naliases: {', '.join(f'{a} = {n}' for a, n in aliases.items())}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = parser()
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    p.parse_args(argv)
     try:
         settings = Settings.from_env()
     except ConfigError as exc:
