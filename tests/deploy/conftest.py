@@ -130,16 +130,16 @@ def make_bench(fleet: Any, artifacts: Path, image: str, tmp: Path) -> DeployBenc
         "edgeinfer_records_dir": str(records),
         "edgeinfer_image": image,
         "edgeinfer_image_delivery": "present",
-        # The tests judge the deploy, not the machine: on 2 shared cores, with other tests'
-        # deploys running beside them, a good model misses the production 50 ms p95 and
-        # 250 req/s now and then, so the floors are loose here; the cases that fault the
-        # benchmark set thresholds no model meets (p95 0.001 ms).
+        # The tests judge the deploy, not the machine: on 2 shared cores, with three edges
+        # benchmarked at once and another test's deploy beside them, a good model was seen at
+        # 600 ms p95 and 18 req/s, so the floors here only catch a sidecar that does not
+        # answer; the cases that fault the benchmark set thresholds no model meets (p95 0.001 ms).
         # One second a load phase is enough to prove the gate passes a good model and fails
         # thresholds no model meets; the benchmark itself measures the sidecar (make bench).
         "edgeinfer_benchmark_duration": 1,
         "edgeinfer_benchmark_warmup": 0.25,
-        "edgeinfer_benchmark_min_rps": 20,
-        "edgeinfer_benchmark_p95_ms": 1000,
+        "edgeinfer_benchmark_min_rps": 1,
+        "edgeinfer_benchmark_p95_ms": 2000,
         # The container's first health check comes one interval after it starts, and every
         # fresh deploy or recreate waits for it.
         "edgeinfer_healthcheck_interval": "1s",

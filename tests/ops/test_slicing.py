@@ -102,12 +102,9 @@ def test_a_sliced_deploy_takes_the_build_artifact_and_each_slice_lands_its_edges
     full_path = _inventory(fleet, tmp_path / "inventory.yml")
     full = yaml.safe_load(full_path.read_text())
     env = runner_env(monkeypatch)
-    # v1 as the other deploy tests build it (once per session, in the shared artifacts dir).
+    # v1 as the other deploy tests build it (once per session, in the shared artifacts dir),
+    # with the deploy tests' loose gate floors: two slices run their gates at once here.
     base = make_bench(fleet, artifacts_dir, sidecar_image, tmp_path).vars("v1", 1)
-    # Two slices run their gates at once on these 2 cores: the latency floor is the fault
-    # matrix's (1000 ms), since this test judges the slicing, not the machine (a 200 ms p95
-    # was seen under CI).
-    base.update(edgeinfer_benchmark_p95_ms=1000, edgeinfer_benchmark_min_rps=20)
 
     # -- the build node: GPUSRV only (its template's limit)
     build_pdd = tmp_path / "job-build"
