@@ -17,10 +17,16 @@ A release directory holds (see ``docs/artifacts.md``)::
     golden.json           reference windows (raw sensor units) and embeddings
     manifest.json         every file above with size, sha256 and role
     manifest.json.sig     ed25519 signature of manifest.json's exact bytes
+
+A signing key is named by its key id (``key_id``): the first 16 hex digits of the
+sha256 of its 32 raw public key bytes. The manifest names the key that signed it
+(``signing_key_id``), the edge keeps the keys it trusts as ``trust/<key id>.pub``.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import json
 import math
@@ -496,3 +502,50 @@ def verify_signature(manifest_bytes: bytes, signature: bytes, public_key_pem: by
         raise ContractError(
             "signature", "does not match the manifest for this public key (tampered manifest or wrong key)"
         ) from None
+
+
+# DER prefix of an ed25519 SubjectPublicKeyInfo (RFC 8410): the PEM body of every ed25519
+# public key is these 12 bytes and then the 32 raw key bytes.
+_ED25519_SPKI_PREFIX = bytes.fromhex("302a300506032b6570032100")
+_PEM_BEGIN, _PEM_END = "-----BEGIN PUBLIC KEY-----", "-----END PUBLIC KEY-----"
+KEY_ID_LENGTH = 16
+
+
+def ed25519_public_raw(public_key_pem: bytes | str) -> bytes:
+    """The 32 raw bytes of an ed25519 public key in PEM form (what ``<key>.pub`` holds).
+
+    Standard library only, so that a key id is computed where ``cryptography`` is not
+    installed; surrounding whitespace and CRLF line ends are accepted.
+    """
+    text = public_key_pem.decode("ascii", "replace") if isinstance(public_key_pem, bytes) else str(public_key_pem)
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    if len(lines) < 3 or lines[0] != _PEM_BEGIN or lines[-1] != _PEM_END:
+        raise ContractError(
+            "public_key", f"expected a PEM public key, the whole <key>.pub from {_PEM_BEGIN} to {_PEM_END}"
+        )
+    if any(line.startswith("-----") for line in lines[1:-1]):
+        raise ContractError("public_key", "expected one PEM public key, found several: give one key per entry")
+    try:
+        der = base64.b64decode("".join(lines[1:-1]), validate=True)
+    except (binascii.Error, ValueError):
+        raise ContractError("public_key", "the PEM body is not valid base64") from None
+    if len(der) != len(_ED25519_SPKI_PREFIX) + 32 or not der.startswith(_ED25519_SPKI_PREFIX):
+        raise ContractError("public_key", "expected an ed25519 public key (model_tools keygen writes one)")
+    return der[len(_ED25519_SPKI_PREFIX) :]
+
+
+def ed25519_public_pem(raw: bytes) -> bytes:
+    """The canonical PEM text of a raw ed25519 public key (as ``cryptography`` writes it)."""
+    if len(raw) != 32:
+        raise ContractError("public_key", f"expected 32 raw ed25519 public key bytes, got {len(raw)}")
+    body = base64.b64encode(_ED25519_SPKI_PREFIX + raw).decode()
+    return f"{_PEM_BEGIN}\n{body}\n{_PEM_END}\n".encode()
+
+
+def key_id(public_key_pem: bytes | str) -> str:
+    """Names a signing key: the first 16 hex digits of the sha256 of its raw public key bytes.
+
+    The same id names the key in a manifest (``signing_key_id``), in an edge's trust
+    directory (``trust/<key id>.pub``), in records and in refusals.
+    """
+    return hashlib.sha256(ed25519_public_raw(public_key_pem)).hexdigest()[:KEY_ID_LENGTH]

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from edgeinfer_contract import FILES, ContractError, Manifest, sign, verify_signature
+from edgeinfer_contract import FILES, ContractError, Manifest, key_id, sign, verify_signature
 
 from .errors import InputError, SignatureError
 
@@ -26,13 +26,14 @@ def keygen(private_path: str | Path, public_path: str | Path | None = None, forc
     key = Ed25519PrivateKey.generate()
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     pub_pem = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    priv.parent.mkdir(parents=True, exist_ok=True)
+    # A directory made for the key is its owner's alone; an existing one is left as it is.
+    priv.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd = os.open(priv, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as fh:
         fh.write(pem)
     os.chmod(priv, 0o600)
     pub.write_bytes(pub_pem)
-    return {"private_key": str(priv), "public_key": str(pub), "algorithm": "ed25519"}
+    return {"private_key": str(priv), "public_key": str(pub), "algorithm": "ed25519", "key_id": key_id(pub_pem)}
 
 
 def public_key_of(private_pem: bytes) -> bytes:
@@ -57,10 +58,20 @@ def write_manifest(
     roles: dict[str, str] | None = None,
     **meta: Any,
 ) -> dict[str, Any]:
-    """Write ``manifest.json`` (and ``manifest.json.sig`` when a key is given) for ``release_dir``."""
+    """Write ``manifest.json`` (and ``manifest.json.sig`` when a key is given) for ``release_dir``.
+
+    A signed manifest names its key (``signing_key_id``), so that an edge that does not
+    trust it can say which key it was.
+    """
     d = Path(release_dir)
     if not model_version:
         raise InputError("model_version: expected a non-empty string such as '1.2.0'")
+    private_pem = _read_key(private_key, "signing_key") if private_key is not None else None
+    if private_pem is not None:
+        try:
+            meta["signing_key_id"] = key_id(public_key_of(private_pem))
+        except (ContractError, ValueError, TypeError) as exc:
+            raise InputError(f"signing_key {private_key}: not an ed25519 private key in PEM form ({exc})") from None
     if roles is None:
         roles = {p.name: ROLE_OF[p.name] for p in sorted(d.iterdir()) if p.is_file() and p.name in ROLE_OF}
     if not roles:
@@ -72,9 +83,9 @@ def write_manifest(
     blob = manifest.to_bytes()
     (d / FILES["manifest"]).write_bytes(blob)
     sig = d / FILES["signature"]
-    if private_key is not None:
+    if private_pem is not None:
         try:
-            sig.write_bytes(sign(blob, _read_key(private_key, "signing_key")))
+            sig.write_bytes(sign(blob, private_pem))
         except (ContractError, ValueError) as exc:
             raise InputError(f"signing_key {private_key}: {exc}") from None
     else:
@@ -83,7 +94,8 @@ def write_manifest(
     unlisted = sorted(p.name for p in d.iterdir() if p.is_file() and p.name not in listed | UNSIGNED)
     return {
         "manifest": str(d / FILES["manifest"]),
-        "signed": private_key is not None,
+        "signed": private_pem is not None,
+        "key_id": meta.get("signing_key_id"),
         "digest": manifest.digest,
         "files": [f.to_dict() for f in manifest.files],
         "unlisted": unlisted,
@@ -118,6 +130,7 @@ def verify_release(release_dir: str | Path, public_key: str | Path | bytes) -> d
     return {
         "release": str(d),
         "verified": True,
+        "key_id": key_id(pub),
         "model_version": manifest.model_version,
         "digest": manifest.digest,
         "files": len(manifest.files),

@@ -28,7 +28,8 @@ CHOICES = {
     "edgeinfer_onnx_file": ["auto", "model.onnx", "model_batch.onnx", "model_int8.onnx"],
 }
 DESCRIPTION = [
-    "Preflight, deploy lock, transfer, staging with sha256 and signature checks, image delivery, compose env, "
+    "Preflight, deploy lock, transfer, staging with sha256 checks and a signature check against the inventory's "
+    "trusted keys, image delivery, compose env, "
     "atomic switch of models/current, hot reload or restart, gates (health, golden set, benchmark), then commit, "
     "or roll back and fail the host; a record on the edge and on the controller.",
     "The tasks files rollback_play.yml and validate_play.yml serve playbooks/rollback.yml and playbooks/validate.yml.",

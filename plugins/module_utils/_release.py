@@ -7,8 +7,13 @@ Layout under ``root`` (see docs/artifacts.md)::
     models/current -> releases/<version>-<sha8>     relative symlink, switched by rename
     models/releases/<version>-<sha8>/               one directory per release, never edited
     staging/                                        incoming transfers and temp dirs
+    trust/<key id>.pub                              the signing keys this edge trusts
     state.json                                      current, previous, history
     deploy.lock                                     who deploys now, since when
+
+A release is staged when a trusted key signed its manifest; an unsigned one only
+when the caller allows unsigned releases. The keys come from the caller (the
+inventory) or ``trust/``, never from the release.
 
 Standard library only (plus ``cryptography`` when a signature is checked): this
 runs on the edge's own Python. Ansible has no atomic install of its own, so the
@@ -30,12 +35,23 @@ from contextlib import contextmanager, suppress
 from ansible_collections.edgeinfer.deploy.plugins.module_utils._contract import (
     ContractError,
     Manifest,
+    ed25519_public_pem,
+    ed25519_public_raw,
+    key_id,
     verify_signature,
 )
 
 STATE_FILE = "state.json"
 LOCK_FILE = "deploy.lock"
+TRUST_DIR = "trust"
 HISTORY_MAX = 200
+SIGNATURE = "manifest.json.sig"
+# What a refusal of an unsigned release tells the operator to do.
+SIGN_FIX = (
+    "sign the build with edgeinfer_build_signing_key and add its public key (<key>.pub on GPUSRV) to "
+    "edgeinfer_trusted_keys (module: trusted_keys), or, for a test inventory, set edgeinfer_allow_unsigned: true "
+    "(module: allow_unsigned)"
+)
 
 
 class ReleaseError(Exception):
@@ -51,6 +67,74 @@ def release_id(version, digest):
     if not safe or safe.startswith("."):
         raise ReleaseError(f"model_version {version!r} cannot name a release directory; use letters, digits, '._-'")
     return f"{safe}-{digest[:8]}"
+
+
+def parse_trusted_keys(keys, where="trusted_keys"):
+    """``{key id: canonical PEM}`` of a list of PEM public keys; a bad entry is named by its index."""
+    trusted = {}
+    for i, pem in enumerate(keys):
+        try:
+            raw = ed25519_public_raw(pem)
+        except ContractError as exc:
+            raise ReleaseError(f"{where}[{i}]: {exc.message}", field=f"{where}[{i}]") from None
+        trusted[key_id(pem)] = ed25519_public_pem(raw)
+    return trusted
+
+
+def check_signature(where, blob, manifest, signature, trusted, allow_unsigned=False):
+    """Whether the release whose manifest is ``blob`` may be staged. Returns ``(key_id, note)``.
+
+    ``key_id`` names the trusted key that verified the signature; it is None when the release
+    goes in unchecked, which only ``allow_unsigned`` permits (unsigned, or signed while no key
+    is trusted), and ``note`` then says so. A signature that no trusted key verifies is refused
+    even with ``allow_unsigned``: it comes from another build server, or the manifest changed.
+    """
+    ids = sorted(trusted)
+    declared = manifest.meta.get("signing_key_id")
+    declared = declared if isinstance(declared, str) and declared else None
+    named = f"key id {declared}" if declared else "a key the manifest does not name (no signing_key_id)"
+    if signature is None:
+        if allow_unsigned:
+            return None, f"{where} is not signed; staged unchecked because unsigned releases are allowed"
+        raise ReleaseError(
+            f"{where} is not signed (no {SIGNATURE}), and unsigned releases are refused: {SIGN_FIX}",
+            trusted_key_ids=ids,
+        )
+    if not trusted:
+        if allow_unsigned:
+            return None, (
+                f"{where} is signed with {named}, but no key is trusted here: staged unchecked because unsigned "
+                f"releases are allowed, without its {SIGNATURE}"
+            )
+        raise ReleaseError(
+            f"{where} is signed with {named}, and this edge trusts no key: add that key's public half "
+            f"(<key>.pub of edgeinfer_build_signing_key on GPUSRV) to edgeinfer_trusted_keys (module: trusted_keys)",
+            key_id=declared,
+            trusted_key_ids=ids,
+        )
+    # The key the manifest names first; any trusted key that verifies the signature lets it in.
+    for kid in sorted(ids, key=lambda k: k != declared):
+        try:
+            verify_signature(blob, signature, trusted[kid])
+        except ContractError:
+            continue
+        except ImportError:
+            raise ReleaseError("checking the signature needs the Python package cryptography on the edge") from None
+        return kid, None
+    if declared in trusted:
+        raise ReleaseError(
+            f"the signature of {where} does not verify with trusted key {declared}, the key it names: the manifest "
+            "or its signature changed after signing; rebuild the release on GPUSRV",
+            key_id=declared,
+            trusted_key_ids=ids,
+        )
+    raise ReleaseError(
+        f"{where} is signed with {named}, which this edge does not trust (trusted key ids: {', '.join(ids)}): "
+        "add that key's public half to edgeinfer_trusted_keys, or sign the build with a trusted key "
+        "(edgeinfer_build_signing_key)",
+        key_id=declared,
+        trusted_key_ids=ids,
+    )
 
 
 def now_iso():
@@ -85,6 +169,7 @@ class ReleaseStore:
         self.staging = os.path.join(self.root, "staging")
         self.state_path = os.path.join(self.root, STATE_FILE)
         self.lock_path = os.path.join(self.root, LOCK_FILE)
+        self.trust_dir = os.path.join(self.root, TRUST_DIR)
 
     # -- state ------------------------------------------------------------
     def ensure_layout(self):
@@ -130,9 +215,75 @@ class ReleaseStore:
     def exists(self, rid):
         return os.path.isfile(os.path.join(self.path_of(rid), "manifest.json"))
 
+    # -- trust ---------------------------------------------------------------
+    def trust_files(self):
+        """The ``*.pub`` names under ``trust/``, without the suffix (key ids, when this module wrote them)."""
+        try:
+            return sorted(n[: -len(".pub")] for n in os.listdir(self.trust_dir) if n.endswith(".pub"))
+        except FileNotFoundError:
+            return []
+
+    def read_trust(self):
+        """``{key id: PEM}`` of the keys provisioned under ``trust/`` (empty when there is none)."""
+        trusted = {}
+        for name in (f"{stem}.pub" for stem in self.trust_files()):
+            path = os.path.join(self.trust_dir, name)
+            with open(path, "rb") as fh:
+                pem = fh.read()
+            try:
+                trusted[key_id(pem)] = ed25519_public_pem(ed25519_public_raw(pem))
+            except ContractError as exc:
+                raise ReleaseError(
+                    f"{path}: {exc.message}; remove it, or provision the keys again (action=trust)"
+                ) from None
+        return trusted
+
+    def write_trust(self, keys, check_mode=False):
+        """Make ``trust/`` hold these keys and no others, as ``<key id>.pub`` (0644, directory 0755).
+
+        Returns ``(changed, info)``: the trusted key ids, and the ids written and removed.
+        """
+        wanted = parse_trusted_keys(keys)
+        present = set(self.trust_files())
+        try:
+            dir_ok = os.stat(self.trust_dir).st_mode & 0o7777 == 0o755
+        except FileNotFoundError:
+            dir_ok = False
+        written = []
+        for kid, pem in sorted(wanted.items()):
+            path = os.path.join(self.trust_dir, f"{kid}.pub")
+            try:
+                with open(path, "rb") as fh:
+                    same = fh.read() == pem and os.stat(path).st_mode & 0o7777 == 0o644
+            except FileNotFoundError:
+                same = False
+            if not same:
+                written.append(kid)
+        removed = sorted(present - set(wanted))
+        info = {"trusted_key_ids": sorted(wanted), "written": written, "removed": removed}
+        changed = bool(written or removed or not dir_ok)
+        if not changed or check_mode:
+            return changed, info
+        os.makedirs(self.trust_dir, mode=0o755, exist_ok=True)
+        os.chmod(self.trust_dir, 0o755)
+        for kid in written:
+            path = os.path.join(self.trust_dir, f"{kid}.pub")
+            tmp = f"{path}.tmp-{os.getpid()}"
+            with open(tmp, "wb") as fh:
+                fh.write(wanted[kid])
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, path)
+        for kid in removed:
+            os.unlink(os.path.join(self.trust_dir, f"{kid}.pub"))
+        _fsync_dir(self.trust_dir)
+        return True, info
+
     # -- verification -----------------------------------------------------
     @staticmethod
-    def load_manifest(directory, public_key=None):
+    def load_manifest(directory):
+        """The manifest of ``directory`` and its exact bytes (what the signature covers)."""
         path = os.path.join(directory, "manifest.json")
         try:
             with open(path, "rb") as fh:
@@ -145,22 +296,15 @@ class ReleaseStore:
             manifest = Manifest.from_bytes(blob)
         except ContractError as exc:
             raise ReleaseError(f"manifest {path}: {exc}", field=exc.field) from None
-        if public_key is not None:
-            sig_path = path + ".sig"
-            try:
-                with open(sig_path, "rb") as fh:
-                    signature = fh.read()
-            except FileNotFoundError:
-                raise ReleaseError(
-                    f"{sig_path} does not exist, and a public key is configured: sign the manifest"
-                ) from None
-            try:
-                verify_signature(blob, signature, public_key)
-            except ContractError as exc:
-                raise ReleaseError(f"signature of {path}: {exc.message}", field=exc.field) from None
-            except ImportError:
-                raise ReleaseError("checking the signature needs the Python package cryptography on the edge") from None
-        return manifest
+        return manifest, blob
+
+    @staticmethod
+    def read_signature(directory):
+        try:
+            with open(os.path.join(directory, SIGNATURE), "rb") as fh:
+                return fh.read()
+        except FileNotFoundError:
+            return None
 
     @staticmethod
     def verify(directory, manifest, exclude_roles=()):
@@ -172,19 +316,30 @@ class ReleaseStore:
             )
 
     # -- stage -------------------------------------------------------------
-    def stage(self, source, public_key=None, exclude_roles=(), check_mode=False):
+    def stage(self, source, trusted_keys=None, allow_unsigned=False, exclude_roles=(), check_mode=False):
         """Verify ``source`` and copy it to ``releases/<id>``. Returns (changed, info).
 
+        The manifest's signature is checked first, against ``trusted_keys`` (PEM texts) or, when
+        that is None, the keys under ``trust/``: see ``check_signature``. ``info`` says whether a
+        trusted key signed the release (``signed``) and which (``key_id``); a ``note`` says why an
+        unchecked release went in. The signature is copied into the release only when checked.
         Files whose manifest role is in ``exclude_roles`` (GPUSRV-only data such as the
         calibration set) are neither required nor copied; every other file must match.
         """
         exclude_roles = tuple(exclude_roles)
-        manifest = self.load_manifest(source, public_key)
+        trusted = self.read_trust() if trusted_keys is None else parse_trusted_keys(trusted_keys)
+        manifest, blob = self.load_manifest(source)
+        signature = self.read_signature(source)
+        kid, note = check_signature(
+            os.path.join(source, "manifest.json"), blob, manifest, signature, trusted, allow_unsigned
+        )
         rid = release_id(manifest.model_version, manifest.digest)
         info = {"release": rid, "model_version": manifest.model_version, "digest": manifest.digest}
-        info["path"] = self.path_of(rid)
+        info.update(path=self.path_of(rid), signed=kid is not None, key_id=kid, trusted_key_ids=sorted(trusted))
+        if note:
+            info["note"] = note
         if self.exists(rid):
-            existing = self.load_manifest(self.path_of(rid))
+            existing, _ = self.load_manifest(self.path_of(rid))
             if existing.to_bytes() == manifest.to_bytes():
                 self.verify(self.path_of(rid), existing, exclude_roles)
                 return False, info
@@ -197,13 +352,16 @@ class ReleaseStore:
         shutil.rmtree(tmp, ignore_errors=True)
         os.makedirs(tmp)
         try:
-            names = [f.name for f in manifest.files if f.role not in exclude_roles] + ["manifest.json"]
-            if os.path.exists(os.path.join(source, "manifest.json.sig")):
-                names.append("manifest.json.sig")
-            for name in names:
+            for name in [f.name for f in manifest.files if f.role not in exclude_roles]:
                 dest = os.path.join(tmp, name)
                 os.makedirs(os.path.dirname(dest), exist_ok=True)
                 shutil.copyfile(os.path.join(source, name), dest)
+            # The manifest and signature bytes that were checked, not the files again; a
+            # signature nobody checked is not kept as if it had been.
+            for name, data in (("manifest.json", blob), (SIGNATURE, signature if kid is not None else None)):
+                if data is not None:
+                    with open(os.path.join(tmp, name), "wb") as fh:
+                        fh.write(data)
             # Verify the copy, not only the source: this is what will be served.
             self.verify(tmp, manifest, exclude_roles)
             for dirpath, _, files in os.walk(tmp):
@@ -220,6 +378,8 @@ class ReleaseStore:
             "model_version": manifest.model_version,
             "digest": manifest.digest,
             "staged": now_iso(),
+            "signed": kid is not None,
+            "key_id": kid,
         }
         state["history"].append({"time": now_iso(), "action": "stage", "release": rid})
         self.write_state(state)

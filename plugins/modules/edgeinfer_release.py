@@ -11,8 +11,14 @@ short_description: Manage versioned model releases on an EdgeInfer edge
 version_added: 0.1.0
 description:
   - Stages a release directory written by C(model_tools) into C(<root>/models/releases/<version>-<sha8>/),
-    verifying every artifact's size and sha256 against C(manifest.json), and the manifest's ed25519
-    signature when O(public_key) is given. The copy is verified again before it is renamed into place.
+    verifying the manifest's ed25519 signature against the trusted keys (O(trusted_keys), else the keys
+    provisioned under C(<root>/trust/)), then every artifact's size and sha256 against C(manifest.json).
+    The copy is verified again before it is renamed into place.
+  - A release is staged only when a trusted key signed it, unless O(allow_unsigned=true). The public keys
+    come from the caller (the inventory), never from the release; the signature file is kept in the release
+    only when it was checked.
+  - Provisions the trusted keys on the edge (O(action=trust)) as C(<root>/trust/<key id>.pub), where a key id
+    is the first 16 hex digits of the sha256 of the raw public key.
   - Switches C(<root>/models/current) to a release with an atomic rename of a relative symlink,
     so the sidecar (which mounts C(<root>/models) read-only) sees either the old or the new model, never a mix.
   - Keeps a JSON state file C(<root>/state.json) with the current and previous release and a history.
@@ -31,10 +37,12 @@ attributes:
     support: partial
     details:
       - O(action=switch) and O(action=rollback) return the C(current) link before and after.
+      - O(action=trust) returns the trusted key ids before and after.
   idempotent:
     support: full
     details:
-      - Staging the same manifest again, or switching to the release that is already current, reports C(changed=false).
+      - Staging the same manifest again, switching to the release that is already current, or provisioning the keys
+        that are already trusted, reports C(changed=false).
 options:
   root:
     description: The edge's install root, for example C(/opt/edgeinfer).
@@ -48,8 +56,9 @@ options:
       - V(rollback) makes the previous release (or O(release)) current.
       - V(prune) removes old releases beyond O(keep).
       - V(lock) and V(unlock) take and release the deploy lock.
+      - V(trust) makes C(<root>/trust/) hold the keys of O(trusted_keys) and no others.
     type: str
-    choices: [info, stage, switch, rollback, prune, lock, unlock]
+    choices: [info, stage, switch, rollback, prune, lock, unlock, trust]
     default: info
   source:
     description: Directory on the edge that holds the transferred release (with C(manifest.json)). Needed by O(action=stage).
@@ -59,11 +68,23 @@ options:
       - Release id (C(<version>-<sha8>)) for O(action=switch); for O(action=rollback), a named target instead of the previous release.
       - With O(action=info), the result says whether this release is staged.
     type: str
-  public_key:
+  trusted_keys:
     description:
-      - PEM text of the ed25519 public key that must have signed C(manifest.json). When set, an unsigned or
-        wrongly signed manifest is refused.
-    type: str
+      - ed25519 public keys in PEM form (each the whole C(<key>.pub) that C(model_tools keygen) wrote) whose
+        signature of C(manifest.json) O(action=stage) accepts. More than one while a key is rotated.
+      - With O(action=stage), when omitted, the keys provisioned under C(<root>/trust/) by O(action=trust).
+      - Needed by O(action=trust); an empty list trusts no key.
+      - A release signed by a key outside a non-empty list is refused, whatever O(allow_unsigned) says; the
+        refusal names the key id the manifest declares (C(signing_key_id)) and the trusted ids.
+    type: list
+    elements: str
+  allow_unsigned:
+    description:
+      - With O(action=stage), stage unchecked a release that no trusted key can check, that is one without
+        C(manifest.json.sig), or a signed one when no key is trusted (its signature is then not kept).
+      - Without it such a release is refused, naming the fix. For test setups only.
+    type: bool
+    default: false
   exclude_roles:
     description:
       - Manifest roles that O(action=stage) neither requires nor copies, for files that stay on GPUSRV
@@ -117,13 +138,23 @@ EXAMPLES = r"""
     lock_holder: "{{ lookup('env', 'USER') }}@{{ inventory_hostname }}"
     deploy_id: "{{ edgeinfer_deploy_id }}"
 
-- name: Stage the transferred release, checking the signature
+- name: Provision the keys this edge trusts (from the inventory, never from a release)
+  edgeinfer.deploy.edgeinfer_release:
+    root: /opt/edgeinfer
+    action: trust
+    trusted_keys: "{{ edgeinfer_trusted_keys }}"
+
+- name: Stage the transferred release, checking its signature against them
   edgeinfer.deploy.edgeinfer_release:
     root: /opt/edgeinfer
     action: stage
     source: /opt/edgeinfer/staging/incoming
-    public_key: "{{ lookup('ansible.builtin.file', 'keys/edgeinfer.pub') }}"
+    trusted_keys: "{{ edgeinfer_trusted_keys }}"
   register: staged
+
+- name: Say which key signed it
+  ansible.builtin.debug:
+    msg: "{{ staged.release }} signed by key {{ staged.key_id }}"
 
 - name: Switch current to it
   edgeinfer.deploy.edgeinfer_release:
@@ -156,6 +187,27 @@ path:
   description: The release directory.
   returned: action=stage
   type: str
+signed:
+  description: Whether a trusted key verified the manifest's signature; false for a release staged unchecked under O(allow_unsigned).
+  returned: action=stage
+  type: bool
+key_id:
+  description:
+    - With O(action=stage), the id of the trusted key that verified the signature; null when the release was staged unchecked.
+    - On a refused signature, the key id the manifest declares (null when it names none).
+  returned: action=stage, and a refused signature
+  type: str
+  sample: 3f2a9c1d5e6b7a80
+trusted_key_ids:
+  description: The ids of the trusted keys (with O(action=trust), after the action).
+  returned: action=stage, action=trust, and a refused signature
+  type: list
+  elements: str
+written:
+  description: Key ids whose C(<root>/trust/<key id>.pub) was (or in check mode would be) written.
+  returned: action=trust
+  type: list
+  elements: str
 present:
   description: Whether O(release) is staged.
   returned: action=info with release
@@ -178,13 +230,21 @@ releases:
   type: list
   elements: str
 known:
-  description: For each staged release, its model version, digest and staging time.
+  description:
+    - For each staged release, its model version, digest, staging time, and whether a trusted key signed it and which.
+    - C(signed) and C(key_id) are missing for releases staged before they were recorded.
   returned: always
   type: dict
-  sample: {"v2-3f2a9c1d": {"model_version": "v2", "digest": "3f2a9c1d...", "staged": "2026-12-01T18:00:00Z"}}
+  sample:
+    v2-3f2a9c1d:
+      model_version: v2
+      digest: 3f2a9c1d...
+      staged: "2026-12-01T18:00:00Z"
+      signed: true
+      key_id: 3f2a9c1d5e6b7a80
 removed:
-  description: Release ids pruned.
-  returned: action=prune
+  description: Release ids pruned; with O(action=trust), the key ids no longer trusted.
+  returned: action=prune, action=trust
   type: list
   elements: str
 lock:
@@ -213,13 +273,28 @@ def run(module, store):
     p = module.params
     action = p["action"]
     result = {"changed": False}
-    pub = p["public_key"].encode() if p["public_key"] else None
 
     if action == "stage":
         changed, info = store.stage(
-            p["source"], public_key=pub, exclude_roles=p["exclude_roles"], check_mode=module.check_mode
+            p["source"],
+            trusted_keys=p["trusted_keys"],
+            allow_unsigned=p["allow_unsigned"],
+            exclude_roles=p["exclude_roles"],
+            check_mode=module.check_mode,
         )
+        note = info.pop("note", None)
+        if note:
+            module.warn(note)
         result.update(info, changed=changed)
+    elif action == "trust":
+        before = store.trust_files()
+        changed, info = store.write_trust(p["trusted_keys"], check_mode=module.check_mode)
+        result.update(info, changed=changed)
+        if module._diff:
+            result["diff"] = {
+                "before": "".join(f"trust/{k}.pub\n" for k in before),
+                "after": "".join(f"trust/{k}.pub\n" for k in info["trusted_key_ids"]),
+            }
     elif action in ("switch", "rollback"):
         state = store.read_state()
         target = p["release"] if action == "switch" else store.rollback_target(state, p["release"])
@@ -266,11 +341,12 @@ def main():
             "action": {
                 "type": "str",
                 "default": "info",
-                "choices": ["info", "stage", "switch", "rollback", "prune", "lock", "unlock"],
+                "choices": ["info", "stage", "switch", "rollback", "prune", "lock", "unlock", "trust"],
             },
             "source": {"type": "path"},
             "release": {"type": "str"},
-            "public_key": {"type": "str", "no_log": False},
+            "trusted_keys": {"type": "list", "elements": "str", "no_log": False},
+            "allow_unsigned": {"type": "bool", "default": False},
             "exclude_roles": {"type": "list", "elements": "str", "default": []},
             "keep": {"type": "int", "default": 3},
             "protect": {"type": "list", "elements": "str", "default": []},
@@ -285,6 +361,7 @@ def main():
             ("action", "stage", ("source",)),
             ("action", "switch", ("release",)),
             ("action", "lock", ("deploy_id",)),
+            ("action", "trust", ("trusted_keys",)),
         ],
         supports_check_mode=True,
     )

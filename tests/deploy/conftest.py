@@ -85,7 +85,7 @@ class DeployBench:
         """The release description the build role hands the edges, read from the built manifest."""
         d = self.artifacts / version
         man = Manifest.load(d / "manifest.json")
-        pub = (Path(self.base_vars["edgeinfer_build_signing_key"] + ".pub")).read_text()
+        signed = (d / "manifest.json.sig").exists()
         return {
             "dir": str(d),
             "model_version": man.model_version,
@@ -95,7 +95,8 @@ class DeployBench:
             "source": str(d),
             "files": [f.to_dict() for f in man.files],
             "size": sum(f.size for f in man.files),
-            "public_key": pub if (d / "manifest.json.sig").exists() else "",
+            "signed": signed,
+            "key_id": man.meta.get("signing_key_id", "") if signed else "",
         }
 
     def health(self, edge: str = "edge-1") -> tuple[int, dict[str, Any]]:
@@ -117,16 +118,31 @@ class DeployBench:
         return json.loads(files[-1].read_text())
 
 
+def bench_signing_key(artifacts: Path) -> Path:
+    """GPUSRV's signing key, made before the first deploy as an operator provisions one, so that
+    the edges are told to trust it before the build that signs with it runs (once per artifacts dir)."""
+    key = artifacts / "keys" / "signing.pem"
+    if not key.exists():
+        r = subprocess.run(
+            [sys.executable, "-m", "model_tools", "keygen", "--out", str(key)], cwd=REPO, capture_output=True, text=True
+        )
+        assert r.returncode == 0, r.stdout + r.stderr
+    return key
+
+
 def make_bench(fleet: Any, artifacts: Path, image: str, tmp: Path) -> DeployBench:
     gpusrv = tmp / "gpusrv.yml"
     host = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
     gpusrv.write_text(yaml.safe_dump({"all": {"children": {"gpusrv": {"hosts": {"gpusrv-local": host}}}}}))
     records = tmp / "records"
+    key = bench_signing_key(artifacts)
     base = {
         "edgeinfer_build_python": sys.executable,
         "edgeinfer_build_artifacts_dir": str(artifacts),
-        "edgeinfer_build_signing_key": str(artifacts / "keys" / "signing.pem"),
+        "edgeinfer_build_signing_key": str(key),
         "edgeinfer_build_keygen": True,
+        # The edges trust the bench's key alone; unsigned releases stay refused, as in production.
+        "edgeinfer_trusted_keys": [Path(f"{key}.pub").read_text()],
         "edgeinfer_records_dir": str(records),
         "edgeinfer_image": image,
         "edgeinfer_image_delivery": "present",

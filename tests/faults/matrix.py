@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from edgeinfer_contract import Manifest, sign
+from edgeinfer_contract import Manifest, key_id, sign
 from tests.ansible_run import PlaybookRun
 from tests.deploy.conftest import DeployBench
 
@@ -68,10 +68,12 @@ def craft(bench, version: str, mutate=None, corrupt_after_signing: str | None = 
     roles = {f.name: f.role for f in Manifest.load(src / "manifest.json").files}
     if mutate:
         mutate(dst)
-    manifest = Manifest.build(dst, roles, version)
+    # Signed with the bench's key (the one the edges trust), naming it as model_tools does.
+    key = Path(bench.base_vars["edgeinfer_build_signing_key"])
+    kid = key_id(Path(f"{key}.pub").read_bytes())
+    manifest = Manifest.build(dst, roles, version, signing_key_id=kid)
     blob = manifest.to_bytes()
     (dst / "manifest.json").write_bytes(blob)
-    key = Path(bench.base_vars["edgeinfer_build_signing_key"])
     (dst / "manifest.json.sig").write_bytes(sign(blob, key.read_bytes()))
     if corrupt_after_signing:
         p = dst / corrupt_after_signing
@@ -87,7 +89,8 @@ def craft(bench, version: str, mutate=None, corrupt_after_signing: str | None = 
         "source": str(dst),
         "files": [f.to_dict() for f in manifest.files],
         "size": sum(f.size for f in manifest.files),
-        "public_key": Path(f"{key}.pub").read_text(),
+        "signed": True,
+        "key_id": kid,
     }
 
 

@@ -8,7 +8,7 @@ import stat
 
 import pytest
 
-from edgeinfer_contract import FILES, sign
+from edgeinfer_contract import FILES, key_id, sign
 from model_tools.cli import main
 from model_tools.errors import SignatureError
 from model_tools.signing import keygen, verify_release, write_manifest
@@ -94,3 +94,19 @@ def test_manifest_command_signs_a_directory(tmp_path, keys, release):
     r = write_manifest(d, "1.0.0", keys[0])
     assert r["signed"] and r["unlisted"] == ["notes.txt"] and [f["role"] for f in r["files"]] == ["onnx"]
     assert verify_release(d, keys[1])["digest"] == r["digest"]
+
+
+def test_keygen_names_the_key_and_a_signed_manifest_names_its_signer(tmp_path, keys):
+    made = keygen(tmp_path / "keys" / "new.pem")
+    assert made["key_id"] == key_id((tmp_path / "keys" / "new.pem.pub").read_bytes())
+    assert stat.S_IMODE((tmp_path / "keys").stat().st_mode) == 0o700  # a directory made for a key is private
+    d = tmp_path / "d"
+    d.mkdir()
+    (d / FILES["onnx"]).write_bytes(b"opaque model bytes")
+    signed = write_manifest(d, "1.0.0", keys[0])
+    declared = json.loads((d / FILES["manifest"]).read_text())["signing_key_id"]
+    assert signed["key_id"] == declared == key_id(keys[1].read_bytes())
+    assert verify_release(d, keys[1])["key_id"] == declared
+    unsigned = write_manifest(d, "1.0.0")
+    assert unsigned["key_id"] is None and not (d / FILES["signature"]).exists()
+    assert "signing_key_id" not in json.loads((d / FILES["manifest"]).read_text())

@@ -214,4 +214,4 @@ def test_a_prebuilt_release_of_the_wrong_shape_is_refused_naming_the_fields(
     failed = [e["event_data"] for e in events if e.get("event") == "runner_on_failed"]
     assert [f["task"] for f in failed] == ["Prebuilt | The release description names what the edges need"], tail
     msg = failed[0]["res"]["msg"]
-    assert "edgeinfer_prebuilt_release" in msg and "digest" in msg and "public_key" in msg, msg
+    assert "edgeinfer_prebuilt_release" in msg and "digest" in msg and "signed" in msg, msg

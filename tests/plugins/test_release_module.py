@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from edgeinfer_contract import key_id
 from tests.ansible_run import run_playbook
 from tests.plugins.conftest import make_release
 
@@ -37,17 +38,26 @@ def four_pass(name: str, args: dict) -> list[dict]:
     ]
 
 
-def test_stage_and_switch_four_passes_over_ssh(fleet_factory, tmp_path: Path) -> None:
+def test_trust_stage_and_switch_four_passes_over_ssh(fleet_factory, tmp_path: Path, signing_keys) -> None:
     fleet = fleet_factory(1)
     edge = fleet.edges[0]
+    private, public = signing_keys
     incoming = Path(edge.root) / "staging" / "incoming"
-    manifest = make_release(incoming, "v1", b"one")
+    manifest = make_release(incoming, "v1", b"one", private_pem=private)
     root = edge.root
-    tasks = four_pass("stage", {"root": root, "action": "stage", "source": str(incoming)})
+    tasks = four_pass("trust", {"root": root, "action": "trust", "trusted_keys": [public.decode()]})
+    # Without trusted_keys, stage checks against the keys just provisioned under <root>/trust.
+    tasks += four_pass("stage", {"root": root, "action": "stage", "source": str(incoming)})
     tasks.append(
         {
-            "name": "nothing staged by check mode",
-            "ansible.builtin.assert": {"that": ["stage_1.release == stage_2.release"]},
+            "name": "nothing staged by check mode; signed by the trusted key",
+            "ansible.builtin.assert": {
+                "that": [
+                    "stage_1.release == stage_2.release",
+                    "stage_2.signed",
+                    f"stage_2.key_id == '{key_id(public)}'",
+                ]
+            },
         }
     )
     tasks += four_pass("switch", {"root": root, "action": "switch", "release": "{{ stage_2.release }}"})
@@ -69,22 +79,21 @@ def test_stage_and_switch_four_passes_over_ssh(fleet_factory, tmp_path: Path) ->
     res = run.results(edge.name)
     rid = res["stage"]["release"]
     assert rid == f"v1-{manifest.digest[:8]}"
+    assert res["trust (check)"]["diff"]["after"] == f"trust/{key_id(public)}.pub\n"
+    assert (Path(root) / "trust" / f"{key_id(public)}.pub").read_bytes() == public
     assert res["switch (check)"]["diff"]["after"] == f"current -> {rid}\n"
     assert os.readlink(Path(root) / "models" / "current") == f"releases/{rid}"
 
 
-def test_failed_verification_names_the_file_and_changes_nothing(fleet_factory, tmp_path: Path) -> None:
+def test_failed_verification_names_the_file_and_changes_nothing(fleet_factory, tmp_path: Path, signing_keys) -> None:
     fleet = fleet_factory(1)
     edge = fleet.edges[0]
+    private, public = signing_keys
     incoming = Path(edge.root) / "staging" / "bad"
-    make_release(incoming, "v1", b"one")
+    make_release(incoming, "v1", b"one", private_pem=private)
     (incoming / "golden.json").write_text('{"windows": [1]}')
-    tasks = [
-        {
-            "name": "stage",
-            "edgeinfer.deploy.edgeinfer_release": {"root": edge.root, "action": "stage", "source": str(incoming)},
-        }
-    ]
+    args = {"root": edge.root, "action": "stage", "source": str(incoming), "trusted_keys": [public.decode()]}
+    tasks = [{"name": "stage", "edgeinfer.deploy.edgeinfer_release": args}]
     run = run_playbook(
         [{"hosts": "edges", "gather_facts": False, "tasks": tasks}], fleet.inventory_path, tmp_path=tmp_path
     )
