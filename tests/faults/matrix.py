@@ -170,6 +170,12 @@ class Matrix:
         assert path.is_file(), f"no controller record of deploy {did} for {edge}: {sorted(path.parent.glob('*'))}"
         return json.loads(path.read_text())
 
+    def deployment_log(self, edge: str, did: str) -> str:
+        """The deployment log (Markdown) the controller wrote for deploy ``did`` on ``edge``."""
+        path = self.bench.records / edge / f"{did}.md"
+        assert path.is_file(), f"no deployment log of deploy {did} for {edge}"
+        return path.read_text()
+
     def deadman_record(self, edge: str, did: str) -> dict[str, Any]:
         return json.loads((self.root(edge) / "records" / f"{did}.deadman.json").read_text())
 

@@ -44,6 +44,11 @@ def test_01_artifact_corrupted_in_transit_on_one_host(matrix: Matrix) -> None:
     assert record["rolled_back_to"] == before["edge-2"].current
     assert bad["release"] not in matrix.bench.state("edge-2")["releases"]
     assert not (matrix.root("edge-2") / "models" / "releases" / bad["release"]).exists()
+    # The deployment log ticks only what this run measured: reached and checked, not staged.
+    log = matrix.deployment_log("edge-2", did)
+    assert "[x] SSH access confirmed" in log and "[x] Free disk checked" in log, log
+    assert "[ ] Artifacts copied and verified" in log, log
+    assert "Outcome: rolled_back" in log and "Production ready: No (rolled_back)" in log, log
     matrix.assert_fleet(before)
 
 
@@ -241,6 +246,9 @@ def test_10_edge_disk_too_full_for_the_new_release_is_refused(matrix: Matrix) ->
         assert record["outcome"] == "refused", record
         assert record["failure"]["task"] == "Preflight | Enough disk for the release", record["failure"]
         assert "MiB free" in record["failure"]["msg"] and "3 x" in record["failure"]["msg"], record["failure"]
+        log = matrix.deployment_log(edge, did)
+        assert "[ ] Free disk checked: too little" in log and "[x] Docker" in log, log
+        assert "[ ] Artifacts copied and verified" in log and "Production ready: No (refused)" in log, log
         # Nothing changed there: no staging, no release, state.json byte for byte, v1 serving.
         assert (root / "state.json").read_bytes() == before[edge].state
         assert sorted(p.name for p in (root / "models" / "releases").iterdir()) == models_before

@@ -270,6 +270,12 @@ def test_deploy_to_all_three_succeeds(matrix: Matrix) -> None:
         # The controller confirmed in time: the edge's dead-man stands down, and the record says so.
         assert json.loads((matrix.root(edge) / "deadman" / f"{did}.json").read_text())["state"] == "confirmed"
         assert matrix.record(edge, did)["deadman"]["state"] == "confirmed"
+        log = matrix.deployment_log(edge, did)
+        for line in ("SSH access confirmed", "Free disk checked", "Artifacts copied and verified", "Golden set"):
+            assert f"[x] {line}" in log, (line, log)
+        assert "[x] Performance validation" in log and f"signed (ed25519) by a trusted key ({v2['key_id']})" in log, log
+        # The bench's releases are untrained demo models: never production ready.
+        assert "Production ready: No (an untrained demo model)" in log, log
     matrix.assert_fleet(before)
 
 
