@@ -141,6 +141,8 @@ def make_bench(fleet: Any, artifacts: Path, image: str, tmp: Path) -> DeployBenc
         "edgeinfer_build_artifacts_dir": str(artifacts),
         "edgeinfer_build_signing_key": str(key),
         "edgeinfer_build_keygen": True,
+        # The bench deploys seeded demo models (v1, v2), which production inventories refuse.
+        "edgeinfer_build_allow_untrained": True,
         # The edges trust the bench's key alone; unsigned releases stay refused, as in production.
         "edgeinfer_trusted_keys": [Path(f"{key}.pub").read_text()],
         "edgeinfer_records_dir": str(records),

@@ -1,0 +1,46 @@
+"""Safe defaults: the untrained demo model is built only where an inventory asks for it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from tests.ansible_run import BIN, REPO, run_playbook
+
+
+def test_a_build_without_a_checkpoint_is_refused_by_default(tmp_path: Path) -> None:
+    inv = tmp_path / "gpusrv.yml"
+    host = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+    inv.write_text(yaml.safe_dump({"all": {"children": {"gpusrv": {"hosts": {"gpusrv-x": host}}}}}))
+    extra = {"edgeinfer_build_artifacts_dir": str(tmp_path / "artifacts"), "edgeinfer_build_python": sys.executable}
+    run = run_playbook(REPO / "playbooks" / "build.yml", inv, extra, tmp_path=tmp_path)
+    assert run.rc != 0, run.explain()
+    failed = run.task("edgeinfer_build : Check that there is something to build")
+    assert failed.get("failed"), run.explain()
+    assert "nothing to build" in failed["msg"] and "edgeinfer_build_allow_untrained" in failed["msg"], failed["msg"]
+    assert not (tmp_path / "artifacts").exists(), "a refused build wrote nothing"
+
+
+def _hostvars(inventory: str) -> dict[str, dict]:
+    out = subprocess.run(
+        [str(BIN / "ansible-inventory"), "-i", str(REPO / "inventory" / inventory), "--list"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return json.loads(out)["_meta"]["hostvars"]
+
+
+def test_only_the_embedded_default_allows_the_demo_model_and_unsigned_releases() -> None:
+    local = _hostvars("local")
+    assert local and all(hv.get("edgeinfer_build_allow_untrained") is True for hv in local.values()), local
+    production = _hostvars("production")
+    assert production
+    for host, hv in production.items():
+        assert hv.get("edgeinfer_build_allow_untrained", False) is False, host
+        assert hv.get("edgeinfer_allow_unsigned", False) is False, host
