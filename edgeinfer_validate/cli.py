@@ -54,6 +54,16 @@ examples:
 """
 
 
+def _version() -> str:
+    """The installed edgeinfer-deploy's version (pyproject.toml)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("edgeinfer-deploy")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="edgeinfer-validate",
@@ -62,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    ap.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     t = ap.add_argument_group("target")
     t.add_argument("--host", default="127.0.0.1", help="sidecar host (default 127.0.0.1)")
     t.add_argument("--port", type=int, default=9000, help="sidecar port (default 9000)")
@@ -88,8 +99,12 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--golden-limit", type=int, metavar="N", help="replay only the first N windows (quick: 8)")
     q.add_argument("--min-cosine", type=float, default=0.99, help="lowest golden cosine that passes (default 0.99)")
     g = ap.add_argument_group("targets")
-    g.add_argument("--p95-ms", type=float, default=50.0)
-    g.add_argument("--min-rps", type=float, default=250.0)
+    g.add_argument(
+        "--p95-ms", type=float, default=50.0, help="highest 95th percentile latency that passes, ms (default 50)"
+    )
+    g.add_argument(
+        "--min-rps", type=float, default=250.0, help="lowest throughput that passes, successful req/s (default 250)"
+    )
     g.add_argument("--min-success", type=float, default=0.99, help="fraction, default 0.99")
     g.add_argument("--max-memory-mb", type=float, default=512.0, help="MiB, default 512")
     g.add_argument("--skip-memory", action="store_true", help="do not gate on memory (it is still reported if seen)")
@@ -101,9 +116,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="auto: the local socket for a loopback host, else ssh to --ssh-host",
     )
     r.add_argument("--container", metavar="NAME", help="container name (default: compose service label)")
-    r.add_argument("--compose-service", default="edgeinfer-sidecar")
-    r.add_argument("--compose-project", metavar="P")
-    r.add_argument("--docker-socket", default="/var/run/docker.sock")
+    r.add_argument(
+        "--compose-service",
+        default="edgeinfer-sidecar",
+        help="compose service label of the container (default %(default)s)",
+    )
+    r.add_argument(
+        "--compose-project", metavar="P", help="compose project label, when several projects run the service"
+    )
+    r.add_argument("--docker-socket", default="/var/run/docker.sock", help="Docker engine socket (default %(default)s)")
     r.add_argument("--ssh-host", metavar="[USER@]HOST", help="default: --host")
     o = ap.add_argument_group("report")
     o.add_argument("--json", metavar="PATH", help="write the full report as JSON")

@@ -17,6 +17,7 @@ from typing import Any
 
 from edgeinfer_contract import FILES, ContractError, GoldenSet
 
+from . import __version__
 from .errors import InputError, ModelToolsError
 
 Handler = Callable[[argparse.Namespace], dict[str, Any]]
@@ -175,6 +176,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="model_tools", description="TCN-VAE checkpoint -> verified, signed release artifacts"
     )
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     def add(name: str, fn: Handler, help: str) -> argparse.ArgumentParser:
