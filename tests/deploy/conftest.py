@@ -158,9 +158,6 @@ def make_bench(fleet: Any, artifacts: Path, image: str, tmp: Path) -> DeployBenc
         "edgeinfer_benchmark_warmup": 0.25,
         "edgeinfer_benchmark_min_rps": 1,
         "edgeinfer_benchmark_p95_ms": 2000,
-        # The container's first health check comes one interval after it starts, and every
-        # fresh deploy or recreate waits for it.
-        "edgeinfer_healthcheck_interval": "1s",
         "edgeinfer_health_timeout": 60,
         "edgeinfer_lock_holder": f"pytest@{os.uname().nodename}",
     }
