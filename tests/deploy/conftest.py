@@ -38,10 +38,34 @@ def sidecar_image(base_image: str) -> str:
     return IMAGE
 
 
+# The releases the deploy tests start from (version: demo seed), built once for the run.
+BENCH_RELEASES = {"v1": 1, "v2": 2}
+
+
 @pytest.fixture(scope="session")
-def artifacts_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Shared by every deploy test, so each model version is built once per session."""
-    return tmp_path_factory.mktemp("artifacts")
+def artifacts_dir(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
+    """GPUSRV's artifacts dir for the whole run: the bench's signing key and the releases of
+    BENCH_RELEASES, built once by playbooks/build.yml before the first deploy, under a lock
+    that the pytest-xdist workers share; each deploy then finds its release built, as a
+    second deploy of a version does."""
+    from filelock import FileLock
+
+    root = tmp_path_factory.getbasetemp()
+    if worker_id != "master":  # every worker's basetemp lies in the run's own
+        root = root.parent
+    artifacts = root / "artifacts"
+    with FileLock(str(root / "artifacts.lock")):
+        built = artifacts / "bench-releases.json"
+        if not built.exists():
+            tmp = root / "artifacts-build"
+            tmp.mkdir(parents=True, exist_ok=True)
+            base = bench_vars(artifacts, tmp / "records", IMAGE)
+            for version, seed in BENCH_RELEASES.items():
+                extra = dict(base, edgeinfer_build_model_version=version, edgeinfer_build_demo_seed=seed)
+                run = run_playbook(REPO / "playbooks" / "build.yml", gpusrv_inventory(tmp), extra, tmp_path=tmp)
+                assert run.rc == 0, run.explain()
+            built.write_text(json.dumps(BENCH_RELEASES) + "\n")
+    return artifacts
 
 
 @dataclass
@@ -130,13 +154,23 @@ def bench_signing_key(artifacts: Path) -> Path:
     return key
 
 
-def make_bench(fleet: Any, artifacts: Path, image: str, tmp: Path) -> DeployBench:
+def gpusrv_inventory(tmp: Path) -> Path:
+    """GPUSRV as this machine (gpusrv-local), in an inventory file of its own."""
     gpusrv = tmp / "gpusrv.yml"
     host = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
     gpusrv.write_text(yaml.safe_dump({"all": {"children": {"gpusrv": {"hosts": {"gpusrv-local": host}}}}}))
-    records = tmp / "records"
+    return gpusrv
+
+
+def make_bench(fleet: Any, artifacts: Path, image: str, tmp: Path) -> DeployBench:
+    base = bench_vars(artifacts, tmp / "records", image)
+    return DeployBench(fleet, [fleet.inventory_path, gpusrv_inventory(tmp)], artifacts, tmp / "records", tmp, base)
+
+
+def bench_vars(artifacts: Path, records: Path, image: str) -> dict[str, Any]:
+    """The extra vars of every deploy (and build) of the bench."""
     key = bench_signing_key(artifacts)
-    base = {
+    return {
         "edgeinfer_build_python": sys.executable,
         "edgeinfer_build_artifacts_dir": str(artifacts),
         "edgeinfer_build_signing_key": str(key),
@@ -161,7 +195,6 @@ def make_bench(fleet: Any, artifacts: Path, image: str, tmp: Path) -> DeployBenc
         "edgeinfer_health_timeout": 60,
         "edgeinfer_lock_holder": f"pytest@{os.uname().nodename}",
     }
-    return DeployBench(fleet, [fleet.inventory_path, gpusrv], artifacts, records, tmp, base)
 
 
 @pytest.fixture
