@@ -309,15 +309,23 @@ class ReleaseStore:
     @staticmethod
     def verify(directory, manifest, exclude_roles=()):
         names = [f.name for f in manifest.files if f.role not in exclude_roles]
+        # A symbolic link among the files is refused here as model_tools verify refuses it:
+        # the rule and its message are edgeinfer_contract's (symlink_problem).
         problems = manifest.verify_files(directory, names)
         if problems:
             raise ReleaseError(
-                f"{len(problems)} artifact(s) differ from the manifest: " + "; ".join(problems), problems=problems
+                f"{len(problems)} artifact(s) do not match the manifest: " + "; ".join(problems), problems=problems
             )
 
     # -- stage -------------------------------------------------------------
-    def stage(self, source, trusted_keys=None, allow_unsigned=False, exclude_roles=(), check_mode=False):
+    def stage(
+        self, source, trusted_keys=None, allow_unsigned=False, exclude_roles=(), remove_source=False, check_mode=False
+    ):
         """Verify ``source`` and copy it to ``releases/<id>``. Returns (changed, info).
+
+        With ``remove_source`` (a transfer directory under ``staging/``), ``source`` is removed
+        once the release is staged, found staged already, or refused: a refused transfer
+        leaves nothing on the edge. Check mode removes nothing.
 
         The manifest's signature is checked first, against ``trusted_keys`` (PEM texts) or, when
         that is None, the keys under ``trust/``: see ``check_signature``. ``info`` says whether a
@@ -326,6 +334,21 @@ class ReleaseStore:
         Files whose manifest role is in ``exclude_roles`` (GPUSRV-only data such as the
         calibration set) are neither required nor copied; every other file must match.
         """
+        if not remove_source:
+            return self._stage(source, trusted_keys, allow_unsigned, exclude_roles, check_mode)
+        source = os.path.abspath(source)
+        if os.path.dirname(source) != self.staging:
+            raise ReleaseError(
+                f"remove_source: {source} is not a transfer directory directly under {self.staging}; "
+                "stage it without remove_source, or transfer it there"
+            )
+        try:
+            return self._stage(source, trusted_keys, allow_unsigned, exclude_roles, check_mode)
+        finally:
+            if not check_mode:
+                shutil.rmtree(source, ignore_errors=True)
+
+    def _stage(self, source, trusted_keys, allow_unsigned, exclude_roles, check_mode):
         exclude_roles = tuple(exclude_roles)
         trusted = self.read_trust() if trusted_keys is None else parse_trusted_keys(trusted_keys)
         manifest, blob = self.load_manifest(source)

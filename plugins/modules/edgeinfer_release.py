@@ -13,6 +13,7 @@ description:
   - Stages a release directory written by C(model_tools) into C(<root>/models/releases/<version>-<sha8>/),
     verifying the manifest's ed25519 signature against the trusted keys (O(trusted_keys), else the keys
     provisioned under C(<root>/trust/)), then every artifact's size and sha256 against C(manifest.json).
+    A symbolic link among the listed files is refused, as C(model_tools verify) refuses it.
     The copy is verified again before it is renamed into place.
   - A release is staged only when a trusted key signed it, unless O(allow_unsigned=true). The public keys
     come from the caller (the inventory), never from the release; the signature file is kept in the release
@@ -85,6 +86,13 @@ options:
       - Without it such a release is refused, naming the fix. For test setups only.
     type: bool
     default: false
+  remove_source:
+    description:
+      - With O(action=stage), remove O(source) when the action ends, whether the release was staged, was staged
+        already, or was refused, so that a refused transfer leaves nothing on the edge. Nothing is removed in check mode.
+      - O(source) must then be a directory directly under C(<root>/staging/), where the deploy transfers releases.
+    type: bool
+    default: false
   exclude_roles:
     description:
       - Manifest roles that O(action=stage) neither requires nor copies, for files that stay on GPUSRV
@@ -144,12 +152,13 @@ EXAMPLES = r"""
     action: trust
     trusted_keys: "{{ edgeinfer_trusted_keys }}"
 
-- name: Stage the transferred release, checking its signature against them
+- name: Stage the transferred release, checking its signature against them; remove the transfer either way
   edgeinfer.deploy.edgeinfer_release:
     root: /opt/edgeinfer
     action: stage
     source: /opt/edgeinfer/staging/incoming
     trusted_keys: "{{ edgeinfer_trusted_keys }}"
+    remove_source: true
   register: staged
 
 - name: Say which key signed it
@@ -280,6 +289,7 @@ def run(module, store):
             trusted_keys=p["trusted_keys"],
             allow_unsigned=p["allow_unsigned"],
             exclude_roles=p["exclude_roles"],
+            remove_source=p["remove_source"],
             check_mode=module.check_mode,
         )
         note = info.pop("note", None)
@@ -347,6 +357,7 @@ def main():
             "release": {"type": "str"},
             "trusted_keys": {"type": "list", "elements": "str", "no_log": False},
             "allow_unsigned": {"type": "bool", "default": False},
+            "remove_source": {"type": "bool", "default": False},
             "exclude_roles": {"type": "list", "elements": "str", "default": []},
             "keep": {"type": "int", "default": 3},
             "protect": {"type": "list", "elements": "str", "default": []},

@@ -44,6 +44,7 @@ def test_01_artifact_corrupted_in_transit_on_one_host(matrix: Matrix) -> None:
     assert record["rolled_back_to"] == before["edge-2"].current
     assert bad["release"] not in matrix.bench.state("edge-2")["releases"]
     assert not (matrix.root("edge-2") / "models" / "releases" / bad["release"]).exists()
+    assert not (matrix.root("edge-2") / "staging" / bad["release"]).exists(), "the refused transfer was left"
     matrix.assert_fleet(before)
 
 
