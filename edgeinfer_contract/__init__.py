@@ -15,6 +15,7 @@ A release directory holds (see ``docs/artifacts.md``)::
     model.hef             optional, compiled by the Hailo Dataflow Compiler
     model_config.json     normalization, embedding stamp, provenance
     golden.json           reference windows (raw sensor units) and embeddings
+    motif_prototypes.json optional, motif prototype embeddings for /infer's motif_scores
     manifest.json         every file above with size, sha256 and role
     manifest.json.sig     ed25519 signature of manifest.json's exact bytes
 
@@ -75,6 +76,7 @@ FILES = {
     "signature": "manifest.json.sig",
     "calibration": "calibration.npy",
     "hailo_metadata": "deployment_metadata.json",
+    "motif_prototypes": "motif_prototypes.json",
 }
 
 

@@ -106,7 +106,7 @@ class Model:
         }
 
 
-MOTIF_PROTOTYPES = "motif_prototypes.json"
+MOTIF_PROTOTYPES = FILES["motif_prototypes"]
 
 log = logging.getLogger("sidecar.release")
 

@@ -10,6 +10,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from edgeinfer_contract import (
+    FILES,
     ContractError,
     GoldenSet,
     Manifest,
@@ -114,6 +115,10 @@ def test_a_symlink_among_the_listed_files_is_a_problem_and_cannot_be_listed(tmp_
     with pytest.raises(ContractError, match="a symbolic link") as exc:
         Manifest.build(d, {"golden.json": "golden"}, "v1")
     assert exc.value.field == "files.golden.json"
+
+
+def test_motif_prototypes_have_a_role_in_the_release_format() -> None:
+    assert FILES["motif_prototypes"] == "motif_prototypes.json"
 
 
 def test_manifest_from_bytes_refuses_an_escaping_entry(tmp_path: Path) -> None:

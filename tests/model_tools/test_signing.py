@@ -98,6 +98,14 @@ def test_manifest_refuses_to_list_a_symlink(tmp_path, release):
     assert not (d / FILES["manifest"]).exists()
 
 
+def test_manifest_lists_motif_prototypes_with_their_role(tmp_path, release):
+    d = tmp_path / "d"
+    shutil.copytree(release[0], d)
+    (d / FILES["motif_prototypes"]).write_text(json.dumps({"prototypes": [[0.0] * 64]}))
+    roles = {f["name"]: f["role"] for f in write_manifest(d, "1.0.0")["files"]}
+    assert roles[FILES["motif_prototypes"]] == "motif_prototypes"
+
+
 def test_manifest_command_signs_a_directory(tmp_path, keys, release):
     d = tmp_path / "d"
     d.mkdir()
