@@ -15,6 +15,7 @@ A release directory holds (see ``docs/artifacts.md``)::
     model.hef             optional, compiled by the Hailo Dataflow Compiler
     model_config.json     normalization, embedding stamp, provenance
     golden.json           reference windows (raw sensor units) and embeddings
+    motif_prototypes.json optional, motif prototype embeddings for /infer's motif_scores
     manifest.json         every file above with size, sha256 and role
     manifest.json.sig     ed25519 signature of manifest.json's exact bytes
 
@@ -34,7 +35,7 @@ import os
 import posixpath
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 __all__ = [
@@ -53,6 +54,7 @@ __all__ = [
     "WINDOW",
     "embedding_stamp",
     "sha256_file",
+    "symlink_problem",
 ]
 
 INPUT_NAME = "imu_window"
@@ -74,6 +76,7 @@ FILES = {
     "signature": "manifest.json.sig",
     "calibration": "calibration.npy",
     "hailo_metadata": "deployment_metadata.json",
+    "motif_prototypes": "motif_prototypes.json",
 }
 
 
@@ -363,6 +366,28 @@ def check_member_name(name: Any, field: str = "name") -> str:
     return name
 
 
+def symlink_problem(directory: str | os.PathLike[str], name: str) -> str | None:
+    """Why ``name`` may not be read from the release ``directory``: a component of it is a
+    symbolic link; None when every component is a plain entry.
+
+    A release holds regular files only. A link would make what is verified depend on
+    where it points at the time it is read, and a copy (the edge's staging) would take
+    the target's bytes while a check of the directory (``model_tools verify``) sees the
+    link: every reader refuses it with this one message.
+    """
+    d = Path(directory)
+    parts = PurePosixPath(name).parts
+    for i in range(1, len(parts) + 1):
+        part = "/".join(parts[:i])
+        if os.path.islink(d / part):
+            what = "a symbolic link" if i == len(parts) else f"under {part}, a symbolic link"
+            return (
+                f"{what} (to {os.readlink(d / part)}); a release holds regular files only: "
+                "put the file itself in the release, then write the manifest again"
+            )
+    return None
+
+
 @dataclass(frozen=True)
 class ManifestEntry:
     name: str
@@ -403,6 +428,9 @@ class Manifest:
         for name, role in sorted(roles.items()):
             check_member_name(name)
             p = d / name
+            link = symlink_problem(d, name)
+            if link:
+                raise ContractError(f"files.{name}", link)
             if not p.is_file():
                 raise ContractError(f"files.{name}", f"{p} does not exist")
             entries.append(ManifestEntry(name, p.stat().st_size, sha256_file(p), role))
@@ -452,7 +480,7 @@ class Manifest:
         return cls.from_bytes(Path(path).read_bytes())
 
     def verify_files(self, directory: str | os.PathLike[str], names: Iterable[str] | None = None) -> list[str]:
-        """Return one problem per file that is missing or differs; empty when all match."""
+        """Return one problem per file that is missing, a symbolic link, or differs; empty when all match."""
         d = Path(directory)
         wanted = set(names) if names is not None else None
         problems = []
@@ -460,6 +488,10 @@ class Manifest:
             if wanted is not None and f.name not in wanted:
                 continue
             p = d / f.name
+            link = symlink_problem(d, f.name)
+            if link:
+                problems.append(f"{f.name}: {link}")
+                continue
             if not p.is_file():
                 problems.append(f"{f.name}: missing")
                 continue

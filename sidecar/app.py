@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import hmac
 import logging
+import os
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -41,6 +42,8 @@ class State:
     admin_token: str | None
     hailo: HailoDevice | None = None
     model: Model | None = None
+    # Set while the last good release serves because EDGEINFER_MODEL_DIR's was refused: why it was.
+    last_good_reason: str | None = None
     reason: str = "starting"
     started: float = field(default_factory=time.monotonic)
     last_reload: dict[str, Any] = field(default_factory=dict)
@@ -204,22 +207,21 @@ async def healthz(request: Request) -> Response:
         return json_response(
             {"status": "unavailable", "reason": state.reason, "uptime_s": uptime, "last_reload": state.last_reload}, 503
         )
-    return json_response({"status": "ok", **model.info(), "uptime_s": uptime, "last_reload": state.last_reload})
+    return json_response(
+        {
+            "status": "ok",
+            **model.info(),
+            "serving": "current" if state.last_good_reason is None else "last_good",
+            "fallback_reason": state.last_good_reason,
+            "uptime_s": uptime,
+            "last_reload": state.last_reload,
+        }
+    )
 
 
 async def metrics(request: Request) -> Response:
     state: State = request.app.state.sidecar
-    model = state.model
-    if model is not None:
-        state.metrics.set_model(
-            model.version,
-            model.sha256,
-            model.backend_name,
-            model.stamp["stamp"],
-            model.fallback_reason is not None,
-        )
-    else:
-        state.metrics.model_loaded.set(0)
+    _publish_model(state)
     return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
@@ -243,14 +245,69 @@ def _authorize(request: Request, state: State) -> Response | None:
     return None
 
 
+def _publish_model(state: State) -> None:
+    """The serving model's gauges: what serves, on which backend, and whether it is the last good release."""
+    model = state.model
+    if model is None:
+        state.metrics.model_loaded.set(0)
+        state.metrics.serving_last_good.set(0)
+        return
+    state.metrics.set_model(
+        model.version,
+        model.sha256,
+        model.backend_name,
+        model.stamp["stamp"],
+        model.fallback_reason is not None,
+        last_good=state.last_good_reason is not None,
+    )
+
+
+def _why(exc: Exception) -> str:
+    return str(exc) if isinstance(exc, ReleaseError) else f"{type(exc).__name__}: {exc}"
+
+
+async def serve_last_good(state: State, refused: str) -> None:
+    """No model serves and the release of EDGEINFER_MODEL_DIR was refused (``refused`` says why):
+    serve EDGEINFER_LAST_GOOD_DIR, the last release that passed its gates on this edge, if it loads
+    and passes its own self-check. Otherwise nothing serves, and the 503 names both reasons."""
+    settings = state.settings
+    last_good = settings.last_good_dir
+    model: Model | None = None
+    why_not: str | None = None
+    if last_good is not None and not os.path.exists(last_good):
+        why_not = f"no last good release: EDGEINFER_LAST_GOOD_DIR={last_good} does not exist"
+    elif last_good is not None and os.path.realpath(last_good) == os.path.realpath(settings.model_dir):
+        why_not = f"EDGEINFER_LAST_GOOD_DIR={last_good} is the same release"
+    elif last_good is not None:
+        try:
+            model = await asyncio.to_thread(load_release, settings, state.hailo, last_good=True)
+        except Exception as exc:
+            why_not = f"the last good release was refused too: {_why(exc)}"
+    if model is None:
+        state.reason = f"no model passed its self-check: {refused}" + (f"; {why_not}" if why_not else "")
+        return
+    state.model, state.last_good_reason = model, refused
+    _publish_model(state)
+    log.warning(
+        "serving the last good release %s (%s) from %s, because the release of EDGEINFER_MODEL_DIR was refused: %s",
+        model.version,
+        model.sha256[:12],
+        model.directory,
+        refused,
+    )
+
+
 async def do_reload(state: State) -> tuple[bool, dict[str, Any]]:
-    """Load and self-check the release EDGEINFER_MODEL_DIR points to now; swap only if it passed."""
+    """Load and self-check the release EDGEINFER_MODEL_DIR points to now; swap only if it passed.
+
+    When it is refused and no model serves (at start), the last good release serves instead.
+    """
     state.metrics.reloads.inc()
     t0 = time.perf_counter()
     try:
         new = await asyncio.to_thread(load_release, state.settings, state.hailo)
     except Exception as exc:
-        reason = str(exc) if isinstance(exc, ReleaseError) else f"{type(exc).__name__}: {exc}"
+        reason = _why(exc)
         state.metrics.reload_failures.inc()
         state.last_reload = {
             "outcome": "failed",
@@ -260,12 +317,13 @@ async def do_reload(state: State) -> tuple[bool, dict[str, Any]]:
         }
         log.error("reload failed, %s: %s", "keeping the model serving" if state.model else "no model serving", reason)
         if state.model is None:
-            state.reason = f"no model passed its self-check: {reason}"
+            await serve_last_good(state, reason)
+        elif state.last_good_reason is not None:
+            state.last_good_reason = reason
         return False, state.last_reload
     old, state.model = state.model, new
-    state.metrics.set_model(
-        new.version, new.sha256, new.backend_name, new.stamp["stamp"], new.fallback_reason is not None
-    )
+    state.last_good_reason = None
+    _publish_model(state)
     if old is not None and old is not new and state.batcher is not None:
         state.batcher.run_sync_later(old.backend.close)
     state.last_reload = {

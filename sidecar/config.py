@@ -16,6 +16,10 @@ LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 # defaults here are the ones Settings.from_env uses; docs/sidecar.md lists the same table.
 VARIABLES: dict[str, tuple[str, str]] = {
     "EDGEINFER_MODEL_DIR": ("/models/current", "release directory, re-resolved on every reload"),
+    "EDGEINFER_LAST_GOOD_DIR": (
+        "last_good beside EDGEINFER_MODEL_DIR when that is named current, else unset",
+        "release served when EDGEINFER_MODEL_DIR fails to load or self-check and no model serves",
+    ),
     "EDGEINFER_BACKEND": ("auto", "auto, onnxruntime or hailo"),
     "EDGEINFER_HOST": ("0.0.0.0", "address to listen on"),
     "EDGEINFER_PORT": ("9000", "port to listen on"),
@@ -60,6 +64,7 @@ class ConfigError(ValueError):
 @dataclass(frozen=True)
 class Settings:
     model_dir: Path
+    last_good_dir: Path | None
     backend: str
     host: str
     port: int
@@ -124,6 +129,14 @@ class Settings:
             return value
 
         _, model_dir = get("EDGEINFER_MODEL_DIR", VARIABLES["EDGEINFER_MODEL_DIR"][0])
+        _, last_good = get("EDGEINFER_LAST_GOOD_DIR")
+        # The deploy keeps models/last_good beside models/current (docs/artifacts.md).
+        if last_good is not None:
+            last_good_dir: Path | None = Path(last_good)
+        elif Path(str(model_dir)).name == "current":
+            last_good_dir = Path(str(model_dir)).with_name("last_good")
+        else:
+            last_good_dir = None
         var, token_file = get("EDGEINFER_ADMIN_TOKEN_FILE")
         token_path = Path(token_file) if token_file else None
         if token_path is not None and not token_path.is_file():
@@ -149,6 +162,7 @@ class Settings:
         cpus = os.cpu_count() or 1
         return cls(
             model_dir=Path(str(model_dir)),
+            last_good_dir=last_good_dir,
             backend=choice("EDGEINFER_BACKEND", BACKENDS),
             host=str(host),
             port=integer("EDGEINFER_PORT", 1, 65535),

@@ -51,6 +51,11 @@ class Metrics:
         self.hailo_fallback = Gauge(
             "edgeinfer_hailo_fallback", "1 when the Hailo backend fell back to the CPU", registry=r
         )
+        self.serving_last_good = Gauge(
+            "edgeinfer_serving_last_good",
+            "1 when the last good release serves because the current one failed to load or self-check",
+            registry=r,
+        )
         self.non_finite_outputs = Counter(
             "edgeinfer_non_finite_outputs",
             "Requests answered 500 because the model returned NaN or Infinity for them",
@@ -79,8 +84,11 @@ class Metrics:
             histogram = self._latency[route] = self.latency.labels(route)
         histogram.observe(seconds)
 
-    def set_model(self, version: str, sha256: str, backend: str, stamp: str, fallback: bool) -> None:
+    def set_model(
+        self, version: str, sha256: str, backend: str, stamp: str, fallback: bool, last_good: bool = False
+    ) -> None:
         self.model_info.clear()
         self.model_info.labels(version, sha256, backend, stamp).set(1)
         self.model_loaded.set(1)
         self.hailo_fallback.set(1 if fallback else 0)
+        self.serving_last_good.set(1 if last_good else 0)

@@ -159,7 +159,9 @@ OPENAPI: dict[str, Any] = {
                 "summary": "200 only while a self-checked model serves",
                 "responses": {
                     "200": {
-                        "description": "model_version, model_sha256, backend, normalization_hash, embedding_stamp, uptime_s, last_reload"
+                        "description": "model_version, model_sha256, backend, normalization_hash, embedding_stamp, "
+                        "serving (current, or last_good when the current release was refused at start), "
+                        "fallback_reason, uptime_s, last_reload"
                     },
                     "503": {"description": "status, reason, uptime_s, last_reload"},
                 },
@@ -175,7 +177,10 @@ OPENAPI: dict[str, Any] = {
                     "401": {"description": "no bearer token"},
                     "403": {"description": "wrong token, or the admin API is disabled"},
                     "409": {"description": "a reload is already running"},
-                    "422": {"description": "the release failed to load or self-check; the old model still serves"},
+                    "422": {
+                        "description": "the release failed to load or self-check; the old model (or, when none "
+                        "served, the last good release) still serves"
+                    },
                 },
             }
         },

@@ -106,7 +106,7 @@ class Model:
         }
 
 
-MOTIF_PROTOTYPES = "motif_prototypes.json"
+MOTIF_PROTOTYPES = FILES["motif_prototypes"]
 
 log = logging.getLogger("sidecar.release")
 
@@ -181,14 +181,22 @@ def _hailo_input_units(path: Path) -> str:
     return "normalized"
 
 
-def load_release(settings: Settings, hailo_device: HailoDevice | None) -> Model:
-    """Resolve EDGEINFER_MODEL_DIR now (the ``current`` symlink may have moved), load and self-check it.
+def load_release(settings: Settings, hailo_device: HailoDevice | None, last_good: bool = False) -> Model:
+    """Resolve EDGEINFER_MODEL_DIR now (the ``current`` symlink may have moved), load and self-check it;
+    with ``last_good``, EDGEINFER_LAST_GOOD_DIR instead.
 
     Every file read is one that manifest.json lists, checked against its size and sha256 first.
     """
-    directory = Path(os.path.realpath(settings.model_dir))
+    variable, where = (
+        ("EDGEINFER_LAST_GOOD_DIR", settings.last_good_dir)
+        if last_good
+        else ("EDGEINFER_MODEL_DIR", settings.model_dir)
+    )
+    if where is None:
+        raise ReleaseError(f"{variable} is not set")
+    directory = Path(os.path.realpath(where))
     if not directory.is_dir():
-        raise ReleaseError(f"EDGEINFER_MODEL_DIR={settings.model_dir}: {directory} is not a directory")
+        raise ReleaseError(f"{variable}={where}: {directory} is not a directory")
     manifest = _manifest(directory)
     listed = {f.name for f in manifest.files}
     if not (directory / FILES["golden"]).is_file():

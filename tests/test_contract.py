@@ -10,6 +10,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from edgeinfer_contract import (
+    FILES,
     ContractError,
     GoldenSet,
     Manifest,
@@ -18,6 +19,7 @@ from edgeinfer_contract import (
     check_member_name,
     cosine,
     sign,
+    symlink_problem,
     verify_signature,
 )
 
@@ -97,6 +99,26 @@ def test_manifest_roundtrip_and_tamper_detection(tmp_path: Path) -> None:
     assert len(problems) == 1 and problems[0].startswith("model.onnx: sha256")
     (d / "golden.json").unlink()
     assert "golden.json: missing" in again.verify_files(d)
+
+
+def test_a_symlink_among_the_listed_files_is_a_problem_and_cannot_be_listed(tmp_path: Path) -> None:
+    d = _release(tmp_path)
+    m = Manifest.build(d, {"model.onnx": "onnx", "golden.json": "golden"}, "v1")
+    (d / "golden.copy").write_text("{}")
+    (d / "golden.json").unlink()
+    (d / "golden.json").symlink_to("golden.copy")  # same bytes, inside the directory: still a link
+    reason = symlink_problem(d, "golden.json")
+    assert reason and reason.startswith("a symbolic link (to golden.copy); a release holds regular files only")
+    assert m.verify_files(d) == [f"golden.json: {reason}"]
+    assert m.verify_files(d, ["model.onnx"]) == []  # only the files asked about
+    assert symlink_problem(d, "model.onnx") is None
+    with pytest.raises(ContractError, match="a symbolic link") as exc:
+        Manifest.build(d, {"golden.json": "golden"}, "v1")
+    assert exc.value.field == "files.golden.json"
+
+
+def test_motif_prototypes_have_a_role_in_the_release_format() -> None:
+    assert FILES["motif_prototypes"] == "motif_prototypes.json"
 
 
 def test_manifest_from_bytes_refuses_an_escaping_entry(tmp_path: Path) -> None:

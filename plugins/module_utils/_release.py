@@ -5,10 +5,11 @@
 Layout under ``root`` (see docs/artifacts.md)::
 
     models/current -> releases/<version>-<sha8>     relative symlink, switched by rename
+    models/last_good -> releases/<version>-<sha8>   the last release that passed its gates, the same way
     models/releases/<version>-<sha8>/               one directory per release, never edited
     staging/                                        incoming transfers and temp dirs
     trust/<key id>.pub                              the signing keys this edge trusts
-    state.json                                      current, previous, history
+    state.json                                      current, previous, last_good, history
     deploy.lock                                     who deploys now, since when
 
 A release is staged when a trusted key signed its manifest; an unsigned one only
@@ -17,8 +18,8 @@ inventory) or ``trust/``, never from the release.
 
 Standard library only (plus ``cryptography`` when a signature is checked): this
 runs on the edge's own Python. Ansible has no atomic install of its own, so the
-switch is built here: a new symlink is made beside ``current`` and renamed over
-it, which POSIX makes atomic.
+switch is built here: a new symlink is made beside ``current`` (or ``last_good``)
+and renamed over it, which POSIX makes atomic.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ from ansible_collections.edgeinfer.deploy.plugins.module_utils._contract import 
 )
 
 STATE_FILE = "state.json"
+CURRENT = "current"
+LAST_GOOD = "last_good"
 LOCK_FILE = "deploy.lock"
 TRUST_DIR = "trust"
 HISTORY_MAX = 200
@@ -165,7 +168,7 @@ class ReleaseStore:
         self.root = os.path.abspath(root)
         self.models = os.path.join(self.root, "models")
         self.releases = os.path.join(self.models, "releases")
-        self.current_link = os.path.join(self.models, "current")
+        self.current_link = os.path.join(self.models, CURRENT)
         self.staging = os.path.join(self.root, "staging")
         self.state_path = os.path.join(self.root, STATE_FILE)
         self.lock_path = os.path.join(self.root, LOCK_FILE)
@@ -188,6 +191,7 @@ class ReleaseStore:
             ) from None
         state.setdefault("current", self.current())
         state.setdefault("previous", None)
+        state.setdefault("last_good", self.last_good())
         state.setdefault("history", [])
         state.setdefault("releases", {})
         return state
@@ -196,12 +200,28 @@ class ReleaseStore:
         state["history"] = state["history"][-HISTORY_MAX:]
         write_json_atomic(self.state_path, state)
 
-    def current(self):
+    def _link_target(self, name):
         try:
-            target = os.readlink(self.current_link)
+            target = os.readlink(os.path.join(self.models, name))
         except OSError:
             return None
         return os.path.basename(target.rstrip("/"))
+
+    def current(self):
+        return self._link_target(CURRENT)
+
+    def last_good(self):
+        """The release ``models/last_good`` names: the last one that passed its gates here."""
+        return self._link_target(LAST_GOOD)
+
+    def _point(self, name, rid):
+        """Make ``models/<name>`` a relative symlink to ``releases/<rid>`` with one atomic rename."""
+        tmp_link = os.path.join(self.models, f".{name}-{os.getpid()}")
+        with suppress(FileNotFoundError):
+            os.unlink(tmp_link)
+        os.symlink(os.path.join("releases", rid), tmp_link)
+        os.replace(tmp_link, os.path.join(self.models, name))
+        _fsync_dir(self.models)
 
     def path_of(self, rid):
         return os.path.join(self.releases, rid)
@@ -309,15 +329,23 @@ class ReleaseStore:
     @staticmethod
     def verify(directory, manifest, exclude_roles=()):
         names = [f.name for f in manifest.files if f.role not in exclude_roles]
+        # A symbolic link among the files is refused here as model_tools verify refuses it:
+        # the rule and its message are edgeinfer_contract's (symlink_problem).
         problems = manifest.verify_files(directory, names)
         if problems:
             raise ReleaseError(
-                f"{len(problems)} artifact(s) differ from the manifest: " + "; ".join(problems), problems=problems
+                f"{len(problems)} artifact(s) do not match the manifest: " + "; ".join(problems), problems=problems
             )
 
     # -- stage -------------------------------------------------------------
-    def stage(self, source, trusted_keys=None, allow_unsigned=False, exclude_roles=(), check_mode=False):
+    def stage(
+        self, source, trusted_keys=None, allow_unsigned=False, exclude_roles=(), remove_source=False, check_mode=False
+    ):
         """Verify ``source`` and copy it to ``releases/<id>``. Returns (changed, info).
+
+        With ``remove_source`` (a transfer directory under ``staging/``), ``source`` is removed
+        once the release is staged, found staged already, or refused: a refused transfer
+        leaves nothing on the edge. Check mode removes nothing.
 
         The manifest's signature is checked first, against ``trusted_keys`` (PEM texts) or, when
         that is None, the keys under ``trust/``: see ``check_signature``. ``info`` says whether a
@@ -326,6 +354,21 @@ class ReleaseStore:
         Files whose manifest role is in ``exclude_roles`` (GPUSRV-only data such as the
         calibration set) are neither required nor copied; every other file must match.
         """
+        if not remove_source:
+            return self._stage(source, trusted_keys, allow_unsigned, exclude_roles, check_mode)
+        source = os.path.abspath(source)
+        if os.path.dirname(source) != self.staging:
+            raise ReleaseError(
+                f"remove_source: {source} is not a transfer directory directly under {self.staging}; "
+                "stage it without remove_source, or transfer it there"
+            )
+        try:
+            return self._stage(source, trusted_keys, allow_unsigned, exclude_roles, check_mode)
+        finally:
+            if not check_mode:
+                shutil.rmtree(source, ignore_errors=True)
+
+    def _stage(self, source, trusted_keys, allow_unsigned, exclude_roles, check_mode):
         exclude_roles = tuple(exclude_roles)
         trusted = self.read_trust() if trusted_keys is None else parse_trusted_keys(trusted_keys)
         manifest, blob = self.load_manifest(source)
@@ -402,12 +445,7 @@ class ReleaseStore:
             return False, before, rid
         if check_mode:
             return True, before, rid
-        tmp_link = os.path.join(self.models, f".current-{os.getpid()}")
-        with suppress(FileNotFoundError):
-            os.unlink(tmp_link)
-        os.symlink(os.path.join("releases", rid), tmp_link)
-        os.replace(tmp_link, self.current_link)
-        _fsync_dir(self.models)
+        self._point(CURRENT, rid)
         state = self.read_state()
         if previous is not None:
             state["previous"] = previous or None
@@ -417,6 +455,40 @@ class ReleaseStore:
         state["history"].append({"time": now_iso(), "action": reason, "release": rid, "from": before})
         self.write_state(state)
         return True, before, rid
+
+    # -- last good ---------------------------------------------------------------
+    def mark_good(self, rid=None, check_mode=False):
+        """Point ``last_good`` at ``rid`` (default: the current release), the release that passed
+        its gates; the sidecar serves it when ``current`` fails to load. Returns (changed, before, after).
+        """
+        rid = rid or self.current()
+        if not rid:
+            raise ReleaseError("no release is current and none was named: name the release that passed its gates")
+        before = self.last_good()
+        if not self.exists(rid):
+            if check_mode and before != rid:
+                return True, before, rid  # would be marked once the release is staged
+            raise ReleaseError(f"release {rid} is not staged under {self.releases}; available: {self.list_releases()}")
+        state = self.read_state()
+        if before == rid and state.get("last_good") == rid:
+            return False, before, rid
+        if check_mode:
+            return True, before, rid
+        self._point(LAST_GOOD, rid)
+        state["last_good"] = rid
+        state["history"].append({"time": now_iso(), "action": "good", "release": rid, "from": before})
+        self.write_state(state)
+        return True, before, rid
+
+    def commit(self, rid=None, keep=None, protect=(), check_mode=False):
+        """The release passed its gates: mark it good, then prune beyond ``keep`` when given.
+
+        Returns ``(changed, before, after, removed)``; ``before`` and ``after`` are ``last_good``.
+        """
+        changed, before, after = self.mark_good(rid, check_mode=check_mode)
+        # In check mode last_good is not written yet: the release to be marked is protected by name.
+        removed = self.prune(keep, protect=(*protect, after), check_mode=check_mode) if keep is not None else []
+        return changed or bool(removed), before, after, removed
 
     def rollback_target(self, state, named=None):
         if named:
@@ -428,9 +500,11 @@ class ReleaseStore:
 
     # -- prune ---------------------------------------------------------------
     def prune(self, keep, protect=(), check_mode=False):
-        """Remove the oldest releases beyond ``keep``; current, previous and ``protect`` are never removed."""
+        """Remove the oldest releases beyond ``keep``; current, previous, last good and ``protect`` are never removed."""
         state = self.read_state()
-        protected = {r for r in (self.current(), state.get("previous"), *protect) if r}
+        protected = {
+            r for r in (self.current(), state.get("previous"), self.last_good(), state["last_good"], *protect) if r
+        }
         staged = state.get("releases", {})
         candidates = [r for r in self.list_releases() if r not in protected]
         candidates.sort(key=lambda r: staged.get(r, {}).get("staged", ""), reverse=True)

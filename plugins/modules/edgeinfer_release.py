@@ -13,6 +13,7 @@ description:
   - Stages a release directory written by C(model_tools) into C(<root>/models/releases/<version>-<sha8>/),
     verifying the manifest's ed25519 signature against the trusted keys (O(trusted_keys), else the keys
     provisioned under C(<root>/trust/)), then every artifact's size and sha256 against C(manifest.json).
+    A symbolic link among the listed files is refused, as C(model_tools verify) refuses it.
     The copy is verified again before it is renamed into place.
   - A release is staged only when a trusted key signed it, unless O(allow_unsigned=true). The public keys
     come from the caller (the inventory), never from the release; the signature file is kept in the release
@@ -21,11 +22,14 @@ description:
     is the first 16 hex digits of the sha256 of the raw public key.
   - Switches C(<root>/models/current) to a release with an atomic rename of a relative symlink,
     so the sidecar (which mounts C(<root>/models) read-only) sees either the old or the new model, never a mix.
-  - Keeps a JSON state file C(<root>/state.json) with the current and previous release and a history.
+  - Records the last release that passed its gates (O(action=commit)) as C(<root>/models/last_good), a relative
+    symlink switched the same way as C(current), and as C(last_good) in the state file. The sidecar serves it
+    when C(current) fails to load or fails its golden self-check at start.
+  - Keeps a JSON state file C(<root>/state.json) with the current, previous and last good release and a history.
   - Holds a deploy lock C(<root>/deploy.lock) so that two deploys never overlap on one edge; a second deploy
     fails fast naming the holder and its start time. A stale lock can be broken explicitly.
   - Prunes old releases, keeping O(keep) and never removing the current, the previous (rollback target),
-    or any release named in O(protect).
+    the last good release, or any release named in O(protect).
 author:
   - EdgeInfer deploy contributors
 attributes:
@@ -37,12 +41,14 @@ attributes:
     support: partial
     details:
       - O(action=switch) and O(action=rollback) return the C(current) link before and after.
+      - O(action=commit) returns the C(last_good) link before and after.
       - O(action=trust) returns the trusted key ids before and after.
   idempotent:
     support: full
     details:
-      - Staging the same manifest again, switching to the release that is already current, or provisioning the keys
-        that are already trusted, reports C(changed=false).
+      - Staging the same manifest again, switching to the release that is already current, committing the release
+        that is already the last good one (with nothing to prune), or provisioning the keys that are already
+        trusted, reports C(changed=false).
 options:
   root:
     description: The edge's install root, for example C(/opt/edgeinfer).
@@ -55,10 +61,12 @@ options:
       - V(switch) makes O(release) current.
       - V(rollback) makes the previous release (or O(release)) current.
       - V(prune) removes old releases beyond O(keep).
+      - V(commit) records that O(release) (default the current release) passed its gates. C(<root>/models/last_good)
+        is switched to it and C(state.json) names it C(last_good); then, when O(keep) is given, it prunes as V(prune) does.
       - V(lock) and V(unlock) take and release the deploy lock.
       - V(trust) makes C(<root>/trust/) hold the keys of O(trusted_keys) and no others.
     type: str
-    choices: [info, stage, switch, rollback, prune, lock, unlock, trust]
+    choices: [info, stage, switch, rollback, prune, commit, lock, unlock, trust]
     default: info
   source:
     description: Directory on the edge that holds the transferred release (with C(manifest.json)). Needed by O(action=stage).
@@ -66,6 +74,7 @@ options:
   release:
     description:
       - Release id (C(<version>-<sha8>)) for O(action=switch); for O(action=rollback), a named target instead of the previous release.
+      - For O(action=commit), the release that passed its gates; the current release when omitted.
       - With O(action=info), the result says whether this release is staged.
     type: str
   trusted_keys:
@@ -85,6 +94,13 @@ options:
       - Without it such a release is refused, naming the fix. For test setups only.
     type: bool
     default: false
+  remove_source:
+    description:
+      - With O(action=stage), remove O(source) when the action ends, whether the release was staged, was staged
+        already, or was refused, so that a refused transfer leaves nothing on the edge. Nothing is removed in check mode.
+      - O(source) must then be a directory directly under C(<root>/staging/), where the deploy transfers releases.
+    type: bool
+    default: false
   exclude_roles:
     description:
       - Manifest roles that O(action=stage) neither requires nor copies, for files that stay on GPUSRV
@@ -93,11 +109,13 @@ options:
     elements: str
     default: []
   keep:
-    description: How many releases O(action=prune) keeps, the current and previous included.
+    description:
+      - How many releases O(action=prune) keeps, the current, previous and last good included; 3 when omitted.
+      - O(action=commit) prunes only when it is given.
+      - At least 2.
     type: int
-    default: 3
   protect:
-    description: Release ids O(action=prune) must never remove, in addition to the current and previous.
+    description: Release ids O(action=prune) and O(action=commit) must never remove, in addition to the current, previous and last good.
     type: list
     elements: str
     default: []
@@ -144,12 +162,13 @@ EXAMPLES = r"""
     action: trust
     trusted_keys: "{{ edgeinfer_trusted_keys }}"
 
-- name: Stage the transferred release, checking its signature against them
+- name: Stage the transferred release, checking its signature against them; remove the transfer either way
   edgeinfer.deploy.edgeinfer_release:
     root: /opt/edgeinfer
     action: stage
     source: /opt/edgeinfer/staging/incoming
     trusted_keys: "{{ edgeinfer_trusted_keys }}"
+    remove_source: true
   register: staged
 
 - name: Say which key signed it
@@ -161,6 +180,13 @@ EXAMPLES = r"""
     root: /opt/edgeinfer
     action: switch
     release: "{{ staged.release }}"
+
+- name: Its gates passed, so make it the last good release and keep three releases
+  edgeinfer.deploy.edgeinfer_release:
+    root: /opt/edgeinfer
+    action: commit
+    release: "{{ staged.release }}"
+    keep: 3
 
 - name: Roll back to the previous release
   edgeinfer.deploy.edgeinfer_release:
@@ -220,9 +246,15 @@ previous:
   description: The previous release (the rollback target) after the action.
   returned: always
   type: str
+last_good:
+  description: The last release that passed its gates (C(<root>/models/last_good)) after the action; null when none did.
+  returned: always
+  type: str
 before:
-  description: The current release before the action.
-  returned: action=switch or action=rollback
+  description:
+    - The current release before the action.
+    - With O(action=commit), the last good release before the action.
+  returned: action=switch, action=rollback or action=commit
   type: str
 releases:
   description: Release ids staged on the edge after the action.
@@ -244,7 +276,7 @@ known:
       key_id: 3f2a9c1d5e6b7a80
 removed:
   description: Release ids pruned; with O(action=trust), the key ids no longer trusted.
-  returned: action=prune, action=trust
+  returned: action=prune, action=commit, action=trust
   type: list
   elements: str
 lock:
@@ -268,6 +300,8 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.edgeinfer.deploy.plugins.module_utils._release import ReleaseError, ReleaseStore
 
+DEFAULT_KEEP = 3
+
 
 def run(module, store):
     p = module.params
@@ -280,6 +314,7 @@ def run(module, store):
             trusted_keys=p["trusted_keys"],
             allow_unsigned=p["allow_unsigned"],
             exclude_roles=p["exclude_roles"],
+            remove_source=p["remove_source"],
             check_mode=module.check_mode,
         )
         note = info.pop("note", None)
@@ -306,8 +341,16 @@ def run(module, store):
         if module._diff:
             result["diff"] = {"before": f"current -> {before}\n", "after": f"current -> {after}\n"}
     elif action == "prune":
-        removed = store.prune(p["keep"], protect=p["protect"], check_mode=module.check_mode)
+        keep = DEFAULT_KEEP if p["keep"] is None else p["keep"]
+        removed = store.prune(keep, protect=p["protect"], check_mode=module.check_mode)
         result.update(changed=bool(removed), removed=removed)
+    elif action == "commit":
+        changed, before, after, removed = store.commit(
+            p["release"], keep=p["keep"], protect=p["protect"], check_mode=module.check_mode
+        )
+        result.update(changed=changed, release=after, before=before, removed=removed)
+        if module._diff:
+            result["diff"] = {"before": f"last_good -> {before}\n", "after": f"last_good -> {after}\n"}
     elif action == "lock":
         changed, lock, broken = store.acquire(
             p["lock_holder"] or "unknown",
@@ -327,10 +370,17 @@ def run(module, store):
         result["release"] = p["release"]
 
     state = store.read_state() if os.path.isdir(store.root) else {"current": None, "previous": None, "releases": {}}
-    result.update(current=store.current(), previous=state.get("previous"), releases=store.list_releases())
+    result.update(
+        current=store.current(),
+        previous=state.get("previous"),
+        last_good=store.last_good(),
+        releases=store.list_releases(),
+    )
     result["known"] = {r: state["releases"][r] for r in result["releases"] if r in state.get("releases", {})}
     if module.check_mode and action in ("switch", "rollback") and result["changed"]:
         result.update(current=result["release"], previous=result["before"])
+    if module.check_mode and action == "commit":
+        result["last_good"] = result["release"]
     return result
 
 
@@ -341,14 +391,15 @@ def main():
             "action": {
                 "type": "str",
                 "default": "info",
-                "choices": ["info", "stage", "switch", "rollback", "prune", "lock", "unlock", "trust"],
+                "choices": ["info", "stage", "switch", "rollback", "prune", "commit", "lock", "unlock", "trust"],
             },
             "source": {"type": "path"},
             "release": {"type": "str"},
             "trusted_keys": {"type": "list", "elements": "str", "no_log": False},
             "allow_unsigned": {"type": "bool", "default": False},
+            "remove_source": {"type": "bool", "default": False},
             "exclude_roles": {"type": "list", "elements": "str", "default": []},
-            "keep": {"type": "int", "default": 3},
+            "keep": {"type": "int"},
             "protect": {"type": "list", "elements": "str", "default": []},
             "reason": {"type": "str", "default": "deploy"},
             "previous": {"type": "str"},
@@ -365,7 +416,7 @@ def main():
         ],
         supports_check_mode=True,
     )
-    if module.params["keep"] < 2:
+    if module.params["keep"] is not None and module.params["keep"] < 2:
         module.fail_json(
             msg=f"keep={module.params['keep']}: keep at least 2 releases, the current and its rollback target"
         )

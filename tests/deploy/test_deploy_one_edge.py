@@ -7,6 +7,7 @@ start from a serving edge (each deploys v1 first only if the edge is not serving
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -56,6 +57,9 @@ def test_fresh_deploy_then_the_same_deploy_changes_nothing(one_edge) -> None:
     assert record["gates"]["benchmark"]["passed"] is True
     edge_root = Path(deploy_bench.fleet.edges[0].root)
     assert (edge_root / "models" / "current").resolve().name == rel["release"]
+    # Its gates passed: it is the release a restarted sidecar falls back to.
+    assert os.readlink(edge_root / "models" / "last_good") == f"releases/{rel['release']}"
+    assert deploy_bench.state()["last_good"] == rel["release"]
 
     again = deploy_bench.deploy("v1", seed=1)
     assert again.rc == 0, again.explain()
@@ -89,12 +93,14 @@ def test_upgrade_under_load_has_zero_failed_requests_then_rollbacks(one_edge) ->
     assert load.versions == {"v1", "v2"}
     status, health = deploy_bench.health()
     assert (status, health["model_sha256"]) == (200, v2["digest"])
+    assert deploy_bench.state()["last_good"] == v2["release"]
 
     back = deploy_bench.playbook("rollback.yml", deploy_bench.base_vars)
     assert back.rc == 0, back.explain()
     status, health = deploy_bench.health()
     assert (status, health["model_sha256"]) == (200, v1["digest"])
     assert deploy_bench.last_record()["outcome"] == "rolled_back"
+    assert deploy_bench.state()["last_good"] == v1["release"]  # the rollback passed its gates
 
     named = deploy_bench.playbook("rollback.yml", dict(deploy_bench.base_vars, release=v2["release"]))
     assert named.rc == 0, named.explain()

@@ -164,6 +164,10 @@ class Matrix:
         link = self.root(edge) / "models" / "current"
         return Path(os.readlink(link)).name if link.is_symlink() else None
 
+    def last_good(self, edge: str) -> str | None:
+        link = self.root(edge) / "models" / "last_good"
+        return Path(os.readlink(link)).name if link.is_symlink() else None
+
     def record(self, edge: str, did: str) -> dict[str, Any]:
         """The controller's record of deploy ``did`` on ``edge``."""
         path = self.bench.records / edge / f"{did}.json"
@@ -201,8 +205,8 @@ class Matrix:
         self.serving[edge] = release
 
     def assert_fleet(self, before: dict[str, Snapshot] | None = None) -> None:
-        """Every edge serves the gate-passed model it should, its previous release is intact,
-        no deploy lock is left."""
+        """Every edge serves the gate-passed model it should, which is its last good release, its
+        previous release is intact, no deploy lock is left."""
         for edge in self.edges:
             want = self.serving[edge]
             status, health = self.bench.health(edge)
@@ -212,6 +216,8 @@ class Matrix:
                 health,
             )
             assert self.current(edge) == want["release"], edge
+            # What it serves passed its gates there last: a restarted sidecar falls back to it.
+            assert self.last_good(edge) == want["release"], edge
             keep = {want["release"]}
             if before and before[edge].current:
                 keep.add(before[edge].current)

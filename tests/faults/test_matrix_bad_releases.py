@@ -49,6 +49,7 @@ def test_01_artifact_corrupted_in_transit_on_one_host(matrix: Matrix) -> None:
     assert "[x] SSH access confirmed" in log and "[x] Free disk checked" in log, log
     assert "[ ] Artifacts copied and verified" in log, log
     assert "Outcome: rolled_back" in log and "Production ready: No (rolled_back)" in log, log
+    assert not (matrix.root("edge-2") / "staging" / bad["release"]).exists(), "the refused transfer was left"
     matrix.assert_fleet(before)
 
 

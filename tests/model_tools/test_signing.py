@@ -8,9 +8,9 @@ import stat
 
 import pytest
 
-from edgeinfer_contract import FILES, key_id, sign
+from edgeinfer_contract import FILES, key_id, sign, symlink_problem
 from model_tools.cli import main
-from model_tools.errors import SignatureError
+from model_tools.errors import InputError, SignatureError
 from model_tools.signing import keygen, verify_release, write_manifest
 
 
@@ -77,13 +77,33 @@ def test_a_signed_entry_escaping_the_directory_is_refused(rel, keys, name):
         verify_release(rel, keys[1])
 
 
-def test_a_symlink_leaving_the_directory_is_refused(rel, keys, tmp_path):
-    outside = tmp_path / "outside.onnx"
-    shutil.copyfile(rel / FILES["onnx"], outside)
+@pytest.mark.parametrize("where", ["outside", "inside"])
+def test_a_symlinked_file_is_refused_wherever_it_points(rel, keys, tmp_path, where):
+    target = tmp_path / "outside.onnx" if where == "outside" else rel / "copy.onnx"
+    shutil.copyfile(rel / FILES["onnx"], target)
     (rel / FILES["onnx"]).unlink()
-    (rel / FILES["onnx"]).symlink_to(outside)
-    with pytest.raises(SignatureError, match="outside the release directory"):
+    (rel / FILES["onnx"]).symlink_to(target)
+    with pytest.raises(SignatureError, match="model.onnx: a symbolic link") as exc:
         verify_release(rel, keys[1])
+    assert exc.value.details["problems"] == [f"model.onnx: {symlink_problem(rel, 'model.onnx')}"]
+
+
+def test_manifest_refuses_to_list_a_symlink(tmp_path, release):
+    d = tmp_path / "d"
+    d.mkdir()
+    shutil.copyfile(release[0] / FILES["onnx"], tmp_path / "elsewhere.onnx")
+    (d / FILES["onnx"]).symlink_to(tmp_path / "elsewhere.onnx")
+    with pytest.raises(InputError, match="model.onnx: a symbolic link"):
+        write_manifest(d, "1.0.0")
+    assert not (d / FILES["manifest"]).exists()
+
+
+def test_manifest_lists_motif_prototypes_with_their_role(tmp_path, release):
+    d = tmp_path / "d"
+    shutil.copytree(release[0], d)
+    (d / FILES["motif_prototypes"]).write_text(json.dumps({"prototypes": [[0.0] * 64]}))
+    roles = {f["name"]: f["role"] for f in write_manifest(d, "1.0.0")["files"]}
+    assert roles[FILES["motif_prototypes"]] == "motif_prototypes"
 
 
 def test_manifest_command_signs_a_directory(tmp_path, keys, release):

@@ -92,6 +92,7 @@ def test_the_issue_s_alerts_are_all_there():
         "EdgeInferErrorRateHigh",
         "EdgeInferSidecarDown",
         "EdgeInferNoModelServing",
+        "EdgeInferServingLastGood",
         "EdgeInferReloadFailed",
         "EdgeInferNonFiniteOutputs",
         "EdgeInferHailoFallback",

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from ansible_collections.edgeinfer.deploy.plugins.module_utils._release import ReleaseError, ReleaseStore, release_id
+from edgeinfer_contract import sha256_file, symlink_problem
 from tests.plugins.conftest import make_release, new_keypair
 
 # The releases of these tests are signed, as a build signs them, by a key the edge trusts
@@ -151,3 +152,89 @@ def test_release_id_is_a_safe_directory_name(version: str, ok: bool) -> None:
     else:
         with pytest.raises(ReleaseError):
             release_id(version, "ab" * 32)
+
+
+# -- load only what was verified: symbolic links, and the transfer a refusal leaves ----------------
+
+
+@pytest.mark.parametrize("where", ["outside", "inside"])
+def test_a_symlinked_artifact_is_refused_as_model_tools_verify_refuses_it(
+    store: ReleaseStore, tmp_path: Path, where: str
+) -> None:
+    """The link's target has the listed bytes, so size and sha256 match: the link itself is refused,
+    with the message model_tools verify gives (one rule, in edgeinfer_contract)."""
+    from model_tools.errors import SignatureError
+    from model_tools.signing import verify_release
+
+    src = tmp_path / "linked"
+    make_release(src, "v1", b"one", private_pem=PRIVATE)
+    config = src / "model_config.json"
+    target = tmp_path / "outside.json" if where == "outside" else src / "copy_of_config.json"
+    target.write_bytes(config.read_bytes())
+    config.unlink()
+    config.symlink_to(target)
+    problem = f"model_config.json: {symlink_problem(src, 'model_config.json')}"
+    assert "symbolic link" in problem
+
+    with pytest.raises(ReleaseError) as edge:
+        store.stage(src, trusted_keys=[PUBLIC])
+    assert edge.value.details["problems"] == [problem]
+    assert store.list_releases() == []
+
+    public = tmp_path / "key.pub"
+    public.write_bytes(PUBLIC)
+    with pytest.raises(SignatureError) as gpusrv:
+        verify_release(src, public)
+    assert gpusrv.value.details["problems"] == [problem]
+
+
+def test_a_link_to_a_directory_above_a_listed_file_is_refused(store: ReleaseStore, tmp_path: Path) -> None:
+    src = tmp_path / "nested"
+    make_release(src, "v1", b"one")
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "extra.bin").write_bytes(b"x")
+    (src / "sub").symlink_to(tmp_path / "elsewhere")
+    manifest = json.loads((src / "manifest.json").read_text())
+    manifest["files"].append(
+        {"name": "sub/extra.bin", "size": 1, "sha256": sha256_file(src / "sub/extra.bin"), "role": "extra"}
+    )
+    (src / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ReleaseError, match=r"sub/extra\.bin: under sub, a symbolic link"):
+        store.stage(src, allow_unsigned=True)
+
+
+def transfer(store: ReleaseStore, name: str, payload: bytes = b"one") -> Path:
+    """A release unpacked where the deploy transfers it: <root>/staging/<release>."""
+    src = Path(store.staging) / name
+    make_release(src, "v1", payload, private_pem=PRIVATE)
+    return src
+
+
+def test_a_refused_transfer_is_removed_from_the_edge(store: ReleaseStore) -> None:
+    src = transfer(store, "v1-refused")
+    (src / "model.onnx").write_bytes(b"changed in transit")
+    with pytest.raises(ReleaseError, match="model.onnx: size"):
+        store.stage(src, trusted_keys=[PUBLIC], remove_source=True)
+    assert not src.exists()
+    assert os.listdir(store.staging) == [] and store.list_releases() == []
+
+
+def test_a_staged_transfer_is_removed_and_check_mode_removes_nothing(store: ReleaseStore) -> None:
+    src = transfer(store, "v1-ok")
+    assert store.stage(src, trusted_keys=[PUBLIC], remove_source=True, check_mode=True)[0] is True
+    assert src.is_dir()
+    changed, info = store.stage(src, trusted_keys=[PUBLIC], remove_source=True)
+    assert changed and store.list_releases() == [info["release"]]
+    assert os.listdir(store.staging) == []
+    # The same release transferred again (a redeploy after a lost connection): found staged, removed.
+    again = transfer(store, "v1-again")
+    assert store.stage(again, trusted_keys=[PUBLIC], remove_source=True)[0] is False
+    assert not again.exists()
+
+
+def test_remove_source_takes_only_a_transfer_directory_under_staging(store: ReleaseStore, tmp_path: Path) -> None:
+    src = tmp_path / "mine"
+    make_release(src, "v1", b"one", private_pem=PRIVATE)
+    with pytest.raises(ReleaseError, match="not a transfer directory directly under"):
+        store.stage(src, trusted_keys=[PUBLIC], remove_source=True)
+    assert (src / "manifest.json").is_file() and store.list_releases() == []

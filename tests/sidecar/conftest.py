@@ -110,13 +110,13 @@ def rewrite_manifest(release: Path) -> None:
     (release / "manifest.json").write_bytes(Manifest.build(release, roles, old.model_version).to_bytes())
 
 
-def point_current(models: Path, release: Path) -> None:
-    """Switch models/current atomically to a release, as the deploy role does."""
-    tmp = models / ".current.tmp"
+def point_current(models: Path, release: Path, link: str = "current") -> None:
+    """Switch models/current (or models/<link>) atomically to a release, as the deploy role does."""
+    tmp = models / f".{link}.tmp"
     if tmp.is_symlink():
         tmp.unlink()
     tmp.symlink_to(os.path.relpath(release, models))
-    os.replace(tmp, models / "current")
+    os.replace(tmp, models / link)
 
 
 def free_port() -> int:

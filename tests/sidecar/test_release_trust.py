@@ -83,6 +83,16 @@ def test_a_listed_file_that_changed_after_the_manifest_is_refused(release, name)
         load(release)
 
 
+@pytest.mark.parametrize("name", ["model_batch.onnx", "golden.json"])
+def test_a_listed_file_that_is_a_symbolic_link_is_refused(release, tmp_path, name):
+    """The link's target has the listed bytes: the link itself is refused, as the edge and model_tools refuse it."""
+    target = tmp_path / f"elsewhere-{name}"
+    (release / name).rename(target)
+    (release / name).symlink_to(target)
+    with pytest.raises(ReleaseError, match=f"do not match manifest.json: {name}: a symbolic link"):
+        load(release)
+
+
 @pytest.mark.parametrize("name", ["model_config.json", "golden.json"])
 def test_a_config_or_golden_set_the_manifest_does_not_list_is_refused(release, name):
     roles = {f.name: f.role for f in Manifest.load(release / "manifest.json").files if f.name != name}
