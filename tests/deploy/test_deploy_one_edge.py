@@ -76,9 +76,9 @@ def test_rollback_to_a_release_that_is_not_staged_names_what_is(one_edge) -> Non
     assert deploy_bench.health()[1]["model_version"] == "v1"
 
 
-def test_upgrade_under_load_has_zero_failed_requests_then_rollbacks(one_edge) -> None:
+def test_upgrade_under_load_has_zero_failed_requests(one_edge) -> None:
     deploy_bench = one_edge
-    v1 = serving_v1(deploy_bench)
+    serving_v1(deploy_bench)
     window = [[0.1 * (i % 7), 0.0, 9.8, 0.0, 0.0, 0.0, 20.0, -8.0, 40.0] for i in range(100)]
     body = json.dumps({"imu_window": window}).encode()
     port = deploy_bench.fleet.edges[0].sidecar_port
@@ -94,6 +94,14 @@ def test_upgrade_under_load_has_zero_failed_requests_then_rollbacks(one_edge) ->
     status, health = deploy_bench.health()
     assert (status, health["model_sha256"]) == (200, v2["digest"])
     assert deploy_bench.state()["last_good"] == v2["release"]
+
+
+def test_rollback_to_the_previous_then_to_a_named_release(one_edge) -> None:
+    """After the upgrade above: back to v1 (the previous release), then forward to v2 by name."""
+    deploy_bench = one_edge
+    v1, v2 = deploy_bench.release_of("v1"), deploy_bench.release_of("v2")
+    state = deploy_bench.state()
+    assert (state["current"], state["previous"]) == (v2["release"], v1["release"]), "this case follows the upgrade"
 
     back = deploy_bench.playbook("rollback.yml", deploy_bench.base_vars)
     assert back.rc == 0, back.explain()

@@ -133,6 +133,7 @@ class Matrix:
 
     bench: DeployBench
     serving: dict[str, dict[str, Any]] = field(default_factory=dict)  # edge -> release description
+    notes: dict[str, Any] = field(default_factory=dict)  # what one case leaves for the next
 
     @property
     def edges(self) -> list[str]:

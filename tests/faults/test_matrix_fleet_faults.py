@@ -279,12 +279,23 @@ def test_deploy_to_all_three_succeeds(matrix: Matrix) -> None:
     matrix.assert_fleet(before)
 
 
-def test_through_ansible_runner_the_same_deploy_changes_nothing_another_lands_and_rolls_back(
+def runner_env(monkeypatch) -> dict[str, str]:
+    bin_dir = Path(sys.executable).parent
+    env = {"ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}"}
+    monkeypatch.setenv("PATH", env["PATH"])  # ansible-runner looks ansible-playbook up on its own PATH
+    return env
+
+
+# The runner is what these two cases test, not the batches (test_deploy_to_all_three_succeeds
+# does): all three edges in one batch.
+ONE_BATCH = {"edgeinfer_serial": ["100%"]}
+
+
+def test_through_ansible_runner_the_same_deploy_changes_nothing_and_another_lands(
     matrix: Matrix, tmp_path: Path, monkeypatch
 ) -> None:
     """As AWX runs them: the release the fleet serves deployed again through ansible-runner's
-    Python API (nothing changes), the other release through the same API, then a rollback
-    through its CLI with the inputs in the private data dir as AWX lays them out. The outcome
+    Python API (nothing changes), then the other release through the same API. The outcome
     is read where AWX reads it: the job events and the artifacts directory."""
     import ansible_runner
 
@@ -296,9 +307,7 @@ def test_through_ansible_runner_the_same_deploy_changes_nothing_another_lands_an
     before = matrix.snapshot()
     was = dict(matrix.serving)
     files = {e: edge_files(matrix, e) for e in matrix.edges}
-    bin_dir = Path(sys.executable).parent
-    env = {"ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}"}
-    monkeypatch.setenv("PATH", env["PATH"])  # ansible-runner looks ansible-playbook up on its own PATH
+    env = runner_env(monkeypatch)
     pdd = tmp_path / "runner"
     pdd.mkdir()
     outcomes = []
@@ -308,7 +317,7 @@ def test_through_ansible_runner_the_same_deploy_changes_nothing_another_lands_an
             project_dir=str(REPO),
             playbook="playbooks/deploy.yml",
             inventory=[str(p) for p in matrix.bench.inventory],
-            extravars=base(matrix, version, seeds[version]),
+            extravars=base(matrix, version, seeds[version], **ONE_BATCH),
             envvars=env,
             ident=ident,
             quiet=True,
@@ -344,10 +353,27 @@ def test_through_ansible_runner_the_same_deploy_changes_nothing_another_lands_an
                 matrix.landed(edge, records[edge], release)
     assert outcomes == [dict.fromkeys(matrix.edges, "unchanged"), dict.fromkeys(matrix.edges, "deployed")]
     matrix.assert_fleet(before)
+    # What the rollback case below goes back to.
+    matrix.notes["before_runner"] = {"serving": was, "deployed": other, "seed": seeds[other]}
+
+
+def test_a_rollback_through_the_ansible_runner_cli_restores_what_served_before(
+    matrix: Matrix, tmp_path: Path, monkeypatch
+) -> None:
+    """The rollback through ansible-runner's CLI, its inputs in the private data dir as AWX
+    lays them out, after the runner's deploy above."""
+    assert "before_runner" in matrix.notes, "this case follows the runner's deploy case"
+    noted = matrix.notes["before_runner"]
+    was, other = noted["serving"], noted["deployed"]
+    before = matrix.snapshot()
+    env = runner_env(monkeypatch)
+    bin_dir = Path(sys.executable).parent
+    pdd = tmp_path / "runner"
+    pdd.mkdir()
 
     # -- the rollback through the CLI: back to what each edge served before
     (pdd / "env").mkdir(exist_ok=True)
-    (pdd / "env" / "extravars").write_text(yaml.safe_dump(base(matrix, other, seeds[other])))
+    (pdd / "env" / "extravars").write_text(yaml.safe_dump(base(matrix, other, noted["seed"], **ONE_BATCH)))
     (pdd / "env" / "envvars").write_text(yaml.safe_dump(env))
     cli = [str(bin_dir / "ansible-runner"), "run", str(pdd), "--project-dir", str(REPO)]
     # The rollback play runs on the edges alone: the fleet's inventory is enough.
