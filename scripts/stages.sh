@@ -9,13 +9,13 @@ names=()
 times=()
 results=()
 table() {
-  printf '\n%-14s %9s  %s\n' "stage" "wall (s)" "result"
+  printf '\n%-20s %9s  %s\n' "stage" "wall (s)" "result"
   local total=0
   for i in "${!names[@]}"; do
-    printf '%-14s %9d  %s\n' "${names[$i]}" "${times[$i]}" "${results[$i]}"
+    printf '%-20s %9d  %s\n' "${names[$i]}" "${times[$i]}" "${results[$i]}"
     total=$((total + times[i]))
   done
-  printf '%-14s %9d  (%dm%02ds)\n' "total" "$total" $((total / 60)) $((total % 60))
+  printf '%-20s %9d  (%dm%02ds)\n' "total" "$total" $((total / 60)) $((total % 60))
 }
 
 for stage in "$@"; do
