@@ -101,3 +101,24 @@ def test_the_sidecar_image_context_holds_only_its_code() -> None:
     assert "Dockerfile" in names and "requirements.txt" in names
     code = [n for n in names if n not in ("Dockerfile", "requirements.txt")]
     assert code and all(n.split("/")[0] in ("edgeinfer_contract", "sidecar") and n.endswith(".py") for n in code), code
+
+
+def test_galaxy_dependencies_are_the_collections_the_collection_names() -> None:
+    """galaxy.yml depends on exactly the collections its roles, playbooks and plugins call by FQCN."""
+    import re
+
+    import yaml
+
+    own = "edgeinfer.deploy"
+    named: set[str] = set()
+    for top in ("roles", "playbooks", "plugins"):
+        for path in (REPO / top).rglob("*"):
+            if path.suffix in (".yml", ".yaml", ".py", ".j2") and path.is_file():
+                for ns, coll in re.findall(r"\b([a-z_]+)\.([a-z_]+)\.[a-z0-9_]+\b", path.read_text()):
+                    name = f"{ns}.{coll}"
+                    if ns not in ("ansible", "edgeinfer") or name == "ansible.posix":
+                        named.add(name)
+    named.discard(own)
+    known = {"community.docker", "community.general", "ansible.posix", "awx.awx", "ansible.utils"}
+    galaxy = yaml.safe_load((REPO / "galaxy.yml").read_text())
+    assert set(galaxy["dependencies"]) == named & known, (sorted(galaxy["dependencies"]), sorted(named & known))
