@@ -101,6 +101,16 @@ def _every(n: int, most: int) -> int:
     return max(1, math.ceil(n / most))
 
 
+def plain_ms_log_axis(ax: Any) -> None:
+    """A log latency axis labelled in plain milliseconds (1, 2, 5, 10, ...), not as powers of ten."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    ax.set_yscale("log")
+    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+
+
 def draw_plots(report: dict[str, Any], phases: dict[str, lg.LoadResult], out: Path) -> list[Path]:
     import matplotlib
 
@@ -129,18 +139,33 @@ def draw_plots(report: dict[str, Any], phases: dict[str, lg.LoadResult], out: Pa
         bad = [(x, y) for x, y, g in zip(xs, ys, ok, strict=True) if not g]
         if bad:
             ax.scatter(*zip(*bad, strict=True), s=6, color="red", label="failed request")
+        # The per-second lines over whole seconds only: the phase's last, partial second holds
+        # its stragglers, whose percentiles are not a second's worth; they are marked apart.
         tl = ph.timeline()
-        ax.plot([b["t_s"] + 0.5 for b in tl], [b["p50_ms"] for b in tl], color="black", lw=1.2, label="p50 per second")
+        full = [b for b in tl if not b["partial"]]
         ax.plot(
-            [b["t_s"] + 0.5 for b in tl],
-            [b["p99_ms"] for b in tl],
+            [b["t_s"] + 0.5 for b in full], [b["p50_ms"] for b in full], color="black", lw=1.2, label="p50 per second"
+        )
+        ax.plot(
+            [b["t_s"] + 0.5 for b in full],
+            [b["p99_ms"] for b in full],
             color="black",
             lw=1.2,
             ls="--",
             label="p99 per second",
         )
+        part = [b for b in tl if b["partial"] and b["requests"]]
+        if part:
+            ax.plot(
+                [b["t_s"] + b["seconds"] / 2 for b in part] * 2,
+                [b["p50_ms"] for b in part] + [b["p99_ms"] for b in part],
+                "o",
+                mfc="none",
+                color="black",
+                label="p50, p99 of the last, partial second",
+            )
         ax.axhline(targets["p95_ms"], color="grey", lw=0.8, ls=":", label=f"p95 target {targets['p95_ms']:g} ms")
-        ax.set_yscale("log")
+        plain_ms_log_axis(ax)
         title = f"closed loop, {ph.concurrency} connections" if name == "closed" else f"open loop, {ph.rate:g} req/s"
         ax.set_title(title)
         ax.set_ylabel("latency (ms)")

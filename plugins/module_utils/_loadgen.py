@@ -304,10 +304,16 @@ class LoadResult:
         return self.successes / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
     def timeline(self) -> list[dict[str, Any]]:
-        """Per second of the phase: completions, failures, p50/p99/max of what completed then."""
+        """Per second of the phase: completions, failures, p50/p99/max of what completed then.
+
+        ``seconds`` is how much of that second the phase covered. The last one is often
+        ``partial`` (under 0.9 s covered): its figures are not a second's worth (fewer requests,
+        and percentiles of the last stragglers), so plots draw it apart.
+        """
         if not self.completed_at_s:
             return []
         nbins = int(max(self.completed_at_s)) + 1
+        end = max(self.elapsed_s, max(self.completed_at_s))
         lat: list[list[float]] = [[] for _ in range(nbins)]
         bad = [0] * nbins
         for j, t in enumerate(self.completed_at_s):
@@ -318,9 +324,12 @@ class LoadResult:
         out = []
         for i in range(nbins):
             s = sorted(lat[i])
+            covered = round(min(1.0, max(0.0, end - i)), 3)
             out.append(
                 {
                     "t_s": i,
+                    "seconds": covered,
+                    "partial": covered < 0.9,
                     "requests": len(s),
                     "failures": bad[i],
                     "p50_ms": _r(percentile(s, 50)),

@@ -287,3 +287,31 @@ def test_synthetic_window_is_deterministic_raw_units():
     assert w == lg.synthetic_window() and len(w) == 100 and all(len(r) == 9 for r in w)
     az = [r[2] for r in w]
     assert 5 < sum(az) / len(az) < 15  # gravity on z, in m/s^2: raw, not normalized
+
+
+def test_the_last_partial_second_of_a_timeline_is_marked() -> None:
+    res = lg.LoadResult("open", 4, 10.0, 2.5, elapsed_s=2.5)
+    res.completed_at_s = [0.1, 0.9, 1.2, 1.8, 2.2, 2.4]
+    res.latencies_ms = [1.0, 1.0, 2.0, 2.0, 9.0, 9.0]
+    res.ok = [True] * 6
+    tl = res.timeline()
+    assert [(b["t_s"], b["seconds"], b["partial"]) for b in tl] == [(0, 1.0, False), (1, 1.0, False), (2, 0.5, True)]
+    assert sum(b["requests"] for b in tl) == 6
+
+
+def test_the_latency_axis_is_labelled_in_plain_milliseconds() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from edgeinfer_validate.report import plain_ms_log_axis
+
+    fig, ax = plt.subplots()
+    ax.plot([0, 1, 2], [0.8, 3.0, 40.0])
+    plain_ms_log_axis(ax)
+    fig.canvas.draw()
+    labels = [t.get_text() for t in ax.get_yticklabels() if t.get_text()]
+    plt.close(fig)
+    assert labels and all("10^" not in t and "times" not in t and "$" not in t for t in labels), labels
+    assert {"1", "2", "5", "10", "20"} <= set(labels), labels
