@@ -51,8 +51,11 @@ __all__ = [
     "ModelConfig",
     "Normalization",
     "OUTPUT_NAME",
+    "QUALITY_FLOORS",
     "WINDOW",
     "embedding_stamp",
+    "quality_floor",
+    "serving_precision",
     "sha256_file",
     "symlink_problem",
 ]
@@ -336,6 +339,28 @@ def cosine(a: Sequence[float], b: Sequence[float]) -> float:
     if not (math.isfinite(dot) and math.isfinite(na) and math.isfinite(nb)) or na == 0 or nb == 0:
         return -1.0
     return dot / (na * nb)
+
+
+# The quality floor of each way of serving: the least cosine similarity, on every golden
+# window, between what the edge computes and golden.json's reference embeddings. The
+# sidecar's self-check, the deploy's golden gate and the build's INT8 checks all ask here.
+# INT8 (ONNX Runtime's static quantization or the Hailo-8) carries a quantization error
+# that fp32 does not, so its floor is lower.
+QUALITY_FLOORS: Mapping[str, float] = {"fp32": 0.999, "int8": 0.98, "hailo": 0.98}
+
+
+def serving_precision(backend: str, served_file: str = "") -> str:
+    """The row of QUALITY_FLOORS for a backend (``onnxruntime`` or ``hailo``) serving ``served_file``."""
+    if backend == "hailo":
+        return "hailo"
+    if backend != "onnxruntime":
+        raise ContractError("backend", f"expected onnxruntime or hailo, got {backend!r}")
+    return "int8" if "int8" in PurePosixPath(served_file).name else "fp32"
+
+
+def quality_floor(backend: str, served_file: str = "") -> float:
+    """The golden-set floor of a backend serving ``served_file`` (see QUALITY_FLOORS)."""
+    return QUALITY_FLOORS[serving_precision(backend, served_file)]
 
 
 def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:

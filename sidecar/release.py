@@ -20,6 +20,7 @@ from edgeinfer_contract import (
     Manifest,
     ModelConfig,
     cosine,
+    quality_floor,
 )
 
 from .backends import (
@@ -34,8 +35,6 @@ from .backends import (
 )
 from .config import Settings
 
-# Self-check floors when EDGEINFER_GOLDEN_MIN_COSINE is not set.
-MIN_COSINE = {"fp32": 0.999, "int8": 0.98, "hailo": 0.98}
 
 
 class ReleaseError(RuntimeError):
@@ -297,10 +296,8 @@ def self_check(model: Model, golden: GoldenSet, settings: Settings, onnx_name: s
     """Run every golden window through the backend; refuse the model below the cosine floor."""
     if settings.golden_min_cosine is not None:
         floor = settings.golden_min_cosine
-    elif model.backend_name == "hailo":
-        floor = MIN_COSINE["hailo"]
     else:
-        floor = MIN_COSINE["int8" if "int8" in onnx_name else "fp32"]
+        floor = quality_floor(model.backend_name, onnx_name)
     raw = np.asarray(golden.windows, dtype=np.float32)
     t0 = time.perf_counter()
     try:

@@ -167,3 +167,15 @@ def test_cosine(a: list[float], b: list[float], expected: float) -> None:
 
 def test_cosine_of_nan_is_a_miss() -> None:
     assert cosine([float("nan"), 1.0], [1.0, 1.0]) == -1.0
+
+
+def test_quality_floor_is_one_table_by_serving_precision():
+    from edgeinfer_contract import QUALITY_FLOORS, ContractError, quality_floor, serving_precision
+
+    assert serving_precision("onnxruntime", "model.onnx") == "fp32"
+    assert serving_precision("onnxruntime", "releases/v1/model_int8.onnx") == "int8"
+    assert serving_precision("hailo", "model.hef") == "hailo"
+    assert quality_floor("onnxruntime", "model_batch.onnx") == QUALITY_FLOORS["fp32"]
+    assert quality_floor("hailo") == QUALITY_FLOORS["hailo"] < QUALITY_FLOORS["fp32"]
+    with pytest.raises(ContractError, match="backend"):
+        quality_floor("tensorrt")
