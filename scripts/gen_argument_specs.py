@@ -16,10 +16,10 @@ import yaml
 ROLE = Path(__file__).resolve().parents[1] / "roles" / "edgeinfer"
 
 # What the comments cannot say: types wider than the default's, and the allowed values.
-RAW = ("edgeinfer_sidecar_port", "edgeinfer_transfer_direct_port", "edgeinfer_hailo_gid", "edgeinfer_sidecar_min_cosine",
+RAW = ("edgeinfer_sidecar_port", "edgeinfer_transfer_direct_port", "edgeinfer_hailo_gid", "edgeinfer_sidecar_min_cosine", "edgeinfer_golden_min_cosine",
        "edgeinfer_healthcheck_interval")  # fmt: skip
 FLOAT = ("edgeinfer_benchmark_warmup", "edgeinfer_benchmark_p95_ms", "edgeinfer_benchmark_min_rps",
-         "edgeinfer_benchmark_max_memory_mb", "edgeinfer_benchmark_duration", "edgeinfer_golden_min_cosine",
+         "edgeinfer_benchmark_max_memory_mb", "edgeinfer_benchmark_duration",
          "edgeinfer_benchmark_min_success_rate", "edgeinfer_health_timeout")  # fmt: skip
 CHOICES = {
     "edgeinfer_backend": ["auto", "onnxruntime", "hailo"],

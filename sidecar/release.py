@@ -36,7 +36,6 @@ from .backends import (
 from .config import Settings
 
 
-
 class ReleaseError(RuntimeError):
     """The release cannot be served; the message says why."""
 

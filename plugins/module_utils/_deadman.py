@@ -180,8 +180,17 @@ class Watcher:
         return {"compose": {"cmd": cmd, "rc": proc.returncode, "stderr": proc.stderr[-2000:]}}
 
     def _apply(self, compose_dir, env_path, restart):
+        out = {}
         if restart:
-            return self._compose(compose_dir, ["up", "-d", "--wait", "--wait-timeout", "90"])
+            # Compose recreates the container only when its configuration changed; the reload below
+            # then makes a container that compose left running serve the reverted release.
+            out = self._compose(compose_dir, ["up", "-d", "--wait", "--wait-timeout", "90"])
+            if out["compose"]["rc"] != 0:
+                return out
+        out.update(self._reload(compose_dir, env_path))
+        return out
+
+    def _reload(self, compose_dir, env_path):
         env = read_env(env_path)
         try:
             with open(os.path.join(compose_dir, "admin_token")) as fh:

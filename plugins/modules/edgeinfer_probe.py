@@ -12,8 +12,12 @@ version_added: 0.1.0
 description:
   - Polls C(/healthz) until it answers 200 for the expected model (version, sha256, embedding stamp), or O(timeout) passes.
   - Then replays the release's golden set through C(/encode) and compares each embedding with the
-    PyTorch reference by cosine similarity; fails when the minimum is below O(min_cosine).
-  - A gate of outputs, not of process liveness: a sidecar that is up but answers wrong numbers fails here.
+    PyTorch reference by cosine similarity; fails when the minimum is below the floor, which is O(min_cosine) when
+    given, else the quality floor of the backend C(/healthz) says serves (fp32 ONNX 0.999, INT8 ONNX and Hailo-8 0.98,
+    one table, C(QUALITY_FLOORS) in the release contract), so a real INT8 result is judged by the INT8 floor.
+  - With O(expect_backend), a sidecar that serves on another backend (a Hailo edge that fell back to the CPU)
+    fails the gate, naming the reason the sidecar gives.
+  - A gate of outputs, not of process liveness; a sidecar that is up but answers wrong numbers fails here.
 author:
   - EdgeInfer deploy contributors
 attributes:
@@ -51,9 +55,15 @@ options:
     type: int
     default: 0
   min_cosine:
-    description: The lowest cosine similarity to the reference any golden window may have.
+    description:
+      - The lowest cosine similarity to the reference any golden window may have.
+      - Without it, the quality floor of the backend and file C(/healthz) reports (see the description).
     type: float
-    default: 0.999
+  expect_backend:
+    description:
+      - The backend C(/healthz) must report (V(hailo) or V(onnxruntime)); without it, any.
+    type: str
+    choices: [hailo, onnxruntime]
   fail_on_gate:
     description: Fail the task when a gate misses; with V(false) the figures are returned and C(passed) says.
     type: bool
@@ -69,8 +79,13 @@ EXAMPLES = r"""
     expect_version: v72pct
     expect_sha256: "{{ staged.digest }}"
     golden: /opt/edgeinfer/models/current/golden.json
-    min_cosine: 0.999
   register: gate
+
+- name: Gate a Hailo edge, which must not serve on the CPU
+  edgeinfer.deploy.edgeinfer_probe:
+    url: http://127.0.0.1:9000
+    golden: /opt/edgeinfer/models/current/golden.json
+    expect_backend: hailo
 """
 
 RETURN = r"""
@@ -94,6 +109,17 @@ health:
   description: The last C(/healthz) body.
   returned: always
   type: dict
+floor:
+  description: The golden floor applied, and where it came from.
+  returned: when O(golden) is given and the sidecar was healthy
+  type: dict
+  contains:
+    min_cosine:
+      description: The floor.
+      type: float
+    source:
+      description: V(min_cosine) when the option set it, else the serving precision (V(fp32), V(int8), V(hailo)).
+      type: str
 golden:
   description: The golden replay figures.
   returned: when O(golden) is given and the sidecar was healthy
@@ -121,7 +147,11 @@ golden:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.edgeinfer.deploy.plugins.module_utils._contract import ContractError
+from ansible_collections.edgeinfer.deploy.plugins.module_utils._contract import (
+    QUALITY_FLOORS,
+    ContractError,
+    serving_precision,
+)
 from ansible_collections.edgeinfer.deploy.plugins.module_utils._probe import golden_gate, load_golden, wait_healthy
 
 
@@ -135,7 +165,8 @@ def main():
             "expect_stamp": {"type": "str"},
             "golden": {"type": "path"},
             "golden_limit": {"type": "int", "default": 0},
-            "min_cosine": {"type": "float", "default": 0.999},
+            "min_cosine": {"type": "float"},
+            "expect_backend": {"type": "str", "choices": ["hailo", "onnxruntime"]},
             "fail_on_gate": {"type": "bool", "default": True},
         },
         supports_check_mode=True,
@@ -144,7 +175,7 @@ def main():
     base = p["url"].rstrip("/")
     if not base.startswith(("http://", "https://")):
         module.fail_json(msg=f"url={p['url']!r}: expected http://host:port")
-    if not -1.0 <= p["min_cosine"] <= 1.0:
+    if p["min_cosine"] is not None and not -1.0 <= p["min_cosine"] <= 1.0:
         module.fail_json(
             msg=f"min_cosine={p['min_cosine']}: a cosine similarity lies in [-1, 1]; 0.999 is a usual floor"
         )
@@ -164,14 +195,31 @@ def main():
     )
     result = {"changed": False, "healthy": ok, "reason": reason, "duration": duration, "health": body or {}}
     passed = ok
+    serving = result["health"].get("backend")
+    if ok and p["expect_backend"] and serving != p["expect_backend"]:
+        passed, ok = False, False
+        why = result["health"].get("backend_reason") or result["health"].get("hailo_fallback")
+        result["reason"] = f"the sidecar serves on {serving}, expected {p['expect_backend']}" + (
+            f": {why}" if why else ""
+        )
     if ok and golden is not None:
-        figures = golden_gate(base, golden, p["min_cosine"], limit=p["golden_limit"] or None)
+        if p["min_cosine"] is not None:
+            floor = {"min_cosine": p["min_cosine"], "source": "min_cosine"}
+        else:
+            try:
+                precision = serving_precision(str(serving), str(result["health"].get("served_file") or ""))
+            except ContractError as exc:
+                module.fail_json(msg=f"/healthz: {exc}; set min_cosine to gate this sidecar", **result)
+            floor = {"min_cosine": QUALITY_FLOORS[precision], "source": precision}
+        result["floor"] = floor
+        figures = golden_gate(base, golden, floor["min_cosine"], limit=p["golden_limit"] or None)
         result["golden"] = figures
-        if figures["min_cosine"] is None or figures["min_cosine"] < p["min_cosine"]:
+        if figures["min_cosine"] is None or figures["min_cosine"] < floor["min_cosine"]:
             passed = False
             result["reason"] = (
-                f"golden gate missed: min cosine {figures['min_cosine']} < {p['min_cosine']} "
-                f"over {figures['count']} windows ({figures['failed']} without a usable answer)"
+                f"golden gate missed: min cosine {figures['min_cosine']} < {floor['min_cosine']} "
+                f"({floor['source']} floor) over {figures['count']} windows "
+                f"({figures['failed']} without a usable answer)"
             )
             # A NaN or Infinity answer is a failure by name, not a low cosine.
             non_finite = [f for f in figures["failures"] if "non_finite_output" in f or "not a finite number" in f]
