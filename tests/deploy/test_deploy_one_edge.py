@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -94,6 +95,24 @@ def test_upgrade_under_load_has_zero_failed_requests(one_edge) -> None:
     status, health = deploy_bench.health()
     assert (status, health["model_sha256"]) == (200, v2["digest"])
     assert deploy_bench.state()["last_good"] == v2["release"]
+    # The deployment guide's names in the compose env changed with the release, and compose kept
+    # the container (a hot reload): they never reach the container's environment.
+    edge = deploy_bench.fleet.edges[0]
+    env = dict(
+        line.split("=", 1)
+        for line in (Path(edge.root) / "compose" / ".env").read_text().splitlines()
+        if "=" in line and not line.startswith("#")
+    )
+    assert json.loads(env["MODEL_VERSION"]) == "v2" and json.loads(env["HEF_PATH"]) == ""
+    assert json.loads(env["MODEL_ACCURACY"]).startswith("untrained"), env["MODEL_ACCURACY"]
+    container_env = subprocess.run(
+        ["docker", "inspect", "--format", "{{json .Config.Env}}", f"{edge.compose_project}-sidecar"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    names = [e.split("=", 1)[0] for e in json.loads(container_env)]
+    assert "EDGEINFER_MODEL_DIR" in names and not {"MODEL_VERSION", "MODEL_ACCURACY", "HEF_PATH"} & set(names), names
 
 
 def test_rollback_to_the_previous_then_to_a_named_release(one_edge) -> None:
