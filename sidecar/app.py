@@ -22,6 +22,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
+from . import kserve
 from .backends import HailoDevice, import_hailo
 from .batcher import Batcher, NonFiniteOutput
 from .config import Settings
@@ -440,6 +441,7 @@ def create_app(settings: Settings) -> Service:
             Route("/metrics", metrics, methods=["GET"]),
             Route("/admin/reload", admin_reload, methods=["POST"]),
             Route("/openapi.json", openapi, methods=["GET"]),
+            *kserve.routes(lambda state, windows, normalized: _infer(state, windows, normalized, None), read_body),
         ],
         lifespan=lifespan,
     )

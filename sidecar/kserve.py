@@ -1,0 +1,227 @@
+"""The KServe v2 (Open Inference Protocol) HTTP routes, so that standard clients and probes
+(Triton's ``tritonclient``, KServe's health checks) can reach the encoder.
+
+One model, ``tcn_encoder``: input ``imu_window`` FP32 ``[N, 100, 9]`` (raw sensor units, as
+``/encode`` takes them; request parameter ``normalized: true`` for normalized windows), output
+``latent_embeddings`` FP32 ``[N, 64]``. Tensors come as JSON ``data`` or in the binary tensor
+data extension (``Inference-Header-Content-Length``), and answer in the form the request asks.
+Errors are ``{"error": "..."}`` with a 4xx or 5xx status, as the protocol says.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import numpy as np
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from edgeinfer_contract import CHANNELS, INPUT_NAME, OUTPUT_NAME, WINDOW
+
+from .inputs import InputError
+
+MODEL_NAME = "tcn_encoder"
+HEADER_LENGTH = "inference-header-content-length"
+
+# (state, windows, normalized) -> the batcher's result, or None when no model serves.
+Infer = Callable[[Any, np.ndarray, bool], Awaitable[Any]]
+
+
+class ProtocolError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _json(data: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(data, option=orjson.OPT_SERIALIZE_NUMPY), status, media_type="application/json")
+
+
+def _error(status: int, message: str) -> Response:
+    return _json({"error": message}, status)
+
+
+def _ready(request: Request) -> bool:
+    return request.app.state.sidecar.model is not None
+
+
+def _model_or_404(request: Request) -> None:
+    name = request.path_params["name"]
+    if name != MODEL_NAME:
+        raise ProtocolError(404, f"model {name!r} not found: this server serves {MODEL_NAME!r}")
+    version = request.path_params.get("version")
+    model = request.app.state.sidecar.model
+    if version is not None and (model is None or version != model.version):
+        serving = model.version if model is not None else "none"
+        raise ProtocolError(404, f"model {name!r} version {version!r} not found: version {serving} serves")
+
+
+async def live(request: Request) -> Response:
+    return Response(status_code=200)
+
+
+async def ready(request: Request) -> Response:
+    # The protocol's "not ready" is a 4xx; the sidecar's /healthz says why.
+    return Response(status_code=200 if _ready(request) else 400)
+
+
+async def server_metadata(request: Request) -> Response:
+    from . import __version__
+
+    return _json({"name": "edgeinfer-sidecar", "version": __version__, "extensions": ["binary_tensor_data"]})
+
+
+async def model_ready(request: Request) -> Response:
+    try:
+        _model_or_404(request)
+    except ProtocolError as exc:
+        return _error(exc.status, str(exc))
+    return Response(status_code=200 if _ready(request) else 400)
+
+
+async def model_metadata(request: Request) -> Response:
+    try:
+        _model_or_404(request)
+    except ProtocolError as exc:
+        return _error(exc.status, str(exc))
+    model = request.app.state.sidecar.model
+    return _json(
+        {
+            "name": MODEL_NAME,
+            "versions": [model.version] if model is not None else [],
+            "platform": f"edgeinfer_{model.backend_name}" if model is not None else "edgeinfer",
+            "inputs": [{"name": INPUT_NAME, "datatype": "FP32", "shape": [-1, WINDOW, CHANNELS]}],
+            "outputs": [
+                {"name": OUTPUT_NAME, "datatype": "FP32", "shape": [-1, model.config.latent_dim if model else -1]}
+            ],
+        }
+    )
+
+
+def parse_request(body: bytes, header_length: str | None, max_windows: int) -> tuple[dict[str, Any], np.ndarray]:
+    """The request's JSON header and its ``imu_window`` tensor as float32 ``[N, 100, 9]``."""
+    if header_length is not None:
+        try:
+            cut = int(header_length)
+        except ValueError:
+            raise ProtocolError(
+                400, f"Inference-Header-Content-Length: expected an integer, got {header_length!r}"
+            ) from None
+        if not 0 < cut <= len(body):
+            raise ProtocolError(
+                400, f"Inference-Header-Content-Length={cut} lies outside the body of {len(body)} bytes"
+            )
+        head, binary = body[:cut], body[cut:]
+    else:
+        head, binary = body, b""
+    try:
+        request = orjson.loads(head)
+    except orjson.JSONDecodeError as exc:
+        raise ProtocolError(400, f"the inference request is not valid JSON: {exc}") from None
+    inputs = request.get("inputs") if isinstance(request, dict) else None
+    if not isinstance(inputs, list) or len(inputs) != 1 or not isinstance(inputs[0], dict):
+        raise ProtocolError(400, f"inputs: expected one tensor named {INPUT_NAME!r}")
+    tensor = inputs[0]
+    if tensor.get("name") != INPUT_NAME:
+        raise ProtocolError(400, f"inputs[0].name: expected {INPUT_NAME!r}, got {tensor.get('name')!r}")
+    if tensor.get("datatype") != "FP32":
+        raise ProtocolError(400, f"inputs[0].datatype: expected FP32, got {tensor.get('datatype')!r}")
+    shape = tensor.get("shape")
+    if not (
+        isinstance(shape, list)
+        and len(shape) == 3
+        and all(isinstance(d, int) and not isinstance(d, bool) for d in shape)
+        and shape[1:] == [WINDOW, CHANNELS]
+        and 1 <= shape[0] <= max_windows
+    ):
+        raise ProtocolError(
+            400, f"inputs[0].shape: expected [N, {WINDOW}, {CHANNELS}] with 1 <= N <= {max_windows}, got {shape}"
+        )
+    count = shape[0] * WINDOW * CHANNELS
+    size = (tensor.get("parameters") or {}).get("binary_data_size")
+    if size is not None:
+        if size != count * 4 or len(binary) != size:
+            raise ProtocolError(
+                400,
+                f"inputs[0]: binary_data_size {size} and {len(binary)} bytes after the header; shape {shape} needs {count * 4}",
+            )
+        x = np.frombuffer(binary, dtype="<f4").reshape(shape)
+    else:
+        try:
+            x = np.asarray(tensor.get("data"), dtype=np.float32)
+        except (TypeError, ValueError):
+            raise ProtocolError(400, "inputs[0].data: expected numbers") from None
+        if x.size != count:
+            raise ProtocolError(400, f"inputs[0].data: {x.size} numbers for shape {shape}, expected {count}")
+        x = x.reshape(shape)
+    if not np.isfinite(x).all():
+        raise ProtocolError(400, "inputs[0]: NaN or Infinity in the window")
+    return request, np.ascontiguousarray(x, dtype=np.float32)
+
+
+def _binary_output(request: dict[str, Any]) -> bool:
+    """Whether the client asked for the output in binary: per output, else for all of them."""
+    for out in request.get("outputs") or []:
+        if isinstance(out, dict) and out.get("name") == OUTPUT_NAME:
+            return bool((out.get("parameters") or {}).get("binary_data", False))
+    return bool((request.get("parameters") or {}).get("binary_data_output", False))
+
+
+def routes(infer: Infer, read_body: Callable[[Request, int], Awaitable[bytes]]) -> list[Route]:
+    """The routes, around the sidecar's own inference (``infer``) and bounded body reader."""
+
+    async def model_infer(request: Request) -> Response:
+        state = request.app.state.sidecar
+        try:
+            _model_or_404(request)
+            body = await read_body(request, state.settings.max_body_bytes)
+            parsed, x = parse_request(body, request.headers.get(HEADER_LENGTH), state.settings.max_request_windows)
+            unknown = [
+                o.get("name")
+                for o in parsed.get("outputs") or []
+                if isinstance(o, dict) and o.get("name") != OUTPUT_NAME
+            ]
+            if unknown:
+                raise ProtocolError(400, f"outputs: {unknown} unknown; this model has {OUTPUT_NAME!r}")
+            normalized = bool((parsed.get("parameters") or {}).get("normalized", False))
+            result = await infer(state, x, normalized)
+        except ProtocolError as exc:
+            return _error(exc.status, str(exc))
+        except InputError as exc:
+            return _error(exc.status, str(exc))
+        except LookupError:
+            result = None
+        if result is None:
+            return _error(503, f"no model serves: {state.reason}")
+        y = np.ascontiguousarray(result.embeddings, dtype="<f4")
+        out: dict[str, Any] = {"name": OUTPUT_NAME, "datatype": "FP32", "shape": list(y.shape)}
+        answer: dict[str, Any] = {"model_name": MODEL_NAME, "model_version": result.model.version, "outputs": [out]}
+        if "id" in parsed:
+            answer["id"] = parsed["id"]
+        if not _binary_output(parsed):
+            out["data"] = y.reshape(-1)
+            return _json(answer)
+        blob = y.tobytes()
+        out["parameters"] = {"binary_data_size": len(blob)}
+        head = orjson.dumps(answer)
+        return Response(
+            head + blob,
+            200,
+            {"Inference-Header-Content-Length": str(len(head))},
+            media_type="application/octet-stream",
+        )
+
+    return [
+        Route("/v2", server_metadata, methods=["GET"]),
+        Route("/v2/health/live", live, methods=["GET"]),
+        Route("/v2/health/ready", ready, methods=["GET"]),
+        Route("/v2/models/{name}", model_metadata, methods=["GET"]),
+        Route("/v2/models/{name}/versions/{version}", model_metadata, methods=["GET"]),
+        Route("/v2/models/{name}/ready", model_ready, methods=["GET"]),
+        Route("/v2/models/{name}/versions/{version}/ready", model_ready, methods=["GET"]),
+        Route("/v2/models/{name}/infer", model_infer, methods=["POST"]),
+        Route("/v2/models/{name}/versions/{version}/infer", model_infer, methods=["POST"]),
+    ]
