@@ -81,7 +81,9 @@ def test_bad_requests_are_4xx_naming_the_field(triton) -> None:
         infer(client, np.full((1, 100, 9), np.nan, np.float32), False, False)
     r = requests.post(server.url + "/v2/models/tcn_encoder/infer", data=b"{not json", timeout=5)
     assert r.status_code == 400 and "not valid JSON" in r.json()["error"]
-    head = b'{"inputs":[{"name":"imu_window","datatype":"FP32","shape":[1,100,9],"parameters":{"binary_data_size":3600}}]}'
+    head = (
+        b'{"inputs":[{"name":"imu_window","datatype":"FP32","shape":[1,100,9],"parameters":{"binary_data_size":3600}}]}'
+    )
     r = requests.post(
         server.url + "/v2/models/tcn_encoder/infer",
         data=head + b"\0" * 10,
