@@ -306,7 +306,7 @@ def test_generated_thresholds_drive_the_alerts(tmp_path: Path, promtool: str):
                                     "summary": "pi-b: P95 latency of /encode over target for 5 minutes",
                                     "description": "P95 of /encode on pi-b is 48.75ms over the last 5 minutes, above "
                                     "the deploy gate's target (edgeinfer_benchmark_p95_ms).",
-                                    "runbook": "docs/runbooks.md#performance-degradation",
+                                    "runbook_url": "https://github.com/edgeinfer/deploy/blob/main/docs/runbooks.md#performance-degradation",
                                 },
                             }
                         ],

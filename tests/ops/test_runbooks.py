@@ -153,11 +153,12 @@ def _slug(heading: str) -> str:
 def test_alert_runbook_links_point_at_sections():
     anchors = {_slug(h) for h in re.findall(r"^#+ (.+)$", (REPO / "docs" / "runbooks.md").read_text(), flags=re.M)}
     rules = yaml.safe_load((REPO / "monitoring" / "rules" / "edgeinfer.rules.yml").read_text())
-    links = [r["annotations"]["runbook"] for g in rules["groups"] for r in g["rules"] if "alert" in r]
+    # runbook_url: the annotation name Alertmanager templates and Grafana look for.
+    links = [r["annotations"]["runbook_url"] for g in rules["groups"] for r in g["rules"] if "alert" in r]
     assert links
     for link in links:
         path, anchor = link.split("#")
-        assert path == "docs/runbooks.md" and anchor in anchors, link
+        assert path == "https://github.com/edgeinfer/deploy/blob/main/docs/runbooks.md" and anchor in anchors, link
 
 
 def test_the_checker_rejects_a_missing_command():
