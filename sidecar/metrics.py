@@ -51,6 +51,18 @@ class Metrics:
         self.hailo_fallback = Gauge(
             "edgeinfer_hailo_fallback", "1 when the Hailo backend fell back to the CPU", registry=r
         )
+        self.backend_info = Gauge(
+            "edgeinfer_backend_info",
+            "Why the serving backend serves (value 1); reason: configured, auto_hailo, auto_no_device, "
+            "auto_no_hailort, auto_no_hef, hailo_fallback_load or hailo_fallback_run_time",
+            ["backend", "reason"],
+            registry=r,
+        )
+        self.hailo_fallback_status = Gauge(
+            "edgeinfer_hailo_fallback_status",
+            "The HailoRT status that made the Hailo backend fall back to the CPU; 0 when it did not",
+            registry=r,
+        )
         self.serving_last_good = Gauge(
             "edgeinfer_serving_last_good",
             "1 when the last good release serves because the current one failed to load or self-check",
@@ -85,10 +97,21 @@ class Metrics:
         histogram.observe(seconds)
 
     def set_model(
-        self, version: str, sha256: str, backend: str, stamp: str, fallback: bool, last_good: bool = False
+        self,
+        version: str,
+        sha256: str,
+        backend: str,
+        stamp: str,
+        fallback: bool,
+        last_good: bool = False,
+        reason: str = "configured",
+        fallback_status: int | None = None,
     ) -> None:
         self.model_info.clear()
         self.model_info.labels(version, sha256, backend, stamp).set(1)
         self.model_loaded.set(1)
         self.hailo_fallback.set(1 if fallback else 0)
+        self.hailo_fallback_status.set(fallback_status or 0)
+        self.backend_info.clear()
+        self.backend_info.labels(backend, reason).set(1)
         self.serving_last_good.set(1 if last_good else 0)
