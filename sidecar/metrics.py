@@ -39,8 +39,10 @@ class Metrics:
         self.in_flight = Gauge("edgeinfer_in_flight_requests", "Requests being served", registry=r)
         self.model_info = Gauge(
             "edgeinfer_model_info",
-            "The model now serving (value 1)",
-            ["model_version", "model_sha256", "backend", "embedding_stamp"],
+            "The model now serving (value 1); backend_reason says why that backend serves: configured, "
+            "auto_hailo, auto_no_device, auto_no_hailort, auto_no_hef, hailo_fallback_load or "
+            "hailo_fallback_run_time; hailo_status is the HailoRT status of a fallback, empty when none",
+            ["model_version", "model_sha256", "backend", "embedding_stamp", "backend_reason", "hailo_status"],
             registry=r,
         )
         self.model_loaded = Gauge("edgeinfer_model_loaded", "1 while a self-checked model serves", registry=r)
@@ -50,18 +52,6 @@ class Metrics:
         )
         self.hailo_fallback = Gauge(
             "edgeinfer_hailo_fallback", "1 when the Hailo backend fell back to the CPU", registry=r
-        )
-        self.backend_info = Gauge(
-            "edgeinfer_backend_info",
-            "Why the serving backend serves (value 1); reason: configured, auto_hailo, auto_no_device, "
-            "auto_no_hailort, auto_no_hef, hailo_fallback_load or hailo_fallback_run_time",
-            ["backend", "reason"],
-            registry=r,
-        )
-        self.hailo_fallback_status = Gauge(
-            "edgeinfer_hailo_fallback_status",
-            "The HailoRT status that made the Hailo backend fall back to the CPU; 0 when it did not",
-            registry=r,
         )
         self.serving_last_good = Gauge(
             "edgeinfer_serving_last_good",
@@ -108,10 +98,8 @@ class Metrics:
         fallback_status: int | None = None,
     ) -> None:
         self.model_info.clear()
-        self.model_info.labels(version, sha256, backend, stamp).set(1)
+        status = "" if fallback_status is None else str(fallback_status)
+        self.model_info.labels(version, sha256, backend, stamp, reason, status).set(1)
         self.model_loaded.set(1)
         self.hailo_fallback.set(1 if fallback else 0)
-        self.hailo_fallback_status.set(fallback_status or 0)
-        self.backend_info.clear()
-        self.backend_info.labels(backend, reason).set(1)
         self.serving_last_good.set(1 if last_good else 0)

@@ -50,12 +50,12 @@ def env(device: Path, backend: str = "auto", **extra: str) -> dict[str, str]:
     }
 
 
-def _metric(text: str, name: str, labels: str = "") -> float:
-    """The sum of a metric's samples; with ``labels`` (e.g. 'reason="auto_hailo"'), of those that carry them."""
+def _metric(text: str, name: str, *labels: str) -> float:
+    """The sum of a metric's samples; with ``labels`` (e.g. 'backend="hailo"'), of those that carry them all."""
     return sum(
         float(line.rsplit(" ", 1)[1])
         for line in text.splitlines()
-        if line.startswith((name + " ", name + "{")) and labels in line
+        if line.startswith((name + " ", name + "{")) and all(label in line for label in labels)
     )
 
 
@@ -100,7 +100,7 @@ def test_hailo_backend_serves_the_int8_answers_of_the_hef_on_both_runtime_apis(
     assert _cosines(got, fp32).min() >= QUALITY_FLOORS["hailo"]
     m = s.get("/metrics").text
     assert 'backend="hailo"' in m and _metric(m, "edgeinfer_hailo_fallback") == 0
-    assert _metric(m, "edgeinfer_backend_info", 'reason="configured"') == 1
+    assert _metric(m, "edgeinfer_model_info", 'backend="hailo"', 'backend_reason="configured"', 'hailo_status=""') == 1
 
 
 def test_auto_picks_hailo_only_when_device_module_and_hef_are_all_present_and_says_why(
@@ -130,7 +130,8 @@ def test_auto_picks_hailo_only_when_device_module_and_hef_are_all_present_and_sa
         assert h["backend"] == "onnxruntime" and h["hailo_fallback"] is None
         assert (h["backend_reason_code"], h["backend_reason"]) == (code, words)
         m = srv.get("/metrics").text
-        assert _metric(m, "edgeinfer_backend_info", f'backend="onnxruntime",reason="{code}"') == 1
+        labels = ('backend="onnxruntime"', f'backend_reason="{code}"', 'hailo_status=""')
+        assert _metric(m, "edgeinfer_model_info", *labels) == 1
 
 
 def _serves_on_cpu_after(s, origin_onnx, origin_config, status: int, code: str) -> dict:
@@ -143,8 +144,9 @@ def _serves_on_cpu_after(s, origin_onnx, origin_config, status: int, code: str) 
     assert body["backend_reason_code"] == code and body["hailo_fallback"] in body["backend_reason"]
     assert body["self_check"]["floor"] == QUALITY_FLOORS["fp32"]
     m = s.get("/metrics").text
-    assert _metric(m, "edgeinfer_hailo_fallback") == 1 and _metric(m, "edgeinfer_hailo_fallback_status") == status
-    assert _metric(m, "edgeinfer_backend_info", f'backend="onnxruntime",reason="{code}"') == 1
+    assert _metric(m, "edgeinfer_hailo_fallback") == 1
+    labels = ('backend="onnxruntime"', f'backend_reason="{code}"', f'hailo_status="{status}"')
+    assert _metric(m, "edgeinfer_model_info", *labels) == 1
     raw = raw_windows(origin_config, 2, seed=5)
     answer = s.post("/encode", json={"imu_windows": raw.tolist()}).json()
     assert answer["backend"] == "onnxruntime"
