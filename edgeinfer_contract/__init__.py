@@ -39,6 +39,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 __all__ = [
+    "BuildQuality",
     "CHANNELS",
     "CHANNEL_ORDER",
     "ContractError",
@@ -358,6 +359,12 @@ def serving_precision(backend: str, served_file: str = "") -> str:
     return "int8" if "int8" in PurePosixPath(served_file).name else "fp32"
 
 
+def _check_precision(precision: Any, where: str) -> None:
+    if precision not in QUALITY_FLOORS or precision == "fp32":
+        measured = ", ".join(k for k in QUALITY_FLOORS if k != "fp32")
+        raise ContractError(where, f"expected one of {measured} (a quantized way of serving), got {precision!r}")
+
+
 def quality_floor(backend: str, served_file: str = "") -> float:
     """The golden-set floor of a backend serving ``served_file`` (see QUALITY_FLOORS)."""
     return QUALITY_FLOORS[serving_precision(backend, served_file)]
@@ -425,12 +432,72 @@ class ManifestEntry:
 
 
 @dataclass(frozen=True)
+class BuildQuality:
+    """What the build measured for one serving precision (a row of QUALITY_FLOORS other than
+    fp32): the least cosine similarity over the golden windows between the quantized model
+    (``file``, by its sha256) and ``reference``, and the floor it was held to.
+
+    The edge can compare its own golden self-check with it: a Hailo-8 far below the
+    emulator's figure points at the device or the runtime, not at the model.
+    """
+
+    min_cosine: float
+    floor: float
+    windows: int
+    file: str
+    sha256: str
+    reference: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "min_cosine": self.min_cosine,
+            "floor": self.floor,
+            "windows": self.windows,
+            "file": self.file,
+            "sha256": self.sha256,
+            "reference": self.reference,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str) -> BuildQuality:
+        if not isinstance(data, Mapping):
+            raise ContractError(where, "expected an object with min_cosine, floor, windows, file, sha256, reference")
+        values: dict[str, Any] = {}
+        for key in ("min_cosine", "floor"):
+            v = data.get(key)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not -1.0 <= v <= 1.0:
+                raise ContractError(f"{where}.{key}", f"expected a cosine similarity in [-1, 1], got {v!r}")
+            values[key] = float(v)
+        windows = data.get("windows")
+        if isinstance(windows, bool) or not isinstance(windows, int) or windows <= 0:
+            raise ContractError(f"{where}.windows", f"expected a positive window count, got {windows!r}")
+        digest = data.get("sha256")
+        if not isinstance(digest, str) or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+            raise ContractError(f"{where}.sha256", f"expected 64 lowercase hex digits, got {digest!r}")
+        reference = data.get("reference")
+        if not isinstance(reference, str) or not reference:
+            raise ContractError(f"{where}.reference", "expected what the model was compared with, e.g. 'golden.json'")
+        return cls(
+            windows=windows,
+            file=check_member_name(data.get("file"), f"{where}.file"),
+            sha256=digest,
+            reference=reference,
+            **values,
+        )
+
+
+@dataclass(frozen=True)
 class Manifest:
-    """Every artifact of a release, with its size, digest and role."""
+    """Every artifact of a release, with its size, digest and role.
+
+    ``quality`` (optional; absent from older manifests) maps a serving precision, ``int8``
+    or ``hailo``, to what the build measured for it (BuildQuality).
+    """
 
     model_version: str
     files: tuple[ManifestEntry, ...]
     meta: dict[str, Any] = field(default_factory=dict)
+    quality: Mapping[str, BuildQuality] = field(default_factory=dict)
 
     def entry(self, role: str) -> ManifestEntry | None:
         return next((f for f in self.files if f.role == role), None)
@@ -445,9 +512,17 @@ class Manifest:
 
     @classmethod
     def build(
-        cls, directory: str | os.PathLike[str], roles: Mapping[str, str], model_version: str, **meta: Any
+        cls,
+        directory: str | os.PathLike[str],
+        roles: Mapping[str, str],
+        model_version: str,
+        quality: Mapping[str, BuildQuality] | None = None,
+        **meta: Any,
     ) -> Manifest:
-        """``roles`` maps file name to role; sizes and digests are computed here."""
+        """``roles`` maps file name to role; sizes and digests are computed here.
+
+        A ``quality`` record must name a listed file with its present sha256.
+        """
         d = Path(directory)
         entries = []
         for name, role in sorted(roles.items()):
@@ -459,11 +534,21 @@ class Manifest:
             if not p.is_file():
                 raise ContractError(f"files.{name}", f"{p} does not exist")
             entries.append(ManifestEntry(name, p.stat().st_size, sha256_file(p), role))
-        return cls(model_version=model_version, files=tuple(entries), meta=dict(meta))
+        digests = {e.name: e.sha256 for e in entries}
+        for precision, record in (quality or {}).items():
+            _check_precision(precision, f"quality.{precision}")
+            if digests.get(record.file) != record.sha256:
+                raise ContractError(
+                    f"quality.{precision}.file",
+                    f"{record.file} is not listed with sha256 {record.sha256[:12]}: measure the file the release ships",
+                )
+        return cls(model_version=model_version, files=tuple(entries), meta=dict(meta), quality=dict(quality or {}))
 
     def to_bytes(self) -> bytes:
         data = dict(self.meta)
         data.update(schema=1, model_version=self.model_version, files=[f.to_dict() for f in self.files])
+        if self.quality:
+            data["quality"] = {k: v.to_dict() for k, v in sorted(self.quality.items())}
         return (json.dumps(data, indent=2, sort_keys=True) + "\n").encode()
 
     @classmethod
@@ -497,8 +582,16 @@ class Manifest:
             if not isinstance(role, str) or not role:
                 raise ContractError(f"{where}.role", "expected a non-empty string")
             entries.append(ManifestEntry(name, size, digest, role))
-        meta = {k: v for k, v in data.items() if k not in ("schema", "model_version", "files")}
-        return cls(model_version=version, files=tuple(entries), meta=meta)
+        quality: dict[str, BuildQuality] = {}
+        raw_quality = data.get("quality", {})
+        if not isinstance(raw_quality, Mapping):
+            raise ContractError("manifest.quality", "expected an object: serving precision -> measured figures")
+        for precision, record in raw_quality.items():
+            where = f"manifest.quality.{precision}"
+            _check_precision(precision, where)
+            quality[precision] = BuildQuality.from_dict(record, where)
+        meta = {k: v for k, v in data.items() if k not in ("schema", "model_version", "files", "quality")}
+        return cls(model_version=version, files=tuple(entries), meta=meta, quality=quality)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Manifest:

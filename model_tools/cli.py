@@ -225,7 +225,9 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--golden", required=True)
     sp.add_argument("--config", required=True)
     sp.add_argument("--out", required=True, help="path of model_int8.onnx")
-    sp.add_argument("--floor", type=float, default=0.99, help="minimum cosine on the golden set")
+    sp.add_argument(
+        "--floor", type=float, help="minimum cosine on the golden set (default: QUALITY_FLOORS['int8'], 0.98)"
+    )
 
     sp = add("lint-hailo", cmd_lint, "check an ONNX graph against the Hailo-8 constraints")
     sp.add_argument("onnx")
@@ -238,7 +240,9 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", required=True, help="directory for model.hef and deployment_metadata.json")
     sp.add_argument("--hw-arch", default="hailo8")
     sp.add_argument("--net-name", default="tcn_encoder")
-    sp.add_argument("--floor", type=float, default=0.99, help="minimum emulator cosine vs ONNX Runtime")
+    sp.add_argument(
+        "--floor", type=float, help="minimum emulator cosine vs ONNX Runtime (default: QUALITY_FLOORS['hailo'], 0.98)"
+    )
 
     sp = add("hailo-smoke", cmd_hailo_smoke, "end-to-end check of the real DFC path on an untrained model")
     sp.add_argument("--out", required=True)
@@ -270,7 +274,7 @@ def parser() -> argparse.ArgumentParser:
         sp = add(name, fn, help)
         if name == "build":
             ckpt(sp)
-            sp.add_argument("--hailo-floor", type=float, default=0.99)
+            sp.add_argument("--hailo-floor", type=float, help="default: QUALITY_FLOORS['hailo'] (edgeinfer_contract)")
             sp.add_argument("--hw-arch", default="hailo8")
             sp.add_argument("--opset", type=int, default=13)
             sp.add_argument(
@@ -289,7 +293,7 @@ def parser() -> argparse.ArgumentParser:
         sp.add_argument("--golden-count", type=int, default=64)
         sp.add_argument("--calibration-count", type=int, default=2000)
         sp.add_argument("--calibration-windows", help="your own raw windows (.npy/.csv) for calibration")
-        sp.add_argument("--int8-floor", type=float, default=0.99)
+        sp.add_argument("--int8-floor", type=float, help="default: QUALITY_FLOORS['int8'] (edgeinfer_contract)")
         sp.add_argument("--require-int8", action="store_true", help="fail instead of leaving model_int8.onnx out")
     return p
 

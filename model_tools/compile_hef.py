@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeinfer_contract import FILES, INPUT_NAME, OUTPUT_NAME, GoldenSet, Normalization
+from edgeinfer_contract import FILES, INPUT_NAME, OUTPUT_NAME, QUALITY_FLOORS, GoldenSet, Normalization
 
 from ._io import progress, write_json
 from .config import now_iso
@@ -31,7 +31,11 @@ from .windows import to_nchw, to_nhwc
 
 HEF_MAGIC = b"\x01HEF"
 HW_ARCHS = ("hailo8", "hailo8l", "hailo8r")
-DEFAULT_FLOOR = 0.99
+# The emulator (SDK_QUANTIZED) is held to the floor the edge's self-check holds the Hailo-8
+# to (one table, in edgeinfer_contract). The emulator is compared with ONNX Runtime on
+# model_hailo.onnx, the edge with golden.json's PyTorch references: the two fp32 graphs
+# agree to far better than the gap between the fp32 and hailo floors.
+DEFAULT_FLOOR = QUALITY_FLOORS["hailo"]
 # DFC 3.x compiles for HailoRT 4.x: a HEF must be loaded by the HailoRT its DFC pairs with.
 HAILORT_FOR_DFC = {
     "3.27": "4.17",
@@ -111,9 +115,12 @@ def compile_hef(
     out_dir: str | Path,
     hw_arch: str = "hailo8",
     net_name: str = "tcn_encoder",
-    floor: float = DEFAULT_FLOOR,
+    floor: float | None = None,
     calibration_sha256: str | None = None,
 ) -> dict[str, Any]:
+    """``floor``: the least emulator cosine on every golden window; None for QUALITY_FLOORS["hailo"]."""
+    floor_source = "edgeinfer_contract.QUALITY_FLOORS['hailo']" if floor is None else "--floor"
+    floor = DEFAULT_FLOOR if floor is None else floor
     src, out = Path(hailo_onnx), Path(out_dir)
     if hw_arch not in HW_ARCHS:
         raise CompileError(f"hw_arch: {hw_arch!r}; expected one of {', '.join(HW_ARCHS)} (Hailo-8 family, DFC 3.x)")
@@ -150,8 +157,9 @@ def compile_hef(
         emulated = np.asarray(_stage("infer", runner.infer, ctx, to_nhwc(x)), dtype=np.float32)
     if emulated.size != reference.size:
         raise CompileError(f"emulator output shape {list(emulated.shape)}; expected {len(x)} x {reference.shape[-1]}")
-    fid = fidelity(emulated.reshape(reference.shape), reference)
+    fid: dict[str, Any] = fidelity(emulated.reshape(reference.shape), reference)
     fid["floor"] = floor
+    fid["floor_source"] = floor_source
     if fid["cosine_min"] < floor:
         raise QuantizationError(
             f"Hailo emulator (SDK_QUANTIZED) min cosine {fid['cosine_min']:.5f} vs ONNX Runtime is below {floor}; "
@@ -174,6 +182,8 @@ def compile_hef(
         "hailort_version": paired_hailort(version),
         "net_name": net_name,
         "input": {"name": INPUT_NAME, "onnx_shape": [1, 9, 1, 100], "nhwc_shape": [1, 1, 100, 9], "normalized": True},
+        # The model script holds no normalization: the host normalizes (the sidecar reads this).
+        "input_units": "normalized",
         "output": {"name": OUTPUT_NAME, "shape": [1, reference.shape[-1]]},
         "source_onnx_sha256": hashlib.sha256(src.read_bytes()).hexdigest(),
         "calibration_sha256": calibration_sha256 or hashlib.sha256(calibration.tobytes()).hexdigest(),

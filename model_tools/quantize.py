@@ -12,14 +12,16 @@ import numpy as np
 import onnx
 from onnx import version_converter
 
-from edgeinfer_contract import INPUT_NAME, OUTPUT_NAME, GoldenSet, Normalization
+from edgeinfer_contract import INPUT_NAME, OUTPUT_NAME, QUALITY_FLOORS, GoldenSet, Normalization, sha256_file
 
 from ._io import progress
 from .errors import InputError, QuantizationError
 from .golden import golden_inputs
 from .parity import cosine_rows, session
 
-DEFAULT_FLOOR = 0.99
+# The build holds INT8 to the floor the edge's self-check holds it to: one table, in
+# edgeinfer_contract, so that what passes here passes there.
+DEFAULT_FLOOR = QUALITY_FLOORS["int8"]
 
 
 def fidelity(got: np.ndarray, ref: np.ndarray) -> dict[str, float]:
@@ -43,9 +45,14 @@ def quantize_check(
     golden: GoldenSet,
     norm: Normalization,
     out_path: str | Path,
-    floor: float = DEFAULT_FLOOR,
+    floor: float | None = None,
 ) -> dict[str, Any]:
-    """Quantize ``fp32_onnx`` (input [1,100,9]) and check it on the golden set; write only if it passes."""
+    """Quantize ``fp32_onnx`` (input [1,100,9]) and check it on the golden set; write only if it passes.
+
+    ``floor``: the least cosine on every golden window; None for QUALITY_FLOORS["int8"].
+    """
+    floor_source = "edgeinfer_contract.QUALITY_FLOORS['int8']" if floor is None else "--floor"
+    floor = DEFAULT_FLOOR if floor is None else floor
     from onnxruntime.quantization import (
         CalibrationDataReader,
         CalibrationMethod,
@@ -107,6 +114,7 @@ def quantize_check(
         result = {
             "file": out.name,
             "floor": floor,
+            "floor_source": floor_source,
             "calibration_windows": len(calib),
             "opset": max(opset, 13),
             "format": "QDQ, per-channel int8 weights, int8 activations (MinMax)",
@@ -122,6 +130,7 @@ def quantize_check(
         tmp.chmod(0o644)
         os.replace(tmp, out)
         result["bytes"] = out.stat().st_size
+        result["sha256"] = sha256_file(out)
         return result
     finally:
         tmp.unlink(missing_ok=True)

@@ -14,7 +14,16 @@ import numpy as np
 import onnx
 import torch
 
-from edgeinfer_contract import FILES, INPUT_NAME, OUTPUT_NAME, ContractError, GoldenSet, Manifest, sha256_file
+from edgeinfer_contract import (
+    FILES,
+    INPUT_NAME,
+    OUTPUT_NAME,
+    BuildQuality,
+    ContractError,
+    GoldenSet,
+    Manifest,
+    sha256_file,
+)
 
 from ._io import progress, replace_dir, staging_dir, write_json
 from .calibrate import make_calibration, save_calibration
@@ -87,11 +96,58 @@ def _existing(
     return {"digest": manifest.digest, "files": [f.name for f in manifest.files], "signed": signing_key is not None}
 
 
+# What a build says about how its edges will serve, in its output and its --json
+# (``edge_serving``), so that the deploy's summary can repeat it.
+NO_HEF = "no HEF: edges will serve ONNX Runtime on CPU"
+
+
+def _edge_serving(hailo: dict[str, Any]) -> str:
+    if hailo.get("skipped"):
+        return NO_HEF
+    return (
+        f"{FILES['hef']} for {hailo['hw_arch']} (HailoRT {hailo.get('hailort_version') or 'unknown'}): edges with "
+        "a Hailo-8 serve it; the others, and any whose HailoRT refuses it, serve ONNX Runtime on CPU"
+    )
+
+
+def _quality(stage: Path, result: dict[str, Any]) -> dict[str, BuildQuality]:
+    """The measured minimum cosines the manifest records: INT8 (vs golden.json) and the Hailo emulator."""
+    quality: dict[str, BuildQuality] = {}
+    int8 = result.get("int8") or {}
+    if int8.get("passed") and (stage / FILES["onnx_int8"]).is_file():
+        fig = int8["int8_vs_reference"]
+        quality["int8"] = BuildQuality(
+            min_cosine=round(fig["cosine_min"], 6),
+            floor=int8["floor"],
+            windows=fig["windows"],
+            file=FILES["onnx_int8"],
+            sha256=sha256_file(stage / FILES["onnx_int8"]),
+            reference=f"{FILES['golden']} (fp32 references)",
+        )
+    hailo = result.get("hailo") or {}
+    if not hailo.get("skipped") and (stage / FILES["hef"]).is_file():
+        fig = hailo["fidelity"]["emulator_vs_onnxruntime"]
+        quality["hailo"] = BuildQuality(
+            min_cosine=round(fig["cosine_min"], 6),
+            floor=fig["floor"],
+            windows=fig["windows"],
+            file=FILES["hef"],
+            sha256=sha256_file(stage / FILES["hef"]),
+            reference=f"ONNX Runtime on {FILES['onnx_hailo']} (Hailo emulator, SDK_QUANTIZED)",
+        )
+    return quality
+
+
 def _finish(
-    stage: Path, out: Path, model_version: str, signing_key: str | Path | None, meta: dict[str, Any]
+    stage: Path,
+    out: Path,
+    model_version: str,
+    signing_key: str | Path | None,
+    meta: dict[str, Any],
+    quality: dict[str, BuildQuality],
 ) -> dict[str, Any]:
     roles = {p.name: ROLE_OF[p.name] for p in sorted(stage.iterdir()) if p.is_file() and p.name in ROLE_OF}
-    man = write_manifest(stage, model_version, signing_key, roles=roles, **meta)
+    man = write_manifest(stage, model_version, signing_key, roles=roles, quality=quality, **meta)
     if signing_key is not None:
         verify_release(stage, public_key_of(Path(signing_key).read_bytes()))
     else:
@@ -112,16 +168,19 @@ def build(
     golden_count: int = 64,
     calibration_count: int = 2000,
     calibration_source: str | Path | None = None,
-    int8_floor: float = 0.99,
+    int8_floor: float | None = None,
     require_int8: bool = False,
-    hailo_floor: float = 0.99,
+    hailo_floor: float | None = None,
     hw_arch: str = "hailo8",
     opset: int = DEFAULT_OPSET,
     compile: bool | None = None,
     force: bool = False,
     trust_pickle: bool = False,
 ) -> dict[str, Any]:
-    """Checkpoint -> a verified (and signed, with a key) release directory at ``out``."""
+    """Checkpoint -> a verified (and signed, with a key) release directory at ``out``.
+
+    ``int8_floor`` / ``hailo_floor``: None for edgeinfer_contract's QUALITY_FLOORS.
+    """
     out_dir = Path(out)
     if not model_version:
         raise InputError("model_version: expected a non-empty string such as '1.2.0'")
@@ -177,8 +236,9 @@ def build(
         else:
             result["hailo"] = {
                 "skipped": True,
-                "note": "hailo_sdk_client (Hailo DFC) is not importable here: no model.hef in this release; the edge serves model.onnx",
+                "note": f"hailo_sdk_client (Hailo DFC) is not importable here: {NO_HEF}",
             }
+        result["edge_serving"] = _edge_serving(result["hailo"])
         prov = provenance(opset, loaded.sha256, loaded.path.name, source_kind="checkpoint")
         files = {
             "onnx_model": FILES["onnx"],
@@ -204,7 +264,7 @@ def build(
             "embedding_stamp": cfg["embedding_stamp"],
             "untrained": loaded.untrained,
         }
-        man = _finish(stage, out_dir, model_version, signing_key, meta)
+        man = _finish(stage, out_dir, model_version, signing_key, meta, _quality(stage, result))
     result.update(
         digest=man["digest"],
         signed=man["signed"],
@@ -215,7 +275,7 @@ def build(
 
 
 def _int8_stage(
-    stage: Path, calib: np.ndarray, golden: GoldenSet, norm: Any, floor: float, required: bool
+    stage: Path, calib: np.ndarray, golden: GoldenSet, norm: Any, floor: float | None, required: bool
 ) -> dict[str, Any]:
     """INT8 is optional in a release: below the floor it is left out (and said so) unless required."""
     try:
@@ -278,7 +338,7 @@ def adopt(
     golden_count: int = 64,
     calibration_count: int = 2000,
     calibration_source: str | Path | None = None,
-    int8_floor: float = 0.99,
+    int8_floor: float | None = None,
     require_int8: bool = False,
 ) -> dict[str, Any]:
     """Wrap an existing ONNX with the origin interface into a release; references come from ONNX Runtime."""
@@ -322,8 +382,9 @@ def adopt(
         result["int8"] = _int8_stage(stage, calib, golden, norm, int8_floor, require_int8)
         result["hailo"] = {
             "skipped": True,
-            "note": "adopt has no checkpoint to export the Hailo graph from; 'lint-hailo' on this ONNX lists why it cannot be compiled as is",
+            "note": f"adopt has no checkpoint to export the Hailo graph from ('lint-hailo' on this ONNX lists why it cannot be compiled as is): {NO_HEF}",
         }
+        result["edge_serving"] = _edge_serving(result["hailo"])
         arch = Architecture.from_config(cfg_in)
         prov = provenance(
             next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None),
@@ -354,7 +415,7 @@ def adopt(
             "embedding_stamp": cfg["embedding_stamp"],
             "untrained": False,
         }
-        man = _finish(stage, out_dir, model_version, signing_key, meta)
+        man = _finish(stage, out_dir, model_version, signing_key, meta, _quality(stage, result))
     result.update(
         digest=man["digest"],
         signed=man["signed"],

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from edgeinfer_contract import FILES, ContractError, Manifest, key_id, sign, verify_signature
+from edgeinfer_contract import FILES, BuildQuality, ContractError, Manifest, key_id, sha256_file, sign, verify_signature
 
 from .errors import InputError, SignatureError
 
@@ -56,12 +56,14 @@ def write_manifest(
     model_version: str,
     private_key: str | Path | None = None,
     roles: dict[str, str] | None = None,
+    quality: dict[str, BuildQuality] | None = None,
     **meta: Any,
 ) -> dict[str, Any]:
     """Write ``manifest.json`` (and ``manifest.json.sig`` when a key is given) for ``release_dir``.
 
     A signed manifest names its key (``signing_key_id``), so that an edge that does not
-    trust it can say which key it was.
+    trust it can say which key it was. Without ``quality``, the measured figures of the
+    manifest it replaces are kept for each file that is still the one measured.
     """
     d = Path(release_dir)
     if not model_version:
@@ -76,8 +78,10 @@ def write_manifest(
         roles = {p.name: ROLE_OF[p.name] for p in sorted(d.iterdir()) if p.is_file() and p.name in ROLE_OF}
     if not roles:
         raise InputError(f"{d}: no release artifacts found (expected e.g. {FILES['onnx']})")
+    if quality is None:
+        quality = _kept_quality(d, roles)
     try:
-        manifest = Manifest.build(d, roles, model_version, **meta)
+        manifest = Manifest.build(d, roles, model_version, quality=quality, **meta)
     except ContractError as exc:
         raise InputError(f"manifest: {exc}", field=exc.field) from None
     blob = manifest.to_bytes()
@@ -99,6 +103,18 @@ def write_manifest(
         "digest": manifest.digest,
         "files": [f.to_dict() for f in manifest.files],
         "unlisted": unlisted,
+    }
+
+
+def _kept_quality(d: Path, roles: dict[str, str]) -> dict[str, BuildQuality]:
+    try:
+        old = Manifest.load(d / FILES["manifest"])
+    except (OSError, ContractError):
+        return {}
+    return {
+        precision: record
+        for precision, record in old.quality.items()
+        if record.file in roles and (d / record.file).is_file() and sha256_file(d / record.file) == record.sha256
     }
 
 

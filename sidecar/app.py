@@ -260,6 +260,8 @@ def _publish_model(state: State) -> None:
         model.stamp["stamp"],
         model.fallback_reason is not None,
         last_good=state.last_good_reason is not None,
+        reason=model.backend_reason_code,
+        fallback_status=model.fallback_status,
     )
 
 

@@ -1,8 +1,10 @@
 """Inference backends: ONNX Runtime on the CPU and HailoRT on a Hailo-8.
 
 Every backend takes normalized float32 windows ``[N, 100, 9]`` and returns
-``[N, 64]`` float32 embeddings. ``run`` blocks; the caller keeps it off the
-event loop.
+``[N, 64]`` float32 embeddings. A backend whose model wants other units (a HEF
+that normalizes on chip takes raw sensor units) converts them itself, so that a
+fallback to another backend is fed what that one expects. ``run`` blocks; the
+caller keeps it off the event loop.
 """
 
 from __future__ import annotations
@@ -18,10 +20,20 @@ import numpy as np
 
 from edgeinfer_contract import CHANNELS, WINDOW
 
-# HailoRT statuses after which the sidecar serves on the CPU instead (hailo.md):
-# 26/93 wrong architecture, 92 HEF newer than the runtime, 76 driver mismatch,
-# 74/73 device busy, 64 no driver, 78 service version, 4 timeout.
-FALLBACK_STATUSES = frozenset({4, 26, 64, 73, 74, 76, 78, 92, 93})
+# HailoRT statuses after which the sidecar serves on the CPU instead (hailo.md), with
+# libhailort's name for each (hailort.h) and what it means on an edge.
+FALLBACK_STATUSES: dict[int, str] = {
+    4: "HAILO_TIMEOUT: the device did not answer within EDGEINFER_HAILO_TIMEOUT_MS",
+    26: "HAILO_INVALID_HEF: the HEF is for another architecture (older HailoRT) or not a valid HEF",
+    64: "HAILO_DRIVER_NOT_INSTALLED: no Hailo PCIe driver",
+    73: "HAILO_DEVICE_IN_USE: the device is in use by another process",
+    74: "HAILO_OUT_OF_PHYSICAL_DEVICES: the device is in use by another process",
+    76: "HAILO_INVALID_DRIVER_VERSION: the kernel driver and libhailort versions differ",
+    78: "HAILO_INVALID_SERVICE_VERSION: hailort_service and libhailort versions differ",
+    92: "HAILO_HEF_NOT_SUPPORTED: the HEF was compiled for a newer HailoRT",
+    93: "HAILO_HEF_NOT_COMPATIBLE_WITH_DEVICE: the HEF is for another architecture",
+}
+TIMEOUT_STATUS = 4
 
 
 class BackendError(RuntimeError):
@@ -31,9 +43,19 @@ class BackendError(RuntimeError):
 class HailoUnavailable(BackendError):
     """HailoRT failed with a status that calls for the CPU fallback."""
 
-    def __init__(self, status: int | None, message: str) -> None:
+    def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
+
+
+def _status_of(exc: BaseException) -> int | None:
+    status = getattr(exc, "status", None)
+    if isinstance(status, int) and not isinstance(status, bool):
+        return status
+    args = getattr(exc, "args", ())
+    if args and isinstance(args[0], int) and not isinstance(args[0], bool):
+        return args[0]
+    return None
 
 
 class Backend(Protocol):
@@ -89,15 +111,38 @@ class OrtBackend:
 
 
 def hailo_status(exc: BaseException) -> int | None:
-    """The HailoRT status of an exception: its ``status`` attribute, else a number in its message."""
-    status = getattr(exc, "status", None)
-    if isinstance(status, int):
-        return status
-    for arg in getattr(exc, "args", ()):
-        if isinstance(arg, int) and not isinstance(arg, bool):
-            return arg
-    match = re.search(r"status[ =:]*\(?(\d+)\)?", str(exc), re.IGNORECASE) or re.search(r"\((\d+)\)", str(exc))
+    """The HailoRT status of an exception raised by ``hailo_platform``.
+
+    pyhailort raises a Python class (``HailoRTTimeout``, ``HailoRTInvalidHEFException``,
+    or ``HailoRTException("libhailort failed with error: 74 (...)")``) from libhailort's
+    status exception, whose ``args[0]`` is the status: the cause is looked at first, since
+    the message of a timeout or an invalid HEF carries no number.
+    """
+    seen: BaseException | None = exc
+    while seen is not None:
+        status = _status_of(seen)
+        if status is not None:
+            return status
+        seen = seen.__cause__
+    if "timeout" in type(exc).__name__.lower():
+        return TIMEOUT_STATUS
+    text = str(exc)
+    match = (
+        re.search(r"error:\s*(\d+)", text)
+        or re.search(r"status[ =:]*\(?(\d+)\)?", text, re.IGNORECASE)
+        or re.search(r"\((\d+)\)", text)
+    )
     return int(match.group(1)) if match else None
+
+
+def unavailable(exc: BaseException) -> HailoUnavailable | None:
+    """The fallback this HailoRT exception calls for, or None when it calls for none."""
+    status = hailo_status(exc)
+    if status not in FALLBACK_STATUSES:
+        return None
+    return HailoUnavailable(
+        status, f"HailoRT status {status} ({FALLBACK_STATUSES[status]}): {type(exc).__name__}: {exc}"
+    )
 
 
 def import_hailo() -> ModuleType | None:
@@ -138,11 +183,20 @@ class HailoBackend:
 
     name = "hailo"
 
-    def __init__(self, device: HailoDevice, hef_path: Path, timeout_ms: int) -> None:
+    def __init__(
+        self,
+        device: HailoDevice,
+        hef_path: Path,
+        timeout_ms: int,
+        raw_input: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> None:
+        """``raw_input``: the (mean, std) a HEF with on-chip normalization was built with; its
+        windows are turned back into raw sensor units before they reach the device."""
         self.hp = device.hp
         self.timeout_ms = timeout_ms
         self.lock = threading.Lock()
         self._exit: Any = None
+        self.raw_input = raw_input
         try:
             head = hef_path.read_bytes()[:4]
         except OSError as exc:
@@ -157,10 +211,14 @@ class HailoBackend:
                 self._open_vstreams(vdevice, hef_path)
         except self.hp.HailoRTException as exc:
             self.close()
-            status = hailo_status(exc)
-            if status in FALLBACK_STATUSES:
-                raise HailoUnavailable(status, f"HailoRT status {status}: {exc}") from exc
-            raise BackendError(f"{hef_path.name}: HailoRT failed (status {status}): {exc}") from exc
+            fallback = unavailable(exc)
+            if fallback is not None:
+                raise fallback from exc
+            raise BackendError(
+                f"{hef_path.name}: HailoRT failed (status {hailo_status(exc)}): {type(exc).__name__}: {exc}"
+            ) from exc
+        if raw_input is not None:
+            self.detail += ", raw input: normalization in the HEF"
 
     def _open_infer_model(self, vdevice: Any, hef_path: Path) -> None:
         hp = self.hp
@@ -194,6 +252,9 @@ class HailoBackend:
 
     def run(self, x: np.ndarray) -> np.ndarray:
         n = x.shape[0]
+        if self.raw_input is not None:
+            mean, std = self.raw_input
+            x = x * std + mean
         frames = np.ascontiguousarray(x.reshape((n, *self.input_shape)), dtype=np.float32)
         try:
             with self.lock:
@@ -215,9 +276,9 @@ class HailoBackend:
                     ):
                         out = pipe.infer({self.input_name: frames})[self.output_name]
         except self.hp.HailoRTException as exc:
-            status = hailo_status(exc)
-            if status in FALLBACK_STATUSES or "timeout" in type(exc).__name__.lower():
-                raise HailoUnavailable(status, f"HailoRT status {status}: {exc}") from exc
+            fallback = unavailable(exc)
+            if fallback is not None:
+                raise fallback from exc
             raise
         return np.asarray(out, dtype=np.float32).reshape(n, -1)
 
@@ -235,6 +296,7 @@ class FallbackBackend:
         self.make_cpu = make_cpu
         self.cpu: OrtBackend | None = None
         self.fallback_reason: str | None = None
+        self.fallback_status: int | None = None
 
     @property
     def name(self) -> str:
@@ -249,7 +311,7 @@ class FallbackBackend:
             try:
                 return self.primary.run(x)
             except HailoUnavailable as exc:
-                self.fallback_reason = str(exc)
+                self.fallback_reason, self.fallback_status = str(exc), exc.status
                 primary, self.primary = self.primary, None
                 primary.close()
         if self.cpu is None:

@@ -39,8 +39,10 @@ class Metrics:
         self.in_flight = Gauge("edgeinfer_in_flight_requests", "Requests being served", registry=r)
         self.model_info = Gauge(
             "edgeinfer_model_info",
-            "The model now serving (value 1)",
-            ["model_version", "model_sha256", "backend", "embedding_stamp"],
+            "The model now serving (value 1); backend_reason says why that backend serves: configured, "
+            "auto_hailo, auto_no_device, auto_no_hailort, auto_no_hef, hailo_fallback_load or "
+            "hailo_fallback_run_time; hailo_status is the HailoRT status of a fallback, empty when none",
+            ["model_version", "model_sha256", "backend", "embedding_stamp", "backend_reason", "hailo_status"],
             registry=r,
         )
         self.model_loaded = Gauge("edgeinfer_model_loaded", "1 while a self-checked model serves", registry=r)
@@ -85,10 +87,19 @@ class Metrics:
         histogram.observe(seconds)
 
     def set_model(
-        self, version: str, sha256: str, backend: str, stamp: str, fallback: bool, last_good: bool = False
+        self,
+        version: str,
+        sha256: str,
+        backend: str,
+        stamp: str,
+        fallback: bool,
+        last_good: bool = False,
+        reason: str = "configured",
+        fallback_status: int | None = None,
     ) -> None:
         self.model_info.clear()
-        self.model_info.labels(version, sha256, backend, stamp).set(1)
+        status = "" if fallback_status is None else str(fallback_status)
+        self.model_info.labels(version, sha256, backend, stamp, reason, status).set(1)
         self.model_loaded.set(1)
         self.hailo_fallback.set(1 if fallback else 0)
         self.serving_last_good.set(1 if last_good else 0)

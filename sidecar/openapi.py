@@ -159,9 +159,11 @@ OPENAPI: dict[str, Any] = {
                 "summary": "200 only while a self-checked model serves",
                 "responses": {
                     "200": {
-                        "description": "model_version, model_sha256, backend, normalization_hash, embedding_stamp, "
-                        "serving (current, or last_good when the current release was refused at start), "
-                        "fallback_reason, uptime_s, last_reload"
+                        "description": "model_version, model_sha256, backend, backend_reason and "
+                        "backend_reason_code (why that backend serves), hailo_fallback and hailo_status (the "
+                        "HailoRT failure that moved serving to the CPU), build_quality, normalization_hash, "
+                        "embedding_stamp, serving (current, or last_good when the current release was refused "
+                        "at start), fallback_reason, uptime_s, last_reload"
                     },
                     "503": {"description": "status, reason, uptime_s, last_reload"},
                 },

@@ -21,6 +21,7 @@ from edgeinfer_contract import (
     ModelConfig,
     cosine,
     quality_floor,
+    serving_precision,
 )
 
 from .backends import (
@@ -40,6 +41,15 @@ class ReleaseError(RuntimeError):
     """The release cannot be served; the message says why."""
 
 
+@dataclass(frozen=True)
+class Choice:
+    """Which backend the loader picked and why: ``code`` for metrics, ``reason`` for people."""
+
+    hailo: bool
+    code: str
+    reason: str
+
+
 @dataclass
 class Model:
     """A release that has passed its self-check and can serve."""
@@ -47,20 +57,49 @@ class Model:
     directory: Path
     version: str
     sha256: str
-    served_file: str
+    onnx_file: str
+    hef_file: str
     config: ModelConfig
     backend: Backend
     mean: np.ndarray
     std: np.ndarray
     channel_order: tuple[str, ...]
     self_check: dict[str, Any]
+    choice: Choice
     motif_prototypes: np.ndarray | None = None
     hailo_fallback: str | None = None
+    hailo_fallback_status: int | None = None
+    build_quality: dict[str, Any] | None = None
     loaded_at: float = field(default_factory=time.time)
 
     @property
     def backend_name(self) -> str:
         return self.backend.name
+
+    @property
+    def served_file(self) -> str:
+        return self.hef_file if self.backend_name == "hailo" else self.onnx_file
+
+    @property
+    def ran_out_of_hailo(self) -> bool:
+        return isinstance(self.backend, FallbackBackend) and self.backend.fallback_reason is not None
+
+    @property
+    def backend_reason(self) -> str:
+        """Why this backend serves now: the loader's choice, or the fallback that overrode it since."""
+        if isinstance(self.backend, FallbackBackend) and self.backend.fallback_reason:
+            return f"hailo fell back at run time: {self.backend.fallback_reason}"
+        return self.choice.reason
+
+    @property
+    def backend_reason_code(self) -> str:
+        return "hailo_fallback_run_time" if self.ran_out_of_hailo else self.choice.code
+
+    @property
+    def fallback_status(self) -> int | None:
+        if isinstance(self.backend, FallbackBackend) and self.backend.fallback_reason:
+            return self.backend.fallback_status
+        return self.hailo_fallback_status
 
     # Computed once: each is a sha256 over the canonical JSON of the normalization, and
     # every response names the stamp.
@@ -96,7 +135,11 @@ class Model:
             "served_file": self.served_file,
             "backend": self.backend_name,
             "backend_detail": self.backend.detail,
+            "backend_reason": self.backend_reason,
+            "backend_reason_code": self.backend_reason_code,
             "hailo_fallback": self.fallback_reason,
+            "hailo_status": self.fallback_status,
+            "build_quality": self.build_quality,
             "normalization_hash": self.normalization_hash,
             "embedding_stamp": self.stamp,
             "untrained": self.config.untrained,
@@ -170,6 +213,7 @@ def _motifs(path: Path, cfg: ModelConfig) -> np.ndarray:
 
 
 def _hailo_input_units(path: Path) -> str:
+    """``raw`` when deployment_metadata.json says the HEF normalizes on chip, else ``normalized``."""
     try:
         meta = json.loads(path.read_text())
     except ValueError:
@@ -177,6 +221,34 @@ def _hailo_input_units(path: Path) -> str:
     if isinstance(meta, dict) and meta.get("input_units") == "raw":
         return "raw"
     return "normalized"
+
+
+def choose_backend(settings: Settings, hef: Path, hef_name: str | None, listed: set[str]) -> Choice:
+    """EDGEINFER_BACKEND, and for ``auto`` the first missing piece of the Hailo path.
+
+    Whether the HEF loads is known only once HailoRT has opened it: a fallback then
+    replaces the choice (``hailo_fallback_load``).
+    """
+    if settings.backend == "onnxruntime":
+        return Choice(False, "configured", "EDGEINFER_BACKEND=onnxruntime")
+    if settings.backend == "hailo":
+        return Choice(True, "configured", f"EDGEINFER_BACKEND=hailo: {hef.name} on {settings.hailo_device}")
+    device = settings.hailo_device
+    if not device.exists():
+        return Choice(False, "auto_no_device", f"EDGEINFER_BACKEND=auto: no {device}")
+    if import_hailo() is None:
+        return Choice(False, "auto_no_hailort", "EDGEINFER_BACKEND=auto: hailo_platform (HailoRT) is not installed")
+    if not hef.is_file():
+        return Choice(False, "auto_no_hef", f"EDGEINFER_BACKEND=auto: the release has no HEF ({hef.name})")
+    if hef_name is not None and hef_name not in listed:
+        return Choice(False, "auto_no_hef", f"EDGEINFER_BACKEND=auto: manifest.json does not list {hef_name}")
+    return Choice(True, "auto_hailo", f"EDGEINFER_BACKEND=auto: {device} and a loadable HEF ({hef.name})")
+
+
+def _build_quality(manifest: Manifest, backend: str, served_file: str) -> dict[str, Any] | None:
+    """What the build measured for the way this release now serves (int8 or hailo); None for fp32."""
+    record = manifest.quality.get(serving_precision(backend, served_file))
+    return record.to_dict() if record is not None else None
 
 
 def load_release(settings: Settings, hailo_device: HailoDevice | None, last_good: bool = False) -> Model:
@@ -220,10 +292,8 @@ def load_release(settings: Settings, hailo_device: HailoDevice | None, last_good
     # A HEF inside the release is read only when the manifest lists it; one outside it is the
     # operator's explicit EDGEINFER_HEF_PATH.
     hef_name = hef.relative_to(directory).as_posix() if hef.is_relative_to(directory) else None
-    hef_usable = hef.is_file() and (hef_name is None or hef_name in listed)
-    want_hailo = settings.backend == "hailo" or (
-        settings.backend == "auto" and settings.hailo_device.exists() and hef_usable and import_hailo() is not None
-    )
+    choice = choose_backend(settings, hef, hef_name, listed)
+    want_hailo = choice.hailo
     metadata = directory / FILES["hailo_metadata"]
     if want_hailo:
         if hailo_device is None:
@@ -245,17 +315,19 @@ def load_release(settings: Settings, hailo_device: HailoDevice | None, last_good
     _verify(directory, manifest, used)
     prototypes = _motifs(motifs, cfg) if motifs.name in used else None
 
+    norm = cfg.normalization
+    mean = np.asarray(norm.mean, dtype=np.float32)
+    std = np.asarray(norm.std, dtype=np.float32)
     backend: Backend | None = None
-    fallback: str | None = None
-    units = "normalized"
+    fallback: HailoUnavailable | None = None
     if want_hailo and hailo_device is not None:
+        raw = metadata.name in used and _hailo_input_units(metadata) == "raw"
         try:
-            primary = HailoBackend(hailo_device, hef, settings.hailo_timeout_ms)
+            primary = HailoBackend(hailo_device, hef, settings.hailo_timeout_ms, (mean, std) if raw else None)
             backend = FallbackBackend(primary, lambda: OrtBackend(onnx_path, settings.threads))
-            if metadata.name in used:
-                units = _hailo_input_units(metadata)
         except HailoUnavailable as exc:
-            fallback = str(exc)
+            fallback = exc
+            choice = Choice(False, "hailo_fallback_load", f"hailo fell back at load: {exc}")
         except BackendError as exc:
             raise ReleaseError(str(exc)) from None
 
@@ -265,38 +337,38 @@ def load_release(settings: Settings, hailo_device: HailoDevice | None, last_good
         except BackendError as exc:
             raise ReleaseError(str(exc)) from None
 
-    norm = cfg.normalization
     model = Model(
         directory=directory,
         version=settings.model_version or manifest.model_version,
         sha256=manifest.digest,
-        served_file=hef.name if backend.name == "hailo" else onnx_path.name,
+        onnx_file=onnx_path.name,
+        hef_file=hef.name,
         config=cfg,
         backend=backend,
-        mean=np.asarray(norm.mean, dtype=np.float32),
-        std=np.asarray(norm.std, dtype=np.float32),
+        mean=mean,
+        std=std,
         channel_order=norm.channel_order,
         self_check={},
+        choice=choice,
         motif_prototypes=prototypes,
-        hailo_fallback=fallback,
+        hailo_fallback=str(fallback) if fallback is not None else None,
+        hailo_fallback_status=fallback.status if fallback is not None else None,
     )
-    if units == "raw":
-        model.mean = np.zeros(9, np.float32)
-        model.std = np.ones(9, np.float32)
     try:
         model.self_check = self_check(model, golden, settings, onnx_path.name)
     except Exception:
         backend.close()
         raise
+    model.build_quality = _build_quality(manifest, model.backend_name, model.served_file)
     return model
 
 
 def self_check(model: Model, golden: GoldenSet, settings: Settings, onnx_name: str) -> dict[str, Any]:
-    """Run every golden window through the backend; refuse the model below the cosine floor."""
-    if settings.golden_min_cosine is not None:
-        floor = settings.golden_min_cosine
-    else:
-        floor = quality_floor(model.backend_name, onnx_name)
+    """Run every golden window through the backend; refuse the model below the cosine floor.
+
+    The floor is the one of the backend that answered: when Hailo fell back to the CPU
+    during the check, the CPU's answers are held to the CPU's floor.
+    """
     raw = np.asarray(golden.windows, dtype=np.float32)
     t0 = time.perf_counter()
     try:
@@ -304,6 +376,10 @@ def self_check(model: Model, golden: GoldenSet, settings: Settings, onnx_name: s
     except Exception as exc:
         raise ReleaseError(f"self-check: the backend failed on the golden windows: {exc}") from exc
     elapsed = (time.perf_counter() - t0) * 1000
+    if settings.golden_min_cosine is not None:
+        floor = settings.golden_min_cosine
+    else:
+        floor = quality_floor(model.backend_name, onnx_name)
     if out.shape != (len(golden), len(golden.embeddings[0])):
         raise ReleaseError(
             f"self-check: the model returned shape {list(out.shape)}, golden.json has {len(golden)}x{len(golden.embeddings[0])}"

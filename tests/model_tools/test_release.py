@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import shutil
+import sys
 
 import pytest
 
 import model_tools.release as release_mod
-from edgeinfer_contract import FILES, GoldenSet, Manifest, ModelConfig
+from edgeinfer_contract import FILES, QUALITY_FLOORS, ContractError, GoldenSet, Manifest, ModelConfig, sha256_file
 from model_tools.cli import main
 from model_tools.errors import ParityError
 from model_tools.release import adopt, build
+
+from .conftest import DOUBLES
 
 
 def test_build_writes_every_artifact_and_reports_what_the_playbook_needs(release, checkpoint):
@@ -41,6 +45,86 @@ def test_build_writes_every_artifact_and_reports_what_the_playbook_needs(release
     assert GoldenSet.load(out / FILES["golden"]).normalization_hash == cfg.normalization_hash
 
 
+def test_the_manifest_records_the_measured_int8_and_emulator_minimum_cosines(release):
+    out, r = release
+    quality = Manifest.load(out / FILES["manifest"]).quality
+    assert set(quality) == {"int8", "hailo"}
+    int8, hailo = quality["int8"], quality["hailo"]
+    assert int8.min_cosine == round(r["int8"]["int8_vs_reference"]["cosine_min"], 6)
+    assert hailo.min_cosine == round(r["hailo"]["fidelity"]["emulator_vs_onnxruntime"]["cosine_min"], 6)
+    assert (int8.floor, hailo.floor) == (QUALITY_FLOORS["int8"], QUALITY_FLOORS["hailo"])
+    assert (int8.file, hailo.file) == (FILES["onnx_int8"], FILES["hef"])
+    assert int8.sha256 == sha256_file(out / FILES["onnx_int8"]) and hailo.sha256 == sha256_file(out / FILES["hef"])
+    assert int8.windows == hailo.windows == 64
+    assert r["edge_serving"].startswith("model.hef for hailo8 (HailoRT 4.23)")
+
+
+def test_the_release_built_with_the_dfc_serves_on_the_hailo_runtime_double(release, tmp_path, monkeypatch):
+    """What the build measured (manifest quality.hailo) is what the edge's Hailo backend gives,
+    from the release directory alone; on a HailoRT older than the DFC's pair, the CPU serves."""
+    from sidecar.backends import HailoDevice
+    from sidecar.config import Settings
+    from sidecar.release import load_release
+
+    out, _ = release
+    node = tmp_path / "hailo0"
+    node.write_text("")
+    settings = Settings.from_env(
+        {"EDGEINFER_MODEL_DIR": str(out), "EDGEINFER_BACKEND": "hailo", "EDGEINFER_HAILO_DEVICE": str(node),
+         "EDGEINFER_THREADS": "1"}
+    )  # fmt: skip
+    monkeypatch.syspath_prepend(str(DOUBLES))
+    sys.modules.pop("hailo_platform", None)
+    import hailo_platform
+
+    manifest = Manifest.load(out / FILES["manifest"])
+    for version, backend in (("4.23", "hailo"), ("4.18", "onnxruntime")):
+        monkeypatch.setenv("HAILO_DOUBLE_VERSION", version)
+        owner = HailoDevice(hailo_platform, None)
+        try:
+            model = load_release(settings, owner)
+            info = model.info()
+            model.backend.close()
+        finally:
+            owner.release()
+        assert info["backend"] == backend, info
+        if backend == "hailo":
+            assert info["build_quality"] == manifest.quality["hailo"].to_dict()
+            assert info["self_check"]["min_cosine"] == pytest.approx(manifest.quality["hailo"].min_cosine, abs=1e-3)
+            assert info["self_check"]["min_cosine"] < 1.0  # the INT8 error reaches the edge
+        else:
+            assert info["hailo_status"] == 92 and info["backend_reason_code"] == "hailo_fallback_load"
+            assert info["build_quality"] is None and info["self_check"]["floor"] == QUALITY_FLOORS["fp32"]
+    sys.modules.pop("hailo_platform", None)
+
+
+def test_rewriting_the_manifest_keeps_the_figures_of_unchanged_files_only(release, tmp_path):
+    from model_tools.signing import write_manifest
+
+    rel = tmp_path / "rel"
+    shutil.copytree(release[0], rel)
+    write_manifest(rel, "0.1.0-again")
+    assert set(Manifest.load(rel / FILES["manifest"]).quality) == {"int8", "hailo"}
+    (rel / FILES["onnx_int8"]).write_bytes((rel / FILES["onnx"]).read_bytes())  # no longer what was measured
+    write_manifest(rel, "0.1.0-again")
+    assert set(Manifest.load(rel / FILES["manifest"]).quality) == {"hailo"}
+
+
+def test_a_manifest_without_quality_still_loads_and_a_bad_record_is_named():
+    old = {
+        "schema": 1,
+        "model_version": "1",
+        "files": [{"name": "model.onnx", "size": 1, "sha256": "a" * 64, "role": "onnx"}],
+    }
+    m = Manifest.from_bytes(json.dumps(old).encode())
+    assert m.quality == {} and b"quality" not in m.to_bytes()
+    record = {"min_cosine": 1.5, "floor": 0.98, "windows": 8, "file": "model.hef", "sha256": "b" * 64, "reference": "x"}
+    with pytest.raises(ContractError, match=r"manifest.quality.hailo.min_cosine: expected a cosine"):
+        Manifest.from_bytes(json.dumps({**old, "quality": {"hailo": record}}).encode())
+    with pytest.raises(ContractError, match=r"manifest.quality.fp32: expected one of int8, hailo"):
+        Manifest.from_bytes(json.dumps({**old, "quality": {"fp32": dict(record, min_cosine=0.9)}}).encode())
+
+
 def test_rebuilding_the_same_checkpoint_is_a_no_op(release, checkpoint, keys):
     out, first = release
     again = build(checkpoint, out, "0.1.0-test", signing_key=keys[0])
@@ -50,6 +134,8 @@ def test_rebuilding_the_same_checkpoint_is_a_no_op(release, checkpoint, keys):
 def test_build_without_the_dfc_skips_the_hef_with_a_note(tmp_path, checkpoint, no_dfc):
     r = build(checkpoint, tmp_path / "rel", "1.0.0", calibration_count=1024, golden_count=8)
     assert r["hailo"]["skipped"] and "hailo_sdk_client" in r["hailo"]["note"]
+    assert r["edge_serving"] == "no HEF: edges will serve ONNX Runtime on CPU"
+    assert set(Manifest.load(tmp_path / "rel" / FILES["manifest"]).quality) <= {"int8"}
     assert not r["signed"] and FILES["hef"] not in r["files"] and FILES["onnx_hailo"] in r["files"]
     assert not (tmp_path / "rel" / FILES["signature"]).exists()
 
@@ -134,6 +220,8 @@ def test_cli_build_json_keys(tmp_path, checkpoint, no_dfc, capsys):
     )
     out = json.loads(capsys.readouterr().out)
     assert rc == 0 and out["ok"]
+    assert out["edge_serving"] == "no HEF: edges will serve ONNX Runtime on CPU"
+    assert out["int8"]["floor"] == QUALITY_FLOORS["int8"]
     assert {
         "changed",
         "release",
@@ -148,4 +236,5 @@ def test_cli_build_json_keys(tmp_path, checkpoint, no_dfc, capsys):
         "calibration",
         "int8",
         "hailo",
+        "edge_serving",
     } <= set(out)

@@ -68,10 +68,14 @@ def make_release(
     manifest: bool = True,
     golden_from: Path | None = None,
     hef: bool = False,
+    hef_options: dict[str, object] | None = None,
     extra: dict[str, bytes] | None = None,
 ) -> Path:
     """A release directory in the format of docs/artifacts.md, golden references computed by ORT.
 
+    ``hef``: a test HEF of model.onnx, quantized from 1024 calibration windows by the
+    hailo_platform double (``hef_options``: its ``write_hef`` arguments, e.g. ``hw_arch``,
+    ``hailort``; ``raw_input=True`` puts the normalization inside the HEF).
     ``extra`` files are written and listed in the manifest with their stem as role.
     """
     dest.mkdir(parents=True, exist_ok=True)
@@ -93,7 +97,13 @@ def make_release(
             from hailo_platform import write_hef
         finally:
             sys.path.remove(str(DOUBLES))
-        write_hef(dest / "model.hef", dest / "model.onnx")
+        options = dict(hef_options or {})
+        calib = raw_windows(cfg, 1024, seed=11)
+        if options.pop("raw_input", False):
+            options["normalization"] = (list(cfg.normalization.mean), list(cfg.normalization.std))
+        else:
+            calib = normalize(cfg, calib)
+        write_hef(dest / "model.hef", dest / "model.onnx", calib, **options)
         roles["model.hef"] = "hef"
     for name, blob in (extra or {}).items():
         (dest / name).write_bytes(blob)

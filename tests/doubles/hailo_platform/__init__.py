@@ -1,44 +1,221 @@
 """A test double of HailoRT's ``hailo_platform`` that follows the documented API.
 
-It computes real outputs: a test HEF (``b"\\x01HEF"`` + a JSON header, see
-``write_hef``) names an ONNX graph, and the double runs that graph with ONNX
+It computes real outputs with the error of an INT8 path: a test HEF (``write_hef``, or
+the ``hailo_sdk_client`` double's ``compile()``) holds an ONNX QDQ graph quantized from
+a calibration set (see ``hailo_double_hef``), and this double runs it with ONNX
 Runtime behind VDevice / InferModel / bindings (HailoRT 4.18+) or HEF /
-ConfigureParams / InferVStreams (4.17). It never returns made-up numbers.
+ConfigureParams / InferVStreams (4.17). It never returns fp32's exact numbers, nor
+made-up ones.
 
-Environment knobs (read when the object is used, so a test can set them per server):
+Failures are raised as pyhailort raises them: libhailort's status exception
+(``args[0]`` is the status) wrapped in the Python class that pyhailort's
+``ExceptionWrapper`` picks for it (``HailoRTTimeout`` for 4, ``HailoRTInvalidHEFException``
+for 26, else ``HailoRTException("libhailort failed with error: N (NAME)")``), raised
+``from`` the status exception. The message of a timeout or an invalid HEF has no number:
+the status is on ``__cause__``.
 
-- ``HAILO_DOUBLE_VERSION``: ``4.18`` (default, has ``VDevice.create_infer_model``) or ``4.17``.
-- ``HAILO_DOUBLE_FAIL_STATUS``: a HailoRT status (26, 93, 92, 76, 74, 64, ...) to raise,
-  at the point named by ``HAILO_DOUBLE_FAIL_AT``: ``vdevice`` (default), ``configure`` or ``run``.
+The state of the simulated machine, read when an object is used (so a test can set it
+per server):
 
-Like HailoRT, one VDevice per process: a second live VDevice fails with status 74
-(device busy), and a VDevice used from a forked child fails too.
+- ``HAILO_DOUBLE_VERSION``: libhailort's version, ``4.18`` by default; ``4.17`` has no
+  ``VDevice.create_infer_model``. A HEF needing a newer HailoRT fails with 92.
+- ``HAILO_DOUBLE_DRIVER_VERSION``: the kernel driver's version, by default the same;
+  another one fails VDevice creation with 76.
+- ``HAILO_DOUBLE_ARCH``: the device, ``hailo8`` by default (``hailo8l``, ...). A HEF for
+  another architecture fails at configure with 93 (26 on 4.17: hailo.md says older runtimes
+  report 26; which release changed it is unconfirmed).
+- ``HAILO_DOUBLE_DEVICE``: a file that stands for ``/dev/hailo0``. When set, a missing
+  file fails VDevice creation with 64 (no driver), and a VDevice holds an exclusive
+  ``flock`` on it, so that a second owner (another process, or another open file in
+  this one) fails with 74, as a device in use does.
+- ``HAILO_DOUBLE_DEVICE_MS``: device time per frame; a run that needs more than its
+  ``timeout_ms`` waits ``timeout_ms`` and raises ``HailoRTTimeout`` (status 4).
+- ``HAILO_DOUBLE_FAIL_STATUS``: any status to raise at ``HAILO_DOUBLE_FAIL_AT``:
+  ``vdevice`` (default), ``configure`` or ``run``.
+
+Like HailoRT, one VDevice per process: a second live VDevice fails with status 74,
+and a VDevice used from a forked child fails too.
 """
 
 from __future__ import annotations
 
 import enum
-import json
+import fcntl
 import os
+import sys
+import time
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+try:
+    import hailo_double_hef as _hef
+finally:
+    sys.path.pop(0)
+
 __version__ = "4.18.0-double"
 DOUBLE = True
+
+# hailort.h, HAILO_STATUS_VARIABLES: the statuses this double raises.
+STATUS_NAMES = {
+    4: "HAILO_TIMEOUT",
+    6: "HAILO_INVALID_OPERATION",
+    8: "HAILO_INTERNAL_FAILURE",
+    13: "HAILO_OPEN_FILE_FAILURE",
+    26: "HAILO_INVALID_HEF",
+    64: "HAILO_DRIVER_NOT_INSTALLED",
+    73: "HAILO_DEVICE_IN_USE",
+    74: "HAILO_OUT_OF_PHYSICAL_DEVICES",
+    76: "HAILO_INVALID_DRIVER_VERSION",
+    78: "HAILO_INVALID_SERVICE_VERSION",
+    91: "HAILO_HEF_FILE_CORRUPTED",
+    92: "HAILO_HEF_NOT_SUPPORTED",
+    93: "HAILO_HEF_NOT_COMPATIBLE_WITH_DEVICE",
+}
+
+
+class _pyhailort:  # noqa: N801 - stands for the compiled module hailo_platform.pyhailort._pyhailort
+    class HailoRTStatusException(Exception):  # noqa: N818 - libhailort's name
+        """What the C++ bindings raise: ``args[0]`` is the status. Not a HailoRTException."""
 
 
 class HailoRTException(Exception):
     pass
 
 
-class HailoRTStatusException(HailoRTException):
-    pass
-
-
 class HailoRTTimeout(HailoRTException):
     pass
+
+
+class HailoRTInvalidHEFException(HailoRTException):
+    pass
+
+
+class HailoRTInvalidOperationException(HailoRTException):
+    pass
+
+
+class HailoRTNetworkGroupNotActivatedException(HailoRTException):
+    pass
+
+
+def _exception_for(status: int) -> HailoRTException:
+    """pyhailort's ExceptionWrapper.create_exception_from_status, for the statuses above."""
+    name = STATUS_NAMES.get(status, "HAILO_UNKNOWN_STATUS")
+    if status == 4:
+        return HailoRTTimeout("Received a timeout - hailort has failed because a timeout had occurred")
+    if status == 6:
+        return HailoRTInvalidOperationException("Invalid operation. See hailort.log for more information")
+    if status == 26:
+        return HailoRTInvalidHEFException("Invalid HEF. See hailort.log for more information")
+    return HailoRTException(f"libhailort failed with error: {status} ({name})")
+
+
+def _raise(status: int, log: str) -> None:
+    """Raise as pyhailort does; ``log`` is what libhailort would write to hailort.log."""
+    cause = _pyhailort.HailoRTStatusException(status, log)
+    raise _exception_for(status) from cause
+
+
+def _version() -> str:
+    return os.environ.get("HAILO_DOUBLE_VERSION", "4.18")
+
+
+def _version_tuple(text: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in text.split(".")[:2] if p.isdigit())
+
+
+def _maybe_fail(point: str) -> None:
+    status = os.environ.get("HAILO_DOUBLE_FAIL_STATUS")
+    if status and os.environ.get("HAILO_DOUBLE_FAIL_AT", "vdevice") == point:
+        _raise(int(status), f"failed at {point} (HAILO_DOUBLE_FAIL_STATUS)")
+
+
+def write_hef(
+    path: str | os.PathLike[str],
+    onnx_path: str | os.PathLike[str],
+    calibration: np.ndarray,
+    hw_arch: str = "hailo8",
+    hailort: str = "4.17",
+    normalization: tuple[list[float], list[float]] | None = None,
+) -> Path:
+    """Write a self-contained test HEF of a CPU graph (input [1,100,9], output [1,64]).
+
+    ``calibration``: windows [N,100,9], at least 1024 (hailo.md), normalized, or raw when
+    ``normalization`` (mean, std) puts the normalization inside the HEF. ``hailort``: the
+    oldest HailoRT that loads it (the one its DFC pairs with).
+    """
+    if len(calibration) < 1024:
+        raise ValueError(f"calibration set of {len(calibration)} windows; at least 1024 expected")
+    p = Path(path)
+    payload = _hef.quantize(Path(onnx_path).read_bytes(), calibration, "nwc", 16, normalization, p.parent)
+    header = {
+        "double": True,
+        "hw_arch": hw_arch,
+        "hailort_version": hailort,
+        "network": "tcn_encoder",
+        "layout": "nwc",
+        "input_units": "raw" if normalization is not None else "normalized",
+        "inputs": [{"name": "tcn_encoder/input_layer1", "shape": [1, 100, 9]}],
+        "outputs": [{"name": "tcn_encoder/fc1", "shape": [64]}],
+    }
+    p.write_bytes(_hef.pack(header, payload))
+    return p
+
+
+class _Net:
+    """The compiled network behind a test HEF."""
+
+    def __init__(self, hef_path: str) -> None:
+        try:
+            blob = Path(hef_path).read_bytes()
+        except OSError as exc:
+            _raise(13, f"cannot read {hef_path}: {exc}")
+        try:
+            self.header, payload = _hef.unpack(blob)
+        except _hef.HefFormatError as exc:
+            _raise(26, f"{hef_path}: {exc}")
+        needs = str(self.header.get("hailort_version", "4.17"))
+        if _version_tuple(needs) > _version_tuple(_version()):
+            _raise(92, f"HEF needs HailoRT {needs}, this is {_version()}")
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 1
+        self.session = ort.InferenceSession(payload, sess_options=opts, providers=["CPUExecutionProvider"])
+        self.ort_input = self.session.get_inputs()[0].name
+        self.layout = self.header["layout"]
+        self.hw_arch = self.header["hw_arch"]
+        self.input_name = self.header["inputs"][0]["name"]
+        self.output_name = self.header["outputs"][0]["name"]
+        self.input_shape = tuple(self.header["inputs"][0]["shape"])
+        self.output_shape = tuple(self.header["outputs"][0]["shape"])
+
+    def check_device(self, arch: str) -> None:
+        if self.hw_arch != arch:
+            status = 26 if _version_tuple(_version()) < (4, 18) else 93
+            _raise(status, f"HEF format is not compatible with device. Device arch: {arch}, HEF arch: {self.hw_arch}")
+
+    def run_frame(self, frame: np.ndarray) -> np.ndarray:
+        if frame.shape != self.input_shape or frame.dtype != np.float32:
+            _raise(6, f"buffer {frame.shape} {frame.dtype} != frame {self.input_shape} float32")
+        x = frame.reshape(1, 100, 9)
+        if self.layout == "nchw":
+            x = np.ascontiguousarray(x.transpose(0, 2, 1).reshape(1, 9, 1, 100))
+        return self.session.run(None, {self.ort_input: x})[0].reshape(self.output_shape).astype(np.float32)
+
+
+def _device_arch() -> str:
+    return os.environ.get("HAILO_DOUBLE_ARCH", "hailo8")
+
+
+def _wait_device(frames: int, timeout_ms: int) -> None:
+    per_frame = float(os.environ.get("HAILO_DOUBLE_DEVICE_MS", "0") or 0)
+    if per_frame * frames > timeout_ms:
+        time.sleep(timeout_ms / 1000)
+        _raise(4, f"run of {frames} frames needs {per_frame * frames:.0f} ms, timeout {timeout_ms} ms")
 
 
 class HailoSchedulingAlgorithm(enum.Enum):
@@ -58,61 +235,7 @@ class HailoStreamInterface(enum.Enum):
     ETH = 1
 
 
-def _version() -> str:
-    return os.environ.get("HAILO_DOUBLE_VERSION", "4.18")
-
-
-def _maybe_fail(point: str) -> None:
-    status = os.environ.get("HAILO_DOUBLE_FAIL_STATUS")
-    if status and os.environ.get("HAILO_DOUBLE_FAIL_AT", "vdevice") == point:
-        raise HailoRTStatusException(f"Failed at {point} (double). See hailort.log, status={int(status)}")
-
-
-def write_hef(path: str | os.PathLike[str], onnx_path: str | os.PathLike[str], hw_arch: str = "hailo8") -> Path:
-    """Write a test HEF that this double can load; the ONNX must take [1,100,9] and return [1,64]."""
-    header = {
-        "double": True,
-        "hw_arch": hw_arch,
-        "onnx": str(Path(onnx_path).resolve()),
-        "network": "tcn_encoder",
-        "inputs": [{"name": "tcn_encoder/input_layer1", "shape": [1, 100, 9]}],
-        "outputs": [{"name": "tcn_encoder/fc1", "shape": [64]}],
-    }
-    p = Path(path)
-    p.write_bytes(b"\x01HEF" + json.dumps(header).encode())
-    return p
-
-
-class _Net:
-    """The compiled network behind a test HEF."""
-
-    def __init__(self, hef_path: str) -> None:
-        blob = Path(hef_path).read_bytes()
-        if blob[:4] != b"\x01HEF":
-            raise HailoRTStatusException(f"Invalid HEF {hef_path}, status=26")
-        try:
-            self.header = json.loads(blob[4:])
-        except ValueError:
-            raise HailoRTStatusException(f"Corrupted HEF {hef_path}, status=26") from None
-        import onnxruntime as ort
-
-        self.session = ort.InferenceSession(self.header["onnx"], providers=["CPUExecutionProvider"])
-        self.input_name = self.header["inputs"][0]["name"]
-        self.output_name = self.header["outputs"][0]["name"]
-        self.input_shape = tuple(self.header["inputs"][0]["shape"])
-        self.output_shape = tuple(self.header["outputs"][0]["shape"])
-
-    def run_frame(self, frame: np.ndarray) -> np.ndarray:
-        if frame.shape != self.input_shape or frame.dtype != np.float32:
-            raise HailoRTStatusException(
-                f"buffer {frame.shape} {frame.dtype} != frame {self.input_shape} float32, status=6"
-            )
-        x = frame.reshape(1, 100, 9)
-        ort_in = self.session.get_inputs()[0].name
-        return self.session.run(None, {ort_in: x})[0].reshape(self.output_shape).astype(np.float32)
-
-
-_live: dict[str, Any] = {"vdevice": None, "pid": None}
+_live: dict[str, Any] = {"vdevice": None}
 
 
 class _VDeviceParams:
@@ -124,7 +247,27 @@ class _VDeviceParams:
 class Device:
     @staticmethod
     def scan() -> list[str]:
-        return ["0001:01:00.0"]
+        node = os.environ.get("HAILO_DOUBLE_DEVICE")
+        return [] if node and not os.path.exists(node) else ["0001:01:00.0"]
+
+
+def _open_device() -> IO[bytes] | None:
+    """The device node, held with an exclusive lock for as long as the VDevice lives."""
+    node = os.environ.get("HAILO_DOUBLE_DEVICE")
+    if not node:
+        return None
+    if not os.path.exists(node):
+        _raise(64, f"{node} does not exist: the hailo_pci driver is not loaded")
+    driver = os.environ.get("HAILO_DOUBLE_DRIVER_VERSION") or _version()
+    if _version_tuple(driver) != _version_tuple(_version()):
+        _raise(76, f"driver version {driver} does not match libhailort {_version()}")
+    fh = open(node, "rb")  # noqa: SIM115 - held until release()
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.close()
+        _raise(74, "Failed to create vdevice. there are not enough free devices. requested: 1, found: 0")
+    return fh
 
 
 class VDevice:
@@ -135,37 +278,44 @@ class VDevice:
     def __init__(self, params: _VDeviceParams | None = None) -> None:
         _maybe_fail("vdevice")
         if _live["vdevice"] is not None:
-            raise HailoRTStatusException("Failed to create vdevice: the device is in use by another VDevice, status=74")
+            _raise(74, "Failed to create vdevice. there are not enough free devices. requested: 1, found: 0")
+        self._node = _open_device()
         self.params = params or _VDeviceParams()
         self.pid = os.getpid()
         self.released = False
-        _live["vdevice"], _live["pid"] = self, self.pid
+        _live["vdevice"] = self
 
     def _check(self) -> None:
         if self.released:
-            raise HailoRTStatusException("VDevice was released, status=8")
+            _raise(6, "VDevice was released")
         if os.getpid() != self.pid:
-            raise HailoRTStatusException("VDevice used from another process than its creator, status=74")
+            _raise(74, "VDevice used from another process than its creator")
 
     def __getattribute__(self, name: str) -> Any:
-        if name == "create_infer_model" and _version() < "4.18":
+        if name == "create_infer_model" and _version_tuple(_version()) < (4, 18):
             raise AttributeError("'VDevice' object has no attribute 'create_infer_model' (HailoRT 4.17)")
         return object.__getattribute__(self, name)
 
     def create_infer_model(self, hef_source: str, name: str = "") -> InferModel:
         self._check()
+        net = _Net(hef_source)
         _maybe_fail("configure")
+        net.check_device(_device_arch())
         if self.params.scheduling_algorithm == HailoSchedulingAlgorithm.NONE:
-            raise HailoRTStatusException("InferModel needs the model scheduler (ROUND_ROBIN), status=6")
-        return InferModel(_Net(hef_source))
+            _raise(6, "InferModel needs the model scheduler (ROUND_ROBIN)")
+        return InferModel(net)
 
     def configure(self, hef: HEF, configure_params: dict[str, Any] | None = None) -> list[ConfiguredNetwork]:
         self._check()
         _maybe_fail("configure")
+        hef.net.check_device(_device_arch())
         return [ConfiguredNetwork(hef.net)]
 
     def release(self) -> None:
         self.released = True
+        if self._node is not None:
+            self._node.close()  # closing the file drops its flock
+            self._node = None
         if _live["vdevice"] is self:
             _live["vdevice"] = None
 
@@ -216,9 +366,7 @@ class InferModel:
     def configure(self) -> ConfiguredInferModel:
         for s in (self._in, self._out):
             if s.format_type != FormatType.FLOAT32:
-                raise HailoRTStatusException(
-                    f"{s.name}: the double supports FLOAT32 only, got {s.format_type}, status=6"
-                )
+                _raise(6, f"{s.name}: the double supports FLOAT32 only, got {s.format_type}")
         return ConfiguredInferModel(self)
 
 
@@ -232,7 +380,8 @@ class _BoundBuffer:
 
     def get_buffer(self) -> np.ndarray:
         if self.buffer is None:
-            raise HailoRTStatusException("no buffer bound, status=6")
+            _raise(6, "no buffer bound")
+        assert self.buffer is not None
         return self.buffer
 
 
@@ -241,9 +390,7 @@ class Bindings:
         self._in = _BoundBuffer(model.net.input_shape)
         out = output_buffers.get(model.net.output_name)
         if out is None or tuple(out.shape) != model.net.output_shape:
-            raise HailoRTStatusException(
-                f"output buffer for {model.net.output_name} must have shape {model.net.output_shape}, status=6"
-            )
+            _raise(6, f"output buffer for {model.net.output_name} must have shape {model.net.output_shape}")
         self._out = _BoundBuffer(model.net.output_shape, out)
 
     def input(self, name: str | None = None) -> _BoundBuffer:
@@ -272,8 +419,9 @@ class ConfiguredInferModel:
 
     def run(self, bindings: list[Bindings], timeout: int) -> None:
         if not self.active:
-            raise HailoRTStatusException("ConfiguredInferModel used outside its context, status=8")
+            _raise(6, "ConfiguredInferModel used outside its context")
         _maybe_fail("run")
+        _wait_device(len(bindings), timeout)
         for b in bindings:
             frame = b.input().get_buffer()
             b.output().get_buffer()[...] = self.model.net.run_frame(frame)
@@ -314,7 +462,7 @@ class _VStreamParams:
     def make(
         network_group: ConfiguredNetwork, format_type: FormatType = FormatType.AUTO, **kwargs: Any
     ) -> dict[str, Any]:
-        return {"format_type": format_type}
+        return {"format_type": format_type, "timeout_ms": kwargs.get("timeout_ms", 10000)}
 
 
 class InputVStreamParams(_VStreamParams):
@@ -357,8 +505,9 @@ class InferVStreams:
             input_params.get("format_type") != FormatType.FLOAT32
             or output_params.get("format_type") != FormatType.FLOAT32
         ):
-            raise HailoRTStatusException("the double supports FLOAT32 vstreams only, status=6")
+            _raise(6, "the double supports FLOAT32 vstreams only")
         self.ng = configured_network
+        self.timeout_ms = int(output_params.get("timeout_ms", 10000))
 
     def __enter__(self) -> InferVStreams:
         return self
@@ -368,11 +517,10 @@ class InferVStreams:
 
     def infer(self, input_data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         if not self.ng.active:
-            raise HailoRTStatusException("network group is not activated, status=8")
+            raise HailoRTNetworkGroupNotActivatedException("Network group is not activated")
         _maybe_fail("run")
         x = input_data[self.ng.net.input_name]
         if x.ndim != len(self.ng.net.input_shape) + 1:
-            raise HailoRTStatusException(
-                f"expected a batch of frames {self.ng.net.input_shape}, got {x.shape}, status=6"
-            )
+            _raise(6, f"expected a batch of frames {self.ng.net.input_shape}, got {x.shape}")
+        _wait_device(len(x), self.timeout_ms)
         return {self.ng.net.output_name: np.stack([self.ng.net.run_frame(f) for f in x])}

@@ -2,16 +2,20 @@
 
 It follows the documented call sequence and signatures (``ClientRunner(hw_arch=...)``,
 ``translate_onnx_model``, ``load_model_script``, ``optimize``, ``compile``,
-``infer_context`` / ``infer``) and computes real outputs: its emulator runs the
-translated ONNX with ONNX Runtime on NHWC input converted to NCHW, with simulated
-int8 rounding of weights and input in ``SDK_QUANTIZED``. ``compile()`` returns
-``b"\\x01HEF"`` followed by a JSON description of the network; it is NOT a HEF
-that HailoRT can load.
+``infer_context`` / ``infer``) and computes real outputs. ``optimize`` quantizes the
+translated ONNX from the calibration set (ONNX Runtime static quantization, QDQ: int8
+weights, uint8 activations, the output at 16 bit; see ``hailo_double_hef``), using the
+first ``calibset_size`` windows of the model script (64 when it names none, the DFC's
+default). The emulator runs that graph in ``SDK_QUANTIZED`` and the fp32 graph in
+``SDK_NATIVE``, on NHWC input converted to NCHW. ``compile()`` returns a test HEF
+(``b"\\x01HEF"``, a header, the quantized graph) that the ``hailo_platform`` double
+loads and runs: the HEF serves what the emulator measured. It is not a HEF that HailoRT
+can load.
 
 Failures to simulate, via the environment variable ``HAILO_DOUBLE_FAIL``:
 ``parser`` (translate raises ParsingWithRecommendationException), ``bad_magic``
 (compile returns bytes without the magic), ``poor_fidelity`` (the emulator
-quantizes weights to 3 bits, a real but poor approximation).
+quantizes weights to 3 bits before calibrating, a real but poor approximation).
 """
 
 from __future__ import annotations
@@ -19,9 +23,9 @@ from __future__ import annotations
 import contextlib
 import enum
 import hashlib
-import json
 import os
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +35,15 @@ from onnx import numpy_helper
 
 from .model_translator.exceptions import MisspellNodeError, ParsingWithRecommendationException, UnsupportedModelError
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+try:
+    import hailo_double_hef as _hef
+finally:
+    sys.path.pop(0)
+
 __version__ = "3.33.0"
+_PAIRED_HAILORT = "4.23"  # DFC 3.33 compiles for HailoRT 4.23 (hailo.md)
+DEFAULT_CALIBSET_SIZE = 64
 IS_TEST_DOUBLE = True
 _SUPPORTED_OPS = {
     "Conv",
@@ -79,7 +91,7 @@ class ClientRunner:
         self._model: onnx.ModelProto | None = None
         self._net_name = ""
         self._script = ""
-        self._calib_range: tuple[float, float] | None = None
+        self._quantized: bytes | None = None
         self._state = "empty"
         self._input_shape: list[int] = []
 
@@ -143,7 +155,16 @@ class ClientRunner:
             raise ValueError(f"calibration data {data.dtype} {data.shape}; expected float32 (N,{h},{w},{c}) NHWC")
         if len(data) < 1024:
             raise ValueError(f"calibration set of {len(data)} images; at least 1024 expected")
-        self._calib_range = (float(data.min()), float(data.max()))
+        size = re.search(r"calibset_size\s*=\s*(\d+)", self._script)
+        data = data[: int(size.group(1)) if size else DEFAULT_CALIBSET_SIZE]
+        norm = re.search(r"normalization\(\s*\[([^\]]*)\]\s*,\s*\[([^\]]*)\]\s*\)", self._script)
+        normalization = None
+        if norm:  # the HEF normalizes on chip; the calibration data is raw (hailo.md)
+            normalization = tuple([float(v) for v in part.split(",")] for part in norm.groups())
+        bits = 3 if _fail("poor_fidelity") else None
+        source = self._emulated_model(bits) if bits else self._model.SerializeToString()  # type: ignore[union-attr]
+        nchw = np.ascontiguousarray(data.transpose(0, 3, 1, 2))
+        self._quantized = _hef.quantize(source, nchw, "nchw", 16, normalization, work_dir)
         self._state = "quantized"
 
     # --- emulation -------------------------------------------------------
@@ -154,6 +175,7 @@ class ClientRunner:
         yield {"target": target}
 
     def _emulated_model(self, bits: int) -> bytes:
+        """The translated model with its Conv and Gemm weights rounded to ``bits``."""
         assert self._model is not None
         proto = onnx.ModelProto()
         proto.CopyFrom(self._model)
@@ -169,13 +191,7 @@ class ClientRunner:
         target = context["target"]
         x = np.asarray(next(iter(dataset.values())) if isinstance(dataset, dict) else dataset, dtype=np.float32)
         quantized = target is InferenceContext.SDK_QUANTIZED
-        if quantized:
-            lo, hi = self._calib_range  # type: ignore[misc]
-            scale = max(hi - lo, 1e-12) / 255.0
-            x = (np.round((np.clip(x, lo, hi) - lo) / scale) * scale + lo).astype(np.float32)
-            blob = self._emulated_model(3 if _fail("poor_fidelity") else 8)
-        else:
-            blob = self._model.SerializeToString()  # type: ignore[union-attr]
+        blob = self._quantized if quantized else self._model.SerializeToString()  # type: ignore[union-attr]
         sess = ort.InferenceSession(blob, providers=["CPUExecutionProvider"])
         name = sess.get_inputs()[0].name
         nchw = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
@@ -185,19 +201,31 @@ class ClientRunner:
     def compile(self) -> bytes:
         if self._state != "quantized":
             raise RuntimeError(f"compile in state {self._state}; optimize first")
+        assert self._model is not None and self._quantized is not None
         self._state = "compiled"
-        description = {
+        out = ort.InferenceSession(self._quantized, providers=["CPUExecutionProvider"]).get_outputs()[0]
+        header = {
             "test_double": True,
             "net_name": self._net_name,
+            "network": self._net_name,
             "hw_arch": self.hw_arch,
+            "hailort_version": _PAIRED_HAILORT,
+            "layout": "nchw",
             "input_shape": self._input_shape,
-            "onnx_sha256": hashlib.sha256(self._model.SerializeToString()).hexdigest(),  # type: ignore[union-attr]
+            "input_units": "raw" if "normalization(" in self._script else "normalized",
+            "inputs": [
+                {"name": f"{self._net_name}/input_layer1", "shape": [1, self._input_shape[3], self._input_shape[1]]}
+            ],
+            "outputs": [{"name": f"{self._net_name}/fc1", "shape": [int(out.shape[-1])]}],
+            "onnx_sha256": hashlib.sha256(self._model.SerializeToString()).hexdigest(),
             "model_script": self._script,
-            "ops": sorted({n.op_type for n in self._model.graph.node}),  # type: ignore[union-attr]
+            "ops": sorted({n.op_type for n in self._model.graph.node}),
         }
-        body = json.dumps(description, sort_keys=True).encode()
-        return (b"JSON" if _fail("bad_magic") else b"\x01HEF") + body
+        hef = _hef.pack(header, self._quantized)
+        return b"JSON" + hef[4:] if _fail("bad_magic") else hef
 
     def save_har(self, path: str) -> None:
+        import json
+
         with open(path, "w") as fh:
             json.dump({"test_double": True, "state": self._state, "net_name": self._net_name}, fh)
