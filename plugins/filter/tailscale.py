@@ -71,8 +71,6 @@ _value:
       type: str
 """
 
-from ansible.errors import AnsibleFilterError
-
 
 def _matches(peer, name):
     dns = str(peer.get("DNSName") or "").rstrip(".").lower()
@@ -86,7 +84,8 @@ def _matches(peer, name):
 
 def tailscale_peer(status, names, edge=None):
     if not isinstance(status, dict):
-        raise AnsibleFilterError(
+        # A plain TypeError: Ansible reports it with the template that failed.
+        raise TypeError(
             f"tailscale_peer: expected the parsed JSON of `tailscale status --json`, got {type(status).__name__}"
         )
     wanted = [str(n).strip().rstrip(".").lower() for n in names if n]

@@ -88,3 +88,72 @@ def test_require_hailo_rolls_back_a_cpu_sidecar_and_refuses_an_edge_without_the_
     assert record["outcome"] == "refused", record
     assert f"edge-1 has no {missing}, and edgeinfer_require_hailo=true asks for it" in record["failure"]["msg"]
     assert bench.state()["current"] == v1["release"]
+
+
+@pytest.fixture(scope="module")
+def hailo_image(sidecar_image: str) -> str:
+    """The sidecar image with the HailoRT double installed where the real wheel would be (an
+    image whose BASE_IMAGE carries HailoRT, docs/sidecar.md), its device the mapped /dev/hailo0."""
+    import io
+    import tarfile
+
+    doubles = Path(__file__).resolve().parents[1] / "doubles"
+    tag = f"{sidecar_image}-hailo-double"
+    dockerfile = (
+        f"FROM {sidecar_image}\n"
+        "COPY hailo_platform /opt/app/hailo_platform\n"
+        "COPY hailo_double_hef.py /opt/app/hailo_double_hef.py\n"
+        "ENV HAILO_DOUBLE_DEVICE=/dev/hailo0\n"
+    ).encode()
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo("Dockerfile")
+        info.size = len(dockerfile)
+        tar.addfile(info, io.BytesIO(dockerfile))
+        tar.add(doubles / "hailo_platform" / "__init__.py", "hailo_platform/__init__.py")
+        tar.add(doubles / "hailo_double_hef.py", "hailo_double_hef.py")
+    r = subprocess.run(["docker", "build", "-q", "-t", tag, "-"], input=buf.getvalue(), capture_output=True)
+    assert r.returncode == 0, r.stderr.decode()[-2000:]
+    return tag
+
+
+def test_a_release_with_a_hef_serves_on_the_hailo_within_the_hailo_floor(
+    hailo_edge: DeployBench, hailo_image: str
+) -> None:
+    """v1's model compiled to a test HEF (INT8, from 1,024 calibration windows) on an image with
+    HailoRT: auto picks the Hailo, the gate judges it by the Hailo floor, and the answers carry
+    the quantization error (they are not fp32's)."""
+    import numpy as np
+
+    from edgeinfer_contract import QUALITY_FLOORS, ModelConfig
+    from tests.doubles.hailo_platform import write_hef
+    from tests.faults.matrix import craft
+    from tests.sidecar.conftest import normalize, raw_windows
+
+    bench = hailo_edge
+
+    def compile_hef(release: Path) -> None:
+        cfg = ModelConfig.load(release / "model_config.json")
+        calibration = normalize(cfg, raw_windows(cfg, 1024, seed=5)).astype(np.float32)
+        write_hef(release / "model.hef", release / "model.onnx", calibration)
+
+    with_hef = craft(bench, "v3h", compile_hef, add_roles={"model.hef": "hef"})
+    run = bench.deploy(
+        "v1",
+        seed=1,
+        edgeinfer_release_source=with_hef,
+        edgeinfer_image=hailo_image,
+        edgeinfer_backend="auto",
+        edgeinfer_require_hailo=True,
+    )
+    assert run.rc == 0, run.explain()
+    status, health = bench.health()
+    assert status == 200 and health["backend"] == "hailo" and health["served_file"] == "model.hef", health
+    assert health["backend_reason_code"] == "auto_hailo", health
+    record = bench.last_record()
+    assert record["outcome"] == "deployed" and record["backend"] == "hailo" and record["hef"] is True
+    assert record["gates"]["golden_floor"] == {"min_cosine": QUALITY_FLOORS["hailo"], "source": "hailo"}
+    # Within the Hailo floor, and not fp32's exact answers.
+    assert QUALITY_FLOORS["hailo"] <= record["gates"]["golden"]["min_cosine"] <= 0.999999, record["gates"]
+    env = (Path(bench.fleet.edges[0].root) / "compose" / ".env").read_text()
+    assert f'HEF_PATH="/models/releases/{with_hef["release"]}/model.hef"' in env

@@ -58,14 +58,17 @@ def fleet_summary(run: PlaybookRun) -> dict[str, dict[str, Any]]:
     return summary
 
 
-def craft(bench, version: str, mutate=None, corrupt_after_signing: str | None = None) -> dict[str, Any]:
+def craft(
+    bench, version: str, mutate=None, corrupt_after_signing: str | None = None, add_roles: dict[str, str] | None = None
+) -> dict[str, Any]:
     """A release made from v1's artifacts under another version, changed by ``mutate``
-    before its manifest is written and signed (or corrupted after, as in transit)."""
+    before its manifest is written and signed (or corrupted after, as in transit);
+    ``add_roles`` lists the files ``mutate`` adds, with their manifest roles."""
     src = bench.artifacts / "v1"
     dst = bench.tmp / "crafted" / version
     shutil.rmtree(dst, ignore_errors=True)
     shutil.copytree(src, dst, ignore=shutil.ignore_patterns("manifest.json*"))
-    roles = {f.name: f.role for f in Manifest.load(src / "manifest.json").files}
+    roles = {f.name: f.role for f in Manifest.load(src / "manifest.json").files} | dict(add_roles or {})
     if mutate:
         mutate(dst)
     # Signed with the bench's key (the one the edges trust), naming it as model_tools does.

@@ -172,7 +172,7 @@ def test_job_templates_run_the_project_s_playbooks_with_surveys(rendered):
             assert q["type"] in {"text", "integer", "float", "multiplechoice"}, q
             if q["type"] == "integer":
                 assert isinstance(q["default"], int) and q["min"] <= q["default"] <= q["max"], q
-            if q["type"] == "float":
+            if q["type"] == "float" and (q["required"] or q["default"] != ""):
                 assert q["min"] <= float(q["default"]) <= q["max"], q
             if q["type"] == "multiplechoice":
                 assert q["default"] in q["choices"], q
