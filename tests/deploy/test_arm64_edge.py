@@ -47,13 +47,14 @@ CORTEX_A76 = (
 # Sized for emulation, where one window takes about 310 ms: these are not the seed's targets.
 EMULATION_VARS = {
     # The benchmark gate proves it runs and passes a sidecar that answers; under qemu its
-    # latency and throughput thresholds are lowered so (EMULATION ONLY: p95 10 s, 0.5 req/s;
-    # measured here about 1.1 s and 1.3 req/s). Memory keeps the seed's 512 MiB.
+    # latency and throughput thresholds are lowered so (EMULATION ONLY: p95 10 s, 0.1 req/s;
+    # measured here 1.1 to 1.4 s and 0.5 to 1.3 req/s, the lower on a loaded machine; a sidecar
+    # that does not answer still fails). Memory keeps the seed's 512 MiB.
     "edgeinfer_benchmark_duration": 2,
     "edgeinfer_benchmark_warmup": 0.5,
     "edgeinfer_benchmark_concurrency": 2,
     "edgeinfer_benchmark_p95_ms": 10000,
-    "edgeinfer_benchmark_min_rps": 0.5,
+    "edgeinfer_benchmark_min_rps": 0.1,
     # 8 golden windows through /encode, about 3 s under qemu; the sidecar's own self-check at
     # load still replays the whole set.
     "edgeinfer_golden_limit": 8,
