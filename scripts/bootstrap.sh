@@ -7,6 +7,12 @@
 #   edgeinfer/base:bookworm built from Debian packages (the air-gapped path:
 #   no container registry is needed).
 #
+#   arm64 emulation for the arm64 edge test: qemu-user-static and binfmt-support,
+#   with qemu-aarch64 registered in binfmt_misc with the F flag (the kernel opens
+#   the interpreter once, so it runs aarch64 binaries inside containers too), and
+#   the arm64 base edgeinfer/base:bookworm-arm64 started building in the background
+#   (scripts/arm64_base.sh; the test waits for it). EDGEINFER_ARM64=0 skips both.
+#
 # Idempotent: what is already there is not touched. Needs root for installs and
 # for starting dockerd; a non-root user gets a message saying what is missing.
 #
@@ -20,6 +26,7 @@ DEBIAN_MIRROR="${EDGEINFER_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 STATE_DIR="${EDGEINFER_STATE_DIR:-/var/lib/edgeinfer-bench}"
 DOCKERD_LOG="${STATE_DIR}/dockerd.log"
 PY="${PYTHON:-python3}"
+ARM64="${EDGEINFER_ARM64:-1}"
 
 say() { printf 'bootstrap: %s\n' "$*" >&2; }
 die() { printf 'bootstrap: error: %s\n' "$*" >&2; exit 1; }
@@ -36,6 +43,17 @@ command -v ssh >/dev/null 2>&1 || missing+=(openssh-client)
 command -v debootstrap >/dev/null 2>&1 || [ -x /usr/sbin/debootstrap ] || missing+=(debootstrap)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+if [ "$ARM64" != 0 ]; then
+  [ -x /usr/bin/qemu-aarch64-static ] || missing+=(qemu-user-static)
+  command -v update-binfmts >/dev/null 2>&1 || [ -x /usr/sbin/update-binfmts ] || missing+=(binfmt-support)
+  # Mounted before the install, so that the packages register their interpreters as they install.
+  if ! mountpoint -q /proc/sys/fs/binfmt_misc; then
+    if $check_only; then say "binfmt_misc is not mounted at /proc/sys/fs/binfmt_misc"; exit 1; fi
+    is_root || die "binfmt_misc is not mounted and mounting it needs root: sudo mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc"
+    say "mounting binfmt_misc at /proc/sys/fs/binfmt_misc"
+    mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+  fi
+fi
 
 if [ "${#missing[@]}" -gt 0 ]; then
   if $check_only; then say "missing Debian packages: ${missing[*]}"; exit 1; fi
@@ -45,6 +63,21 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get update -qq
   # prometheus brings promtool; its service is not started (no init system assumed).
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# --- arm64 emulation ----------------------------------------------------------
+qemu_entry=/proc/sys/fs/binfmt_misc/qemu-aarch64
+if [ "$ARM64" != 0 ]; then
+  if ! grep -qs '^flags:.*F' "$qemu_entry"; then
+    if $check_only; then say "qemu-aarch64 is not registered with binfmt_misc (flag F)"; exit 1; fi
+    is_root || die "registering qemu-aarch64 with binfmt_misc needs root: sudo update-binfmts --enable qemu-aarch64"
+    # An entry without F resolves its interpreter inside each container, where there is none.
+    if [ -e "$qemu_entry" ]; then say "re-registering qemu-aarch64: its entry lacks the F flag"; echo -1 >"$qemu_entry"; fi
+    say "registering qemu-aarch64 with binfmt_misc (update-binfmts --enable qemu-aarch64)"
+    update-binfmts --enable qemu-aarch64
+    grep -qs '^flags:.*F' "$qemu_entry" || die "qemu-aarch64 is still not registered with flag F; see $qemu_entry and /usr/share/binfmts/qemu-aarch64"
+  fi
+  say "qemu-aarch64 registered with binfmt_misc ($(grep '^flags:' "$qemu_entry"))"
 fi
 
 # --- Docker Engine ----------------------------------------------------------
@@ -114,3 +147,13 @@ if ! docker image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
   trap - EXIT
 fi
 say "base image $BASE_IMAGE: $(docker image inspect "$BASE_IMAGE" --format '{{.Size}}' | awk '{printf "%d MB", $1/1e6}')"
+
+# --- arm64 base image (built under emulation: minutes, so in the background) ----
+if [ "$ARM64" != 0 ]; then
+  if $check_only; then
+    [ "$(bash "$(dirname "$0")/arm64_base.sh" --key)" = "$(docker image inspect -f '{{index .Config.Labels "org.edgeinfer.base.key"}}' edgeinfer/base:bookworm-arm64 2>/dev/null)" ] \
+      || say "the arm64 base edgeinfer/base:bookworm-arm64 is missing or stale (scripts/arm64_base.sh builds it)"
+  else
+    bash "$(dirname "$0")/arm64_base.sh" --background
+  fi
+fi
