@@ -75,4 +75,6 @@ def test_ansible_doc_renders_every_plugin_as_text(kind: str) -> None:
         if kind != "strategy":
             assert "EXAMPLES:" in page, f"{name}: no examples rendered"
         if kind == "module":
-            assert "OPTIONS" in page and "ATTRIBUTES" in page and "RETURN VALUES" in page, f"{name}: a section is missing"
+            assert "OPTIONS" in page and "ATTRIBUTES" in page and "RETURN VALUES" in page, (
+                f"{name}: a section is missing"
+            )
