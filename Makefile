@@ -110,8 +110,10 @@ pytest-integration: venv
 durations:
 	$(PYTHON) scripts/durations.py $(REPORTS)/unit.xml $(REPORTS)/integration.xml --write docs/testing.md
 
+# The scenarios live where molecule expects a collection's: extensions/molecule/<name>/
+# (`default` first: what the others share, and a check of the collection in place).
 molecule: venv
-	@scenarios=$$(ls -d molecule/*/molecule.yml 2>/dev/null | xargs -rn1 dirname | xargs -rn1 basename); \
+	@scenarios=$$(ls -d extensions/molecule/*/molecule.yml 2>/dev/null | xargs -rn1 dirname | xargs -rn1 basename); \
 	if [ -z "$$scenarios" ]; then echo "molecule: no scenarios yet"; exit 0; fi; \
 	for s in $$scenarios; do echo "== molecule test -s $$s"; $(BIN)/molecule test -s $$s; done
 
