@@ -24,7 +24,7 @@ REPORTS := build/test-reports
 UNIT := -m "not docker and not fleet" -n 2
 INTEGRATION := -m "docker or fleet" -n 2 --dist loadfile
 
-.PHONY: help setup bootstrap venv test test-quick speed soak lint pytest pytest-unit pytest-integration molecule collection demo bench bench-sidecar monitoring ee constraints durations clean
+.PHONY: help setup bootstrap venv test test-quick speed soak lint lint-full sanity changelog pytest pytest-unit pytest-integration molecule collection demo bench bench-sidecar monitoring ee constraints durations clean
 
 help:
 	@echo "make demo     set up this machine, then deploy the default model locally (port 9000)"
@@ -33,7 +33,8 @@ help:
 	@echo "make setup    bench prerequisites (Docker, compose, sshd, base image) + .venv"
 	@echo "make bench    the benchmark suite; writes docs/benchmarks.md"
 	@echo "make soak     10 minutes of mixed good and bad requests with hot reloads (bench/soak.py)"
-	@echo "make lint     ruff, ansible-lint, yamllint"
+	@echo "make lint     ruff, yamllint, ansible-lint, ansible-test sanity (the fast tests)"
+	@echo "make lint-full   make lint with every ansible-test sanity test (pylint and ansible-doc too)"
 
 setup: bootstrap venv
 
@@ -68,11 +69,30 @@ test-quick: venv
 speed: venv
 	$(PY) bench/speed.py
 
+# ansible-test sanity on the collection's Ansible content, with no ignore file
+# (scripts/sanity.sh): `make lint` runs the fast tests; pylint (about a minute) and
+# ansible-doc (about 20 s) run in `make lint-full` only. SANITY_TESTS=all selects every test.
+SANITY_TESTS ?=
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/yamllint -s .
 	$(BIN)/ansible-lint -q
+	SANITY_TESTS=$(SANITY_TESTS) BIN=$(BIN) bash scripts/sanity.sh
+
+lint-full:
+	$(MAKE) --no-print-directory lint SANITY_TESTS=all
+
+# Named sanity tests alone: make sanity TESTS='pylint import'
+sanity: venv
+	BIN=$(BIN) bash scripts/sanity.sh $(TESTS)
+
+# changelogs/ is antsibull-changelog's: lint the fragments, regenerate CHANGELOG.md from
+# changelogs/changelog.yaml. A release is `antsibull-changelog release --version X.Y.Z`
+# (it moves the fragments into changelog.yaml), after galaxy.yml's version is X.Y.Z.
+changelog: venv
+	$(BIN)/antsibull-changelog lint
+	$(BIN)/antsibull-changelog generate
 
 pytest: pytest-unit pytest-integration
 
@@ -90,8 +110,10 @@ pytest-integration: venv
 durations:
 	$(PYTHON) scripts/durations.py $(REPORTS)/unit.xml $(REPORTS)/integration.xml --write docs/testing.md
 
+# The scenarios live where molecule expects a collection's: extensions/molecule/<name>/
+# (`default` first: what the others share, and a check of the collection in place).
 molecule: venv
-	@scenarios=$$(ls -d molecule/*/molecule.yml 2>/dev/null | xargs -rn1 dirname | xargs -rn1 basename); \
+	@scenarios=$$(ls -d extensions/molecule/*/molecule.yml 2>/dev/null | xargs -rn1 dirname | xargs -rn1 basename); \
 	if [ -z "$$scenarios" ]; then echo "molecule: no scenarios yet"; exit 0; fi; \
 	for s in $$scenarios; do echo "== molecule test -s $$s"; $(BIN)/molecule test -s $$s; done
 

@@ -16,7 +16,7 @@ description:
     Tailscale is not running, the edge is not a peer of the tailnet, or the peer is offline; C(problem) is
     null when the edge is an online peer.
 author:
-  - EdgeInfer deploy contributors
+  - EdgeInfer deploy team (@edgeinfer)
 positional: names
 options:
   _input:

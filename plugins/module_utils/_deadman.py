@@ -22,7 +22,10 @@ import os
 import shutil
 import subprocess
 import time
-import urllib.request
+import urllib.error
+
+from ansible.module_utils.urls import ConnectionError as UrlConnectionError
+from ansible.module_utils.urls import open_url
 
 from ansible_collections.edgeinfer.deploy.plugins.module_utils._probe import wait_healthy
 from ansible_collections.edgeinfer.deploy.plugins.module_utils._release import (
@@ -157,7 +160,7 @@ class Watcher:
             out.update(self._apply(compose_dir, env_path, restart=env_changed))
             known = store.read_state().get("releases", {}).get(self.revert_to, {})
             env = read_env(env_path)
-            ok, reason, _, duration = wait_healthy(
+            ok, reason, _body, duration = wait_healthy(
                 f"http://127.0.0.1:{env.get('EDGEINFER_PORT', '9000')}",
                 timeout=90,
                 expect_version=known.get("model_version"),
@@ -176,7 +179,7 @@ class Watcher:
 
     def _compose(self, compose_dir, args):
         cmd = ["docker", "compose", "--project-directory", compose_dir, "-p", self.compose_project, *args]
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
         return {"compose": {"cmd": cmd, "rc": proc.returncode, "stderr": proc.stderr[-2000:]}}
 
     def _apply(self, compose_dir, env_path, restart):
@@ -197,18 +200,20 @@ class Watcher:
                 token = fh.read().strip()
         except OSError as exc:
             return {"reload": {"ok": False, "error": f"admin token unreadable: {exc}"}}
-        req = urllib.request.Request(
-            f"http://127.0.0.1:{env.get('EDGEINFER_PORT', '9000')}/admin/reload",
-            method="POST",
-            headers={"Authorization": f"Bearer {token}"},
-            data=b"",
-        )
         try:
-            with urllib.request.urlopen(req, timeout=120) as resp:
+            # The sidecar listens on the edge's loopback: an http_proxy in the edge's environment must not take the request.
+            with open_url(
+                f"http://127.0.0.1:{env.get('EDGEINFER_PORT', '9000')}/admin/reload",
+                method="POST",
+                headers={"Authorization": f"Bearer {token}"},
+                data=b"",
+                timeout=120,
+                use_proxy=False,
+            ) as resp:
                 return {"reload": {"ok": resp.status == 200, "status": resp.status}}
         except urllib.error.HTTPError as exc:
             return {"reload": {"ok": False, "status": exc.code, "body": exc.read()[:500].decode(errors="replace")}}
-        except OSError as exc:
+        except (OSError, UrlConnectionError) as exc:
             # The sidecar is not answering: bring it up again with the restored env.
             out = self._compose(compose_dir, ["up", "-d", "--wait", "--wait-timeout", "90"])
             out["reload"] = {"ok": False, "error": str(exc)}

@@ -235,7 +235,9 @@ class Request:
 def synthetic_window(seed: int = 7) -> list[list[float]]:
     """A deterministic 100x9 raw IMU window around the seed's channel means."""
     rng = random.Random(seed)
-    return [[round(_SEED_MEAN[c] + _SEED_STD[c] * rng.gauss(0, 1), 4) for c in range(CHANNELS)] for _ in range(WINDOW)]
+    return [
+        [round(_SEED_MEAN[c] + _SEED_STD[c] * rng.gauss(0, 1), 4) for c in range(CHANNELS)] for _row in range(WINDOW)
+    ]
 
 
 def encode_request(
@@ -313,8 +315,8 @@ class LoadResult:
         if not self.completed_at_s:
             return []
         nbins = int(max(self.completed_at_s)) + 1
-        end = max(self.elapsed_s, max(self.completed_at_s))
-        lat: list[list[float]] = [[] for _ in range(nbins)]
+        end = max(self.elapsed_s, *self.completed_at_s)
+        lat: list[list[float]] = [[] for _bin in range(nbins)]
         bad = [0] * nbins
         for j, t in enumerate(self.completed_at_s):
             b = int(t)
@@ -457,7 +459,7 @@ class _Engine:
         # an open-loop request is sent on time, not up to a millisecond late. epoll only
         # past select's 1024-descriptor limit.
         self.sel = selectors.SelectSelector() if concurrency <= 256 else selectors.DefaultSelector()
-        self.conns = [_Conn() for _ in range(concurrency)]
+        self.conns = [_Conn() for _slot in range(concurrency)]
         self.idle: list[_Conn] = []
         self.inflight = 0
         self.t0 = 0.0
@@ -469,7 +471,7 @@ class _Engine:
     # -- setup
     def resolve(self) -> None:
         info = socket.getaddrinfo(self.target.host, self.target.port, type=socket.SOCK_STREAM)
-        self._family, _, _, _, self._addr = info[0]
+        self._family, self._addr = info[0][0], info[0][4]
 
     def preconnect(self) -> None:
         """Open every connection before the clock starts, so the handshake is not in the first latencies."""
@@ -597,7 +599,7 @@ class _Engine:
         c.length, c.chunked, c.ctype = -1, False, ""
         c.close_after = parts[0] == "HTTP/1.0"
         for line in head[1:]:
-            name, _, value = line.partition(":")
+            name, _colon, value = line.partition(":")
             name = name.strip().lower()
             if name == "content-length":
                 c.length = int(value.strip())
@@ -852,7 +854,7 @@ def http_request(
 
 def http_get_json(target: Target, path: str, timeout_s: float = 5.0) -> tuple[int, Any]:
     """``(status, parsed JSON or None)``; OSError when nothing answered."""
-    status, _, body = http_request(target, "GET", path, timeout_s=timeout_s)
+    status, _ctype, body = http_request(target, "GET", path, timeout_s=timeout_s)
     try:
         return status, json.loads(body)
     except (ValueError, UnicodeDecodeError):
@@ -1123,7 +1125,7 @@ def parse_docker_cli_stats(line: str) -> tuple[int | None, float | None]:
     """``(memory bytes, cpu percent)`` from one ``docker stats --no-stream --format '{{json .}}'`` line."""
     data = json.loads(line)
     mem = cpu = None
-    usage = str(data.get("MemUsage", "")).split("/")[0]
+    usage = str(data.get("MemUsage", "")).split("/", maxsplit=1)[0]
     if usage.strip():
         mem = int(_size(usage))
     perc = str(data.get("CPUPerc", "")).strip().rstrip("%")
@@ -1220,7 +1222,7 @@ def ssh_sampler(
     ]
 
     def sample() -> tuple[int | None, float | None]:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=20)
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=20, check=False)
         if proc.returncode != 0 or not proc.stdout.strip():
             raise OSError(f"{' '.join(cmd)} failed (rc {proc.returncode}): {proc.stderr.strip()[:300]}")
         return parse_docker_cli_stats(proc.stdout.strip().splitlines()[-1])

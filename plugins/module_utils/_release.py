@@ -382,7 +382,7 @@ class ReleaseStore:
         if note:
             info["note"] = note
         if self.exists(rid):
-            existing, _ = self.load_manifest(self.path_of(rid))
+            existing = self.load_manifest(self.path_of(rid))[0]
             if existing.to_bytes() == manifest.to_bytes():
                 self.verify(self.path_of(rid), existing, exclude_roles)
                 return False, info
@@ -407,7 +407,7 @@ class ReleaseStore:
                         fh.write(data)
             # Verify the copy, not only the source: this is what will be served.
             self.verify(tmp, manifest, exclude_roles)
-            for dirpath, _, files in os.walk(tmp):
+            for dirpath, _dirnames, files in os.walk(tmp):
                 os.chmod(dirpath, 0o755)
                 for f in files:
                     os.chmod(os.path.join(dirpath, f), 0o444)

@@ -25,7 +25,10 @@ description:
     when O(rate=0)), O(thresholds.min_rps) (closed-loop successful requests per second),
     O(thresholds.min_success_rate) (over all load requests), O(thresholds.max_memory_mb) (peak)."
 author:
-  - EdgeInfer deploy maintainers
+  - EdgeInfer deploy team (@edgeinfer)
+extends_documentation_fragment:
+  - edgeinfer.deploy.attributes
+  - edgeinfer.deploy.attributes.actiongroup_sidecar_http
 options:
   url:
     description: Base URL of the sidecar, as seen from the managed host.
@@ -146,12 +149,13 @@ attributes:
     details:
       - Always C(changed=false).
 notes:
-  - The load engine is stdlib only; the managed host needs Python 3.9 or newer and nothing else.
+  - The load engine is stdlib only; the managed host needs Python 3.11 or newer (C(tests/config.yml)) and nothing else.
   - Latencies are measured on the managed host. Run it on the edge (the default inventory does) so that
     the network between the controller and the edge is not in the figures.
 seealso:
   - name: edgeinfer-validate
-    description: The same engine from a shell, with JSON, markdown and PNG reports (docs/validate.md).
+    description: The same engine from a shell, with JSON, markdown and PNG reports.
+    link: https://github.com/edgeinfer/deploy/blob/main/docs/validate.md
 """
 
 EXAMPLES = r"""
@@ -353,7 +357,7 @@ def main() -> None:
         golden_limit=p["golden_limit"],
     )
     started = time.monotonic()
-    report, _ = run_benchmark(plan, targets, _sampler(p))
+    report = run_benchmark(plan, targets, _sampler(p))[0]
     report.pop("targets", None)
     result.update(report)
     result["thresholds"] = dict(targets.__dict__)

@@ -23,7 +23,10 @@ description:
     is reverting by itself. Both wait until the watcher has seen the word.
   - O(action=status) reports the watcher's state.
 author:
-  - EdgeInfer deploy contributors
+  - EdgeInfer deploy team (@edgeinfer)
+extends_documentation_fragment:
+  - edgeinfer.deploy.attributes
+  - edgeinfer.deploy.attributes.actiongroup_release_store
 attributes:
   check_mode:
     support: full

@@ -19,7 +19,10 @@ description:
     fails the gate, naming the reason the sidecar gives.
   - A gate of outputs, not of process liveness; a sidecar that is up but answers wrong numbers fails here.
 author:
-  - EdgeInfer deploy contributors
+  - EdgeInfer deploy team (@edgeinfer)
+extends_documentation_fragment:
+  - edgeinfer.deploy.attributes
+  - edgeinfer.deploy.attributes.actiongroup_sidecar_http
 attributes:
   check_mode:
     support: full

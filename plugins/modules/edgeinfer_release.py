@@ -31,7 +31,10 @@ description:
   - Prunes old releases, keeping O(keep) and never removing the current, the previous (rollback target),
     the last good release, or any release named in O(protect).
 author:
-  - EdgeInfer deploy contributors
+  - EdgeInfer deploy team (@edgeinfer)
+extends_documentation_fragment:
+  - edgeinfer.deploy.attributes
+  - edgeinfer.deploy.attributes.actiongroup_release_store
 attributes:
   check_mode:
     support: full

@@ -33,7 +33,7 @@ description:
     does for a host that failed with C(ignore_errors); a playbook that must fail when a host was
     lost says so itself (the summary play of C(playbooks/deploy.yml) does).
   - Hosts that were unreachable before the batch started are left as they were.
-author: EdgeInfer deploy contributors
+author: EdgeInfer deploy team (@edgeinfer)
 notes:
   - Uses the linear strategy's internals of ansible-core 2.19 (the unreachable hosts of the task
     queue manager); the fault matrix of the project (C(tests/faults)) checks it on every change.
