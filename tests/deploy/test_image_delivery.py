@@ -248,6 +248,36 @@ def test_an_image_of_another_architecture_is_refused_before_anything_changes(ben
     assert sorted(p.name for p in (bench.root / "models" / "releases").iterdir()) == releases
 
 
+def test_an_edge_declared_to_run_another_architecture_needs_its_emulator(bench: Bench) -> None:
+    """edgeinfer_edge_architecture other than the kernel's asks for qemu-user-static's binfmt_misc
+    entry on the edge (this one has none for riscv64): the image check refuses, naming the fix.
+    The check alone runs here (the tasks the deploy runs before its lock), on the real edge."""
+    if Path("/proc/sys/fs/binfmt_misc/qemu-riscv64").exists():
+        pytest.skip("this machine emulates riscv64 (qemu-riscv64 is registered): no refusal to see")
+    play = [
+        {
+            "hosts": "edges",
+            "gather_facts": False,
+            "tasks": [
+                {"ansible.builtin.include_role": {"name": "edgeinfer", "tasks_from": "image_check.yml"}},
+            ],
+        }
+    ]
+    extra = {
+        "edgeinfer_image": f"{bench.repository}:not-built",
+        "edgeinfer_image_delivery": "build",
+        "edgeinfer_edge_architecture": "riscv64",
+    }
+    run = run_playbook(play, bench.deploy.inventory[0], extra, tmp_path=bench.deploy.tmp)
+    assert run.rc != 0, run.explain()
+    result = run.task(
+        "Image check | An edge that runs another architecture's images has its emulator (binfmt_misc, flag F)"
+    )
+    msg = result.get("msg", "")
+    assert f"runs {engine_arch()} (docker info) and edgeinfer_edge_architecture is riscv64" in msg, run.explain()
+    assert "/proc/sys/fs/binfmt_misc/qemu-riscv64 is missing" in msg and "install qemu-user-static" in msg, msg
+
+
 def test_a_changed_sidecar_is_loaded_again_under_a_new_tag(bench: Bench) -> None:
     """v2 from a checkout whose sidecar code changed: the controller builds the new image (B),
     saves it, and the edge loads it; the sidecar restarts on B."""
