@@ -284,7 +284,7 @@ def test_an_edge_declared_to_run_arm64_images_needs_the_arm64_emulator(bench: Be
     }
     run = run_playbook(play, bench.deploy.inventory[0], extra, tmp_path=bench.deploy.tmp)
     result = run.task(
-        "Image check | An edge that runs another architecture's images has its emulator (binfmt_misc, flag F)"
+        "edgeinfer : Image check | An edge that runs another architecture's images has its emulator (binfmt_misc, flag F)"
     )
     if emulates("qemu-aarch64"):
         assert run.rc == 0 and result and not result.get("failed"), run.explain()
@@ -371,9 +371,13 @@ def test_pulled_from_a_registry_the_controller_pushed_to(bench: Bench, registry:
         "Image pull | docker pull on the edge",
     ):
         assert results[f"edgeinfer : {name}"]["changed"] is True, name
-    path = tag_a.split(":")[0]
-    pulls = [line for line in registry.log.read_text().splitlines() if f'"GET /v2/{path}/manifests/' in line]
-    assert pulls, registry.log.read_text()[-3000:]
+    # The registry saw the push (PUT of the manifest), then the edge's pull ask for it (a HEAD, and
+    # a GET unless the engine has that manifest already).
+    path, tag = tag_a.split(":")
+    requests = [line for line in registry.log.read_text().splitlines() if f" /v2/{path}/manifests/" in line]
+    pushed = next((i for i, line in enumerate(requests) if f'"PUT /v2/{path}/manifests/{tag} ' in line), None)
+    assert pushed is not None, registry.log.read_text()[-3000:]
+    assert any(f'"HEAD /v2/{path}/manifests/{tag} ' in line for line in requests[pushed + 1 :]), requests
     assert image_id(f"{registry.address}/{tag_a}") == id_a
     record = bench.deploy.last_record()
     assert (record["outcome"], record["image"], record["image_id"]) == ("deployed", tag_a, id_a)
