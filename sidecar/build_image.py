@@ -9,11 +9,16 @@ builder (Docker 20.10 without buildx) and with BuildKit.
 architecture (``scripts/arm64_base.sh`` builds ``edgeinfer/base:bookworm-arm64``): the
 wheels for it are downloaded on this host and installed offline in the build stage, so pip
 resolves and downloads natively instead of under emulation.
+``--print-tag [ARCH]`` prints the image's content tag and builds nothing:
+``edgeinfer/sidecar:<version>-<12 hex>``, derived from the context's files, the base
+image (its id where this engine has it, else its reference) and the architecture, so
+that a changed sidecar gets a new tag and an unchanged one keeps its tag.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
 import os
 import platform
@@ -27,23 +32,91 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 SKIP = {"build_image.py", "compose.yaml", "Dockerfile", "requirements.txt"}
+REPOSITORY = "edgeinfer/sidecar"
+# Docker's names for the kernel's (`uname -m`, `docker info`'s Architecture); others are the same.
+DOCKER_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "armv6l": "arm", "i686": "386", "i386": "386"}
+
+
+def context_files() -> list[tuple[str, Path]]:
+    """``(name in the context, file)`` of everything the image is built from, in a fixed order."""
+    files = [("Dockerfile", HERE / "Dockerfile"), ("requirements.txt", HERE / "requirements.txt")]
+    for pkg, skip in (("edgeinfer_contract", set()), ("sidecar", SKIP)):
+        files += [(f"{pkg}/{p.name}", p) for p in sorted((REPO / pkg).glob("*.py")) if p.name not in skip]
+    return files
 
 
 def context_tar(ca_file: Path | None, wheels: Path | None = None) -> bytes:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tar:
-        tar.add(HERE / "Dockerfile", "Dockerfile")
-        tar.add(HERE / "requirements.txt", "requirements.txt")
-        for pkg, skip in (("edgeinfer_contract", set()), ("sidecar", SKIP)):
-            for p in sorted((REPO / pkg).glob("*.py")):
-                if p.name not in skip:
-                    tar.add(p, f"{pkg}/{p.name}")
+        for name, path in context_files():
+            tar.add(path, name)
         if ca_file is not None:
             tar.add(ca_file, "build-ca.crt")
         if wheels is not None:
             for p in sorted(wheels.glob("*.whl")):
                 tar.add(p, f"wheels/{p.name}")
     return buf.getvalue()
+
+
+def docker_arch(machine: str) -> str:
+    """Docker's name of an architecture: x86_64 -> amd64, aarch64 -> arm64; Docker's own names pass."""
+    return DOCKER_ARCH.get(machine, machine)
+
+
+def default_base_image() -> str:
+    """The Dockerfile's own ``ARG BASE_IMAGE`` default."""
+    for line in (HERE / "Dockerfile").read_text().splitlines():
+        if line.startswith("ARG BASE_IMAGE="):
+            return line.split("=", 1)[1].strip()
+    raise SystemExit(f"{HERE / 'Dockerfile'}: no 'ARG BASE_IMAGE=<default>' line")
+
+
+def content_tag(
+    arch: str, base_image: str | None = None, base_id: str | None = None, repository: str = REPOSITORY
+) -> str:
+    """``<repository>:<sidecar version>-<12 hex>``: the tag of the image that this tree builds.
+
+    The hex digits are a sha256 over every file of the build context (names and bytes; the
+    CA bundle, which never reaches the final image, is not one of them), the base image
+    (``base_id`` where known: the same reference can name another image later; else the
+    reference, ``base_image`` or the Dockerfile's default) and the architecture (Docker's
+    name). Any change to one of them is a new tag, so the deploy rebuilds or delivers it
+    again; an unchanged tree on the same base keeps its tag, and nothing is delivered.
+    """
+    from sidecar import __version__
+
+    digest = hashlib.sha256()
+
+    def part(label: str, data: bytes) -> None:
+        digest.update(b"%s\0%d\0" % (label.encode(), len(data)) + data)
+
+    for name, path in context_files():
+        part(f"file {name}", path.read_bytes())
+    part("base", (base_id or base_image or default_base_image()).encode())
+    part("arch", docker_arch(arch).encode())
+    return f"{repository}:{__version__}-{digest.hexdigest()[:12]}"
+
+
+def _docker_format(*args: str) -> str | None:
+    """The output of ``docker <args>``, or None where there is no engine or no such object."""
+    if shutil.which("docker") is None:
+        return None
+    r = subprocess.run(["docker", *args], capture_output=True, text=True)
+    return (r.stdout.strip() or None) if r.returncode == 0 else None
+
+
+def print_tag(arch: str, base_image: str | None, base_id: str | None, repository: str) -> int:
+    if not arch:
+        machine = _docker_format("info", "--format", "{{.Architecture}}")
+        if machine is None:
+            print("--print-tag: no Docker engine answers `docker info`: name the architecture (--print-tag arm64)",
+                  file=sys.stderr)  # fmt: skip
+            return 2
+        arch = docker_arch(machine)
+    if base_id is None:
+        base_id = _docker_format("image", "inspect", "--format", "{{.Id}}", base_image or default_base_image())
+    print(content_tag(arch, base_image, base_id or None, repository))
+    return 0
 
 
 def buildkit_available() -> bool:
@@ -137,7 +210,23 @@ def main(argv: list[str] | None = None) -> int:
         help="build for this platform (default: the engine's); another one needs --base-image of it",
     )
     ap.add_argument("--quiet", action="store_true")
+    ap.add_argument(
+        "--print-tag",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="ARCH",
+        help="print the content tag for ARCH (Docker's name: amd64, arm64; default: this engine's) and build nothing",
+    )
+    ap.add_argument(
+        "--base-id",
+        default=None,
+        help="with --print-tag: the base image's id where it is built (default: this engine's; '' for unknown)",
+    )
+    ap.add_argument("--repository", default=REPOSITORY, help=f"with --print-tag: the tag's repository ({REPOSITORY})")
     args = ap.parse_args(argv)
+    if args.print_tag is not None:
+        return print_tag(args.print_tag, args.base_image, args.base_id, args.repository)
     if args.ca_file is not None and not args.ca_file.is_file():
         ap.error(f"--ca-file {args.ca_file} does not exist")
     arch = args.platform.split("/")[1] if args.platform else None

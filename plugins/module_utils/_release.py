@@ -9,7 +9,8 @@ Layout under ``root`` (see docs/artifacts.md)::
     models/releases/<version>-<sha8>/               one directory per release, never edited
     staging/                                        incoming transfers and temp dirs
     trust/<key id>.pub                              the signing keys this edge trusts
-    state.json                                      current, previous, last_good, history
+    state.json                                      current, previous, last_good, history, and per
+                                                    release the image (tag and id) that served it
     deploy.lock                                     who deploys now, since when
 
 A release is staged when a trusted key signed its manifest; an unsigned one only
@@ -480,12 +481,29 @@ class ReleaseStore:
         self.write_state(state)
         return True, before, rid
 
-    def commit(self, rid=None, keep=None, protect=(), check_mode=False):
-        """The release passed its gates: mark it good, then prune beyond ``keep`` when given.
+    def record_image(self, rid, image=None, image_id=None, check_mode=False):
+        """Keep, in the state file, the image (tag and id) that served ``rid``: a rollback to it
+        restores that id, whatever the tag names by then. Returns whether that changed."""
+        state = self.read_state()
+        entry = state["releases"].get(rid, {})
+        wanted = {k: v for k, v in (("image", image), ("image_id", image_id)) if v}
+        if all(entry.get(k) == v for k, v in wanted.items()):
+            return False
+        if not check_mode:
+            state["releases"].setdefault(rid, {}).update(wanted)
+            state["history"].append({"time": now_iso(), "action": "image", "release": rid, **wanted})
+            self.write_state(state)
+        return True
+
+    def commit(self, rid=None, keep=None, protect=(), image=None, image_id=None, check_mode=False):
+        """The release passed its gates: mark it good, keep the image it served on (``image``,
+        ``image_id``) when given, then prune beyond ``keep`` when given.
 
         Returns ``(changed, before, after, removed)``; ``before`` and ``after`` are ``last_good``.
         """
         changed, before, after = self.mark_good(rid, check_mode=check_mode)
+        if image or image_id:
+            changed = self.record_image(after, image, image_id, check_mode=check_mode) or changed
         # In check mode last_good is not written yet: the release to be marked is protected by name.
         removed = self.prune(keep, protect=(*protect, after), check_mode=check_mode) if keep is not None else []
         return changed or bool(removed), before, after, removed

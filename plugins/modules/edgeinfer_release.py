@@ -25,7 +25,9 @@ description:
   - Records the last release that passed its gates (O(action=commit)) as C(<root>/models/last_good), a relative
     symlink switched the same way as C(current), and as C(last_good) in the state file. The sidecar serves it
     when C(current) fails to load or fails its golden self-check at start.
-  - Keeps a JSON state file C(<root>/state.json) with the current, previous and last good release and a history.
+  - Keeps a JSON state file C(<root>/state.json) with the current, previous and last good release and a history,
+    and for each release the image (tag and id) it was committed on (O(image), O(image_id)), which a rollback to it
+    restores by id.
   - Holds a deploy lock C(<root>/deploy.lock) so that two deploys never overlap on one edge; a second deploy
     fails fast naming the holder and its start time. A stale lock can be broken explicitly.
   - Prunes old releases, keeping O(keep) and never removing the current, the previous (rollback target),
@@ -50,7 +52,7 @@ attributes:
     support: full
     details:
       - Staging the same manifest again, switching to the release that is already current, committing the release
-        that is already the last good one (with nothing to prune), or provisioning the keys that are already
+        that is already the last good one (on the same image, with nothing to prune), or provisioning the keys that are already
         trusted, reports C(changed=false).
 options:
   root:
@@ -65,7 +67,8 @@ options:
       - V(rollback) makes the previous release (or O(release)) current.
       - V(prune) removes old releases beyond O(keep).
       - V(commit) records that O(release) (default the current release) passed its gates. C(<root>/models/last_good)
-        is switched to it and C(state.json) names it C(last_good); then, when O(keep) is given, it prunes as V(prune) does.
+        is switched to it and C(state.json) names it C(last_good), with the image it served on (O(image), O(image_id))
+        when given; then, when O(keep) is given, it prunes as V(prune) does.
       - V(lock) and V(unlock) take and release the deploy lock.
       - V(trust) makes C(<root>/trust/) hold the keys of O(trusted_keys) and no others.
     type: str
@@ -126,6 +129,16 @@ options:
     description:
       - With O(action=switch), the rollback target to record instead of the release being replaced;
         a revert after a failed deploy passes the target the edge had before it. An empty string clears it.
+    type: str
+  image:
+    description:
+      - With O(action=commit), the image tag the release served on, kept in C(state.json) beside the release.
+    type: str
+  image_id:
+    description:
+      - With O(action=commit), the id (C(sha256:...)) of the image the release served on, kept in C(state.json)
+        beside the release; a rollback to the release restores this image by id, re-tagging it when its tag
+        names another image by then.
     type: str
   reason:
     description: Word recorded in the history for a switch, for example C(deploy), C(rollback) or C(revert).
@@ -190,6 +203,14 @@ EXAMPLES = r"""
     action: commit
     release: "{{ staged.release }}"
     keep: 3
+
+- name: Its gates passed on this image; a rollback to it restores the image by id
+  edgeinfer.deploy.edgeinfer_release:
+    root: /opt/edgeinfer
+    action: commit
+    release: "{{ staged.release }}"
+    image: edgeinfer/sidecar:0.1.0-4cbe6cb3fa3b
+    image_id: "{{ image_inspect.stdout }}"
 
 - name: Roll back to the previous release
   edgeinfer.deploy.edgeinfer_release:
@@ -266,8 +287,10 @@ releases:
   elements: str
 known:
   description:
-    - For each staged release, its model version, digest, staging time, and whether a trusted key signed it and which.
-    - C(signed) and C(key_id) are missing for releases staged before they were recorded.
+    - For each staged release, its model version, digest, staging time, whether a trusted key signed it and which,
+      and the image (C(image), C(image_id)) it was last committed on.
+    - C(signed) and C(key_id) are missing for releases staged before they were recorded; C(image) and C(image_id)
+      for releases never committed with them.
   returned: always
   type: dict
   sample:
@@ -277,6 +300,8 @@ known:
       staged: "2026-12-01T18:00:00Z"
       signed: true
       key_id: 3f2a9c1d5e6b7a80
+      image: edgeinfer/sidecar:0.1.0-4cbe6cb3fa3b
+      image_id: sha256:1e9ec7d9d1ee6d31c446a4bf950bf1f828ad872543ed2964742ed3880d34f6f4
 removed:
   description: Release ids pruned; with O(action=trust), the key ids no longer trusted.
   returned: action=prune, action=commit, action=trust
@@ -349,7 +374,12 @@ def run(module, store):
         result.update(changed=bool(removed), removed=removed)
     elif action == "commit":
         changed, before, after, removed = store.commit(
-            p["release"], keep=p["keep"], protect=p["protect"], check_mode=module.check_mode
+            p["release"],
+            keep=p["keep"],
+            protect=p["protect"],
+            image=p["image"],
+            image_id=p["image_id"],
+            check_mode=module.check_mode,
         )
         result.update(changed=changed, release=after, before=before, removed=removed)
         if module._diff:
@@ -404,6 +434,8 @@ def main():
             "exclude_roles": {"type": "list", "elements": "str", "default": []},
             "keep": {"type": "int"},
             "protect": {"type": "list", "elements": "str", "default": []},
+            "image": {"type": "str"},
+            "image_id": {"type": "str"},
             "reason": {"type": "str", "default": "deploy"},
             "previous": {"type": "str"},
             "lock_holder": {"type": "str"},
