@@ -44,3 +44,14 @@ def test_only_the_embedded_default_allows_the_demo_model_and_unsigned_releases()
     for host, hv in production.items():
         assert hv.get("edgeinfer_build_allow_untrained", False) is False, host
         assert hv.get("edgeinfer_allow_unsigned", False) is False, host
+
+
+def test_the_production_edges_require_their_hailo_and_are_reached_over_tailscale() -> None:
+    production = _hostvars("production")
+    edges = {h: hv for h, hv in production.items() if "edgeinfer_root" in hv}
+    assert edges
+    for host, hv in edges.items():
+        assert hv.get("edgeinfer_backend") == "auto" and hv.get("edgeinfer_require_hailo") is True, host
+        assert hv.get("edgeinfer_tailscale") is True, host
+    for host, hv in _hostvars("local").items():
+        assert not hv.get("edgeinfer_require_hailo", False) and not hv.get("edgeinfer_tailscale", False), host
