@@ -140,8 +140,8 @@ attributes:
   check_mode:
     support: full
     details:
-      - "A benchmark changes nothing on the host, so it runs in check mode as well, sends the load and
-        reports the same figures; use C(when: not ansible_check_mode) to skip it there."
+      - In check mode the options are checked and C(/healthz) is read once; no load is sent (a load is not
+        something a dry run should do to a serving edge), so C(passed) stays false and C(check_mode) says why.
   diff_mode:
     support: none
   idempotent:
@@ -184,6 +184,10 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+check_mode:
+  description: Set in check mode, where no load is sent.
+  returned: in check mode
+  type: bool
 passed:
   description: Every check passed (or was skipped on purpose).
   returned: always
@@ -249,6 +253,7 @@ from ansible_collections.edgeinfer.deploy.plugins.module_utils._loadgen import (
     ResourceSampler,
     Target,
     Targets,
+    check_health,
     load_golden,
     run_benchmark,
     socket_sampler,
@@ -356,6 +361,15 @@ def main() -> None:
         golden=golden,
         golden_limit=p["golden_limit"],
     )
+    if module.check_mode:
+        health = check_health(target, plan.expect, timeout_s=p["timeout"])
+        result.update(
+            check_mode=True,
+            health={"ok": health["ok"], "problems": health["problems"]},
+            msg=f"check mode: no load sent to {target.url(p['path'])}; /healthz "
+            + ("answers for the expected model" if health["ok"] else "; ".join(health["problems"])),
+        )
+        module.exit_json(**result)
     started = time.monotonic()
     report = run_benchmark(plan, targets, _sampler(p))[0]
     report.pop("targets", None)

@@ -31,13 +31,15 @@ attributes:
   check_mode:
     support: full
     details:
-      - In check mode nothing is armed, confirmed or cancelled.
+      - In check mode nothing is armed, confirmed or cancelled; C(changed) says whether the real run would change
+        the watcher (V(watch) decides only later, so it predicts no change).
   diff_mode:
     support: none
   idempotent:
     support: partial
     details:
-      - Confirming or cancelling a watcher that has already decided changes nothing.
+      - Arming the watcher of a deploy that is armed already for the same release, or confirming or cancelling a
+        watcher that has already decided, changes nothing.
 options:
   root:
     description: The edge's install root.
@@ -137,8 +139,17 @@ def main():
     p = module.params
     store = ReleaseStore(p["root"])
     before = read_state(store, p["deploy_id"])
-    if p["action"] == "status" or module.check_mode:
+    armed = (before or {}).get("state") == "armed"
+    # Arming the watcher this deploy armed already, for the same release, changes nothing: its clock
+    # keeps running from the first arm.
+    armed_alike = armed and (before or {}).get("release") == p["release"]
+    if p["action"] == "status":
         module.exit_json(changed=False, watcher=before or {})
+    if module.check_mode:
+        # What the real run would report: arm changes unless armed alike; confirm and cancel change
+        # an armed watcher; watch decides only later, when its word or its timeout comes.
+        would = {"arm": not armed_alike, "confirm": armed, "cancel": armed}.get(p["action"], False)
+        module.exit_json(changed=would, watcher=before or {})
     if p["action"] in ("arm", "watch"):
         if p["timeout"] <= 0:
             module.fail_json(msg=f"timeout={p['timeout']}: give the controller a positive number of seconds")
@@ -146,6 +157,8 @@ def main():
             p["root"], p["deploy_id"], p["release"], p["revert_to"], p["previous"], p["timeout"], p["compose_project"]
         )
         if p["action"] == "arm":
+            if armed_alike:
+                module.exit_json(changed=False, watcher=before)
             module.exit_json(changed=True, watcher=w.arm())
         state = w.watch()
         module.exit_json(changed=state["state"] == "revert", watcher=state)
