@@ -121,8 +121,8 @@ def test_a_release_with_a_hef_serves_on_the_hailo_within_the_hailo_floor(
     hailo_edge: DeployBench, hailo_image: str
 ) -> None:
     """v1's model compiled to a test HEF (INT8, from 1,024 calibration windows) on an image with
-    HailoRT: auto picks the Hailo, the gate judges it by the Hailo floor, and the answers carry
-    the quantization error (they are not fp32's)."""
+    HailoRT, backend hailo: the Hailo serves, the gate judges it by the Hailo floor, and the answers
+    carry the quantization error (they are not fp32's)."""
     import numpy as np
 
     from edgeinfer_contract import QUALITY_FLOORS, ModelConfig
@@ -143,13 +143,15 @@ def test_a_release_with_a_hef_serves_on_the_hailo_within_the_hailo_floor(
         seed=1,
         edgeinfer_release_source=with_hef,
         edgeinfer_image=hailo_image,
-        edgeinfer_backend="auto",
+        edgeinfer_backend="hailo",
         edgeinfer_require_hailo=True,
     )
     assert run.rc == 0, run.explain()
     status, health = bench.health()
     assert status == 200 and health["backend"] == "hailo" and health["served_file"] == "model.hef", health
-    assert health["backend_reason_code"] == "auto_hailo", health
+    assert health["backend_reason_code"] == "configured", health
+    # The hailo profile, asked for by name this time (the first case found it under auto).
+    assert container(bench)["HostConfig"]["Devices"][0]["PathInContainer"] == "/dev/hailo0"
     record = bench.last_record()
     assert record["outcome"] == "deployed" and record["backend"] == "hailo" and record["hef"] is True
     assert record["gates"]["golden_floor"] == {"min_cosine": QUALITY_FLOORS["hailo"], "source": "hailo"}
