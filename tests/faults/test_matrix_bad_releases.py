@@ -166,7 +166,7 @@ def test_05_sidecar_that_fails_to_start_after_an_image_change(matrix: Matrix, ba
         extra = {"edgeinfer_release_source": bad, "edgeinfer_image": broken, "edgeinfer_health_timeout": 20}
         before = matrix.snapshot()
         run = matrix.bench.playbook("deploy.yml", base(matrix, **extra))
-        record = canary_caught(matrix, run, before, "Start or recreate")
+        record = canary_caught(matrix, run, before, "Start the sidecar, or recreate it")
         assert record["image"] == broken
         env = (matrix.root("edge-1") / "compose" / ".env").read_text()
         assert f"EDGEINFER_IMAGE={matrix.bench.base_vars['edgeinfer_image']}" in env
