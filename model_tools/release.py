@@ -112,29 +112,27 @@ def _edge_serving(hailo: dict[str, Any]) -> str:
 
 def _quality(stage: Path, result: dict[str, Any]) -> dict[str, BuildQuality]:
     """The measured minimum cosines the manifest records: INT8 (vs golden.json) and the Hailo emulator."""
+
+    def record(file: str, fig: dict[str, Any], floor: float, reference: str) -> BuildQuality:
+        return BuildQuality(
+            min_cosine=round(fig["cosine_min"], 6),
+            floor=floor,
+            windows=fig["windows"],
+            file=file,
+            sha256=sha256_file(stage / file),
+            reference=reference,
+        )
+
     quality: dict[str, BuildQuality] = {}
     int8 = result.get("int8") or {}
     if int8.get("passed") and (stage / FILES["onnx_int8"]).is_file():
         fig = int8["int8_vs_reference"]
-        quality["int8"] = BuildQuality(
-            min_cosine=round(fig["cosine_min"], 6),
-            floor=int8["floor"],
-            windows=fig["windows"],
-            file=FILES["onnx_int8"],
-            sha256=sha256_file(stage / FILES["onnx_int8"]),
-            reference=f"{FILES['golden']} (fp32 references)",
-        )
+        quality["int8"] = record(FILES["onnx_int8"], fig, int8["floor"], f"{FILES['golden']} (fp32 references)")
     hailo = result.get("hailo") or {}
     if not hailo.get("skipped") and (stage / FILES["hef"]).is_file():
         fig = hailo["fidelity"]["emulator_vs_onnxruntime"]
-        quality["hailo"] = BuildQuality(
-            min_cosine=round(fig["cosine_min"], 6),
-            floor=fig["floor"],
-            windows=fig["windows"],
-            file=FILES["hef"],
-            sha256=sha256_file(stage / FILES["hef"]),
-            reference=f"ONNX Runtime on {FILES['onnx_hailo']} (Hailo emulator, SDK_QUANTIZED)",
-        )
+        reference = f"ONNX Runtime on {FILES['onnx_hailo']} (Hailo emulator, SDK_QUANTIZED)"
+        quality["hailo"] = record(FILES["hef"], fig, fig["floor"], reference)
     return quality
 
 
