@@ -10,6 +10,12 @@ result the probe module returns. Standard library only: it runs on the edge.
 
 from __future__ import annotations
 
+import json
+import urllib.error
+
+from ansible.module_utils.urls import ConnectionError as UrlConnectionError
+from ansible.module_utils.urls import open_url
+
 from ansible_collections.edgeinfer.deploy.plugins.module_utils._contract import GoldenSet
 from ansible_collections.edgeinfer.deploy.plugins.module_utils._loadgen import (
     Target,
@@ -68,3 +74,36 @@ def golden_gate(url, golden, min_cosine, limit=None, request_timeout=10.0):
 
 def load_golden(path):
     return GoldenSet.load(path)
+
+
+def hot_reload(url, token_file, timeout):
+    """POST /admin/reload with the token read on the edge (it never travels to the controller).
+
+    The sidecar loads models/current, runs its golden self-check and swaps atomically; the old
+    model serves until the new one passed. Returns (ok, status, body).
+    """
+    try:
+        with open(token_file) as fh:
+            token = fh.read().strip()
+    except OSError as exc:
+        return False, None, {"error": f"admin token unreadable ({exc}): deploy again to make it"}
+    try:
+        # The sidecar listens on the edge itself: an http_proxy in the edge's environment must not take it.
+        with open_url(
+            f"{url}/admin/reload",
+            method="POST",
+            headers={"Authorization": f"Bearer {token}"},
+            data=b"",
+            timeout=timeout,
+            use_proxy=False,
+        ) as resp:
+            status, raw = resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        status, raw = exc.code, exc.read()
+    except (OSError, UrlConnectionError) as exc:
+        return False, None, {"error": f"the sidecar did not answer the reload: {exc}"}
+    try:
+        body = json.loads(raw or b"{}")
+    except ValueError:
+        body = {"raw": raw[:500].decode(errors="replace")}
+    return status == 200, status, body

@@ -27,7 +27,8 @@ attributes:
   check_mode:
     support: full
     details:
-      - The probe only reads; it runs in check mode too and never reports C(changed).
+      - The probe only reads; it runs in check mode too and never reports C(changed), except for the reload
+        O(reload_token_file) asks for, which check mode predicts and does not send.
   diff_mode:
     support: none
   idempotent:
@@ -67,6 +68,15 @@ options:
       - The backend C(/healthz) must report (V(hailo) or V(onnxruntime)); without it, any.
     type: str
     choices: [hailo, onnxruntime]
+  reload_token_file:
+    description:
+      - First ask the sidecar to hot-reload C(models/current) (C(POST /admin/reload)) with the bearer token read
+        from this file on the edge, so the token never travels to the controller; then gate the model it serves.
+      - The sidecar loads the release, runs its golden self-check and swaps atomically; a release that fails to
+        load or to pass its self-check is refused (the task fails, naming the sidecar's answer) and the old
+        model keeps serving.
+      - In check mode nothing is sent, and C(changed) says the reload would happen.
+    type: path
   fail_on_gate:
     description: Fail the task when a gate misses; with V(false) the figures are returned and C(passed) says.
     type: bool
@@ -92,6 +102,10 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+reload:
+  description: The sidecar's answer to the hot reload (HTTP C(status) and C(body)).
+  returned: when O(reload_token_file) is given
+  type: dict
 passed:
   description: Whether health and, when given, the golden gate passed.
   returned: always
@@ -155,7 +169,12 @@ from ansible_collections.edgeinfer.deploy.plugins.module_utils._contract import 
     ContractError,
     serving_precision,
 )
-from ansible_collections.edgeinfer.deploy.plugins.module_utils._probe import golden_gate, load_golden, wait_healthy
+from ansible_collections.edgeinfer.deploy.plugins.module_utils._probe import (
+    golden_gate,
+    hot_reload,
+    load_golden,
+    wait_healthy,
+)
 
 
 def main():
@@ -170,6 +189,7 @@ def main():
             "golden_limit": {"type": "int", "default": 0},
             "min_cosine": {"type": "float"},
             "expect_backend": {"type": "str", "choices": ["hailo", "onnxruntime"]},
+            "reload_token_file": {"type": "path"},
             "fail_on_gate": {"type": "bool", "default": True},
         },
         supports_check_mode=True,
@@ -189,6 +209,20 @@ def main():
         except ContractError as exc:
             module.fail_json(msg=f"golden={p['golden']}: {exc}", field=exc.field)
 
+    reloaded = None
+    if p["reload_token_file"]:
+        if module.check_mode:
+            module.exit_json(changed=True, passed=True, healthy=False, reason="would reload", duration=0.0, health={})
+        ok, status, answer = hot_reload(base, p["reload_token_file"], p["timeout"])
+        reloaded = {"status": status, "body": answer}
+        if not ok:
+            why = ": ".join(str(answer[k]) for k in ("error", "detail", "raw") if answer.get(k)) or answer
+            module.fail_json(
+                msg=f"hot reload refused (HTTP {status}): {why}; the model served before keeps serving",
+                reload=reloaded,
+                passed=False,
+            )
+
     ok, reason, body, duration = wait_healthy(
         base,
         p["timeout"],
@@ -197,6 +231,8 @@ def main():
         expect_stamp=p["expect_stamp"],
     )
     result = {"changed": False, "healthy": ok, "reason": reason, "duration": duration, "health": body or {}}
+    if reloaded is not None:
+        result.update(changed=True, reload=reloaded)
     passed = ok
     serving = result["health"].get("backend")
     if ok and p["expect_backend"] and serving != p["expect_backend"]:

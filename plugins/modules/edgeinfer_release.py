@@ -45,13 +45,14 @@ attributes:
   diff_mode:
     support: partial
     details:
-      - O(action=switch) and O(action=rollback) return the C(current) link before and after.
+      - O(action=switch) and O(action=rollback) return the C(current) link before and after, and with O(compose_dir)
+        C(.env) before and after.
       - O(action=commit) returns the C(last_good) link before and after.
       - O(action=trust) returns the trusted key ids before and after.
   idempotent:
     support: full
     details:
-      - Staging the same manifest again, switching to the release that is already current, committing the release
+      - Staging the same manifest again, switching to the release that is already current (with the same compose files), committing the release
         that is already the last good one (on the same image, with nothing to prune), or provisioning the keys that are already
         trusted, reports C(changed=false).
 options:
@@ -69,7 +70,8 @@ options:
       - V(commit) records that O(release) (default the current release) passed its gates. C(<root>/models/last_good)
         is switched to it and C(state.json) names it C(last_good), with the image it served on (O(image), O(image_id))
         when given; then, when O(keep) is given, it prunes as V(prune) does.
-      - V(lock) and V(unlock) take and release the deploy lock.
+      - V(lock) and V(unlock) take and release the deploy lock. V(lock) with O(trusted_keys) then provisions them as
+        V(trust) does, under the lock; V(unlock) with O(record) leaves this run's record on the edge.
       - V(trust) makes C(<root>/trust/) hold the keys of O(trusted_keys) and no others.
     type: str
     choices: [info, stage, switch, rollback, prune, commit, lock, unlock, trust]
@@ -85,6 +87,7 @@ options:
     type: str
   trusted_keys:
     description:
+      - With O(action=lock), the keys O(action=trust) would provision, provisioned under the lock.
       - ed25519 public keys in PEM form (each the whole C(<key>.pub) that C(model_tools keygen) wrote) whose
         signature of C(manifest.json) O(action=stage) accepts. More than one while a key is rotated.
       - With O(action=stage), when omitted, the keys provisioned under C(<root>/trust/) by O(action=trust).
@@ -158,6 +161,28 @@ options:
     description: Break a stale lock instead of failing. A fresh lock is never broken.
     type: bool
     default: false
+  compose_dir:
+    description:
+      - With O(action=switch) and O(action=rollback), the sidecar's compose directory, whose files are written with
+        the switch (before C(current) moves): O(compose_file) as C(compose.yaml); O(env) as C(.env) and as
+        C(env/<release>.env), the env that release serves with; without O(env), the release's own
+        C(env/<release>.env) when there is one (a revert restores the env its release served with). The C(.env)
+        being replaced is kept as the env of the release it served, and the hot-reload token C(admin_token)
+        (40 random letters and digits, mode 0400, owned by the sidecar user) is made when missing.
+      - Each file is written under a temporary name and renamed into place.
+    type: path
+  env:
+    description: With O(compose_dir), the content of C(.env) for the release (rendered by the caller).
+    type: str
+  compose_file:
+    description: With O(compose_dir), the content of C(compose.yaml).
+    type: str
+  record:
+    description:
+      - With O(action=unlock), this run's record, written as C(<root>/records/<deploy_id>.json) with C(after)
+        (the release current after the run, with the image it was committed on) filled in from the edge's state,
+        then returned as RV(record). The edge keeps its own history, whatever the controller keeps.
+    type: dict
 notes:
   - Runs on the edge with its own Python and the standard library; signature checks need the C(cryptography) package there.
 seealso:
@@ -255,9 +280,40 @@ trusted_key_ids:
   elements: str
 written:
   description: Key ids whose C(<root>/trust/<key id>.pub) was (or in check mode would be) written.
-  returned: action=trust
+  returned: action=trust, and action=lock with trusted_keys
   type: list
   elements: str
+trust_changed:
+  description: Whether O(action=lock) with O(trusted_keys) changed (or would change) the keys under C(<root>/trust/).
+  returned: action=lock with trusted_keys
+  type: bool
+files_changed:
+  description: Whether the compose files under O(compose_dir) were (or would be) written.
+  returned: action=switch or action=rollback with compose_dir
+  type: bool
+files_written:
+  description: The files under O(compose_dir) written (or that would be).
+  returned: action=switch or action=rollback with compose_dir
+  type: list
+  elements: str
+  sample: [compose.yaml, .env, env/v2-3f2a9c1d.env]
+env_changed:
+  description: Whether C(.env) changed.
+  returned: action=switch or action=rollback with compose_dir
+  type: bool
+compose_changed:
+  description: Whether C(compose.yaml) changed.
+  returned: action=switch or action=rollback with compose_dir
+  type: bool
+env_changed_keys:
+  description: The C(.env) keys whose value changed (a change of a key C(compose.yaml) uses needs compose up).
+  returned: action=switch or action=rollback with compose_dir
+  type: list
+  elements: str
+record:
+  description: The record written under C(<root>/records/), with C(after) filled in.
+  returned: action=unlock with record
+  type: dict
 present:
   description: Whether O(release) is staged.
   returned: action=info with release
@@ -326,9 +382,37 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.edgeinfer.deploy.plugins.module_utils._release import ReleaseError, ReleaseStore
+from ansible_collections.edgeinfer.deploy.plugins.module_utils._compose import ComposeFiles
+from ansible_collections.edgeinfer.deploy.plugins.module_utils._release import (
+    ReleaseError,
+    ReleaseStore,
+    write_json_atomic,
+)
 
 DEFAULT_KEEP = 3
+
+
+def _compose(module, store, target, before):
+    """The compose files for the release the switch serves (see the compose_dir option)."""
+    p = module.params
+    files = ComposeFiles(p["compose_dir"])
+    return files.write(
+        target, env=p["env"], compose=p["compose_file"], before=before, check_mode=module.check_mode
+    )
+
+
+def _record(module, store, record):
+    """Fill in what the edge serves after the run, and keep the record under <root>/records/."""
+    state = store.read_state()
+    current = store.current()
+    known = state["releases"].get(current, {}) if current else {}
+    record = dict(record, after={"release": current, "image": known.get("image"), "image_id": known.get("image_id")})
+    deploy_id = module.params["deploy_id"] or record.get("deploy_id") or "run"
+    if not module.check_mode:
+        records = os.path.join(store.root, "records")
+        os.makedirs(records, mode=0o755, exist_ok=True)
+        write_json_atomic(os.path.join(records, f"{os.path.basename(deploy_id)}.json"), record)
+    return record
 
 
 def run(module, store):
@@ -362,12 +446,30 @@ def run(module, store):
         state = store.read_state()
         target = p["release"] if action == "switch" else store.rollback_target(state, p["release"])
         reason = p["reason"] if action == "switch" or p["reason"] != "deploy" else "rollback"
+        files = None
+        if p["compose_dir"]:
+            if not store.exists(target) and not module.check_mode:
+                raise ReleaseError(
+                    f"release {target} is not staged under {store.releases}; available: {store.list_releases()}"
+                )
+            files = _compose(module, store, target, store.current())
         changed, before, after = store.switch(
             target, reason=reason, previous=p["previous"], check_mode=module.check_mode
         )
         result.update(changed=changed, release=after, before=before)
+        diff = [{"before_header": "models/current", "before": f"current -> {before}\n", "after": f"current -> {after}\n"}]
+        if files is not None:
+            result.update(
+                changed=changed or files["changed"],
+                files_changed=files["changed"],
+                files_written=files["written"],
+                env_changed=files["env_changed"],
+                compose_changed=files["compose_changed"],
+                env_changed_keys=files["env_changed_keys"],
+            )
+            diff.append(dict(files["diff"], before_header=".env", after_header=".env"))
         if module._diff:
-            result["diff"] = {"before": f"current -> {before}\n", "after": f"current -> {after}\n"}
+            result["diff"] = diff if files is not None else diff[0]
     elif action == "prune":
         keep = DEFAULT_KEEP if p["keep"] is None else p["keep"]
         removed = store.prune(keep, protect=p["protect"], check_mode=module.check_mode)
@@ -395,9 +497,14 @@ def run(module, store):
         result.update(changed=changed, lock=lock)
         if broken:
             result["broken_lock"] = broken
+        if p["trusted_keys"] is not None:
+            trust_changed, info = store.write_trust(p["trusted_keys"], check_mode=module.check_mode)
+            result.update(info, trust_changed=trust_changed)
     elif action == "unlock":
         changed, lock = store.release_lock(p["deploy_id"], check_mode=module.check_mode)
         result.update(changed=changed, lock=lock)
+        if p["record"] is not None:
+            result["record"] = _record(module, store, p["record"])
     elif p["release"]:
         result["present"] = store.exists(p["release"])
         result["release"] = p["release"]
@@ -410,7 +517,7 @@ def run(module, store):
         releases=store.list_releases(),
     )
     result["known"] = {r: state["releases"][r] for r in result["releases"] if r in state.get("releases", {})}
-    if module.check_mode and action in ("switch", "rollback") and result["changed"]:
+    if module.check_mode and action in ("switch", "rollback") and result["before"] != result["release"]:
         result.update(current=result["release"], previous=result["before"])
     if module.check_mode and action == "commit":
         result["last_good"] = result["release"]
@@ -442,6 +549,10 @@ def main():
             "deploy_id": {"type": "str"},
             "lock_stale_after": {"type": "int", "default": 1800},
             "lock_break_stale": {"type": "bool", "default": False},
+            "compose_dir": {"type": "path"},
+            "env": {"type": "str"},
+            "compose_file": {"type": "str"},
+            "record": {"type": "dict"},
         },
         required_if=[
             ("action", "stage", ("source",)),
