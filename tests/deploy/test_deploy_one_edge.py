@@ -143,7 +143,7 @@ def test_check_mode_on_a_fresh_edge_says_what_would_change_and_writes_nothing(de
     assert run.rc == 0, run.explain()
     results = run.results("edge-1")
     assert results["edgeinfer : Transfer | Would transfer and stage the release (check mode)"]["changed"] is True
-    assert results["edgeinfer : Switch | Point current at the new release"]["changed"] is True
+    assert results["edgeinfer : Switch | Compose files and models/current, together"]["changed"] is True
     after = sorted(p.relative_to(root) for p in root.rglob("*"))
     assert after == before, [str(p) for p in after]
     assert deploy_bench.health()[0] == 0  # no sidecar was started

@@ -30,7 +30,7 @@ from tests.ports import free_port
 pytestmark = [pytest.mark.fleet, pytest.mark.docker, pytest.mark.slow]
 
 CA = "/etc/ssl/certs/ca-certificates.crt"
-REFUSAL_TASK = "Image check | The image is of the architecture the edge runs"
+REFUSAL_TASK = "Preflight | Read the edge once, refuse what cannot land there"
 
 
 @dataclass
@@ -271,7 +271,7 @@ def test_an_edge_declared_to_run_arm64_images_needs_the_arm64_emulator(bench: Be
             "hosts": "edges",
             "gather_facts": False,
             "tasks": [
-                {"ansible.builtin.include_role": {"name": "edgeinfer", "tasks_from": "image_check.yml"}},
+                {"ansible.builtin.include_role": {"name": "edgeinfer", "tasks_from": "preflight.yml"}},
             ],
         }
     ]
@@ -281,10 +281,13 @@ def test_an_edge_declared_to_run_arm64_images_needs_the_arm64_emulator(bench: Be
         "edgeinfer_image": f"{bench.repository}:not-built",
         "edgeinfer_image_delivery": "build",
         "edgeinfer_edge_architecture": "arm64",
+        # No release is deployed here: only the edge's own facts decide.
+        "edgeinfer_release_source": {"release": "none-00000000", "model_version": "none", "files": []},
+        "edgeinfer_allow_unsigned": True,
     }
     run = run_playbook(play, bench.deploy.inventory[0], extra, tmp_path=bench.deploy.tmp)
     result = run.task(
-        "edgeinfer : Image check | An edge that runs another architecture's images has its emulator (binfmt_misc, flag F)"
+        "edgeinfer : Preflight | Read the edge once, refuse what cannot land there"
     )
     if emulates("qemu-aarch64"):
         assert run.rc == 0 and result and not result.get("failed"), run.explain()
