@@ -1,8 +1,10 @@
 """Deploy timings on loopback edges over real SSH (`make bench`; not a test).
 
 No-op redeploy, model upgrade (artifacts already built) under 250 req/s of background
-traffic with its failed requests and p99, and rollback, on one edge; then the upgrade
-time of a fleet of N edges. Prints a markdown section; --json writes the figures.
+traffic with its failed requests and p99, and rollback, on one edge, each with its task
+executions and controller CPU, judged against the lean path's targets; then the upgrade
+of a fleet of N edges, with the controller's and the edges' CPU per edge, and a projection
+of larger rollouts from those figures. Prints a markdown section; --json writes the figures.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench import build_sidecar_image  # noqa: E402
+from bench.speed import ORIGIN_ONNX, ort_rate  # noqa: E402
+from bench.speed import row as speed_row  # noqa: E402
 from tests.deploy.conftest import IMAGE, make_bench  # noqa: E402
 from tests.deploy.load import BackgroundLoad  # noqa: E402
 from tests.fleet import Fleet  # noqa: E402
@@ -28,6 +32,16 @@ from tests.fleet import Fleet  # noqa: E402
 
 class StepFailed(RuntimeError):
     pass
+
+
+# The lean path's targets on one loopback edge (docs/deploy.md, The lean path).
+TARGETS = {"noop_s": 5.0, "rollback_s": 8.0, "upgrade_s_plus_gate": 20.0, "controller_cpu_per_edge": 3.0}
+TASK_TARGETS = {"upgrade": 30, "noop": 10}
+
+
+def edge_tasks(run, host: str = "edge-1") -> int:
+    """Task executions of one edge in the run's per-edge play (tests/ansible_run.py says which)."""
+    return len(run.edge_tasks(host))
 
 
 def cpu_jiffies() -> tuple[int, int]:
@@ -106,20 +120,31 @@ def one_edge(tmp: Path, artifacts: Path) -> dict[str, object]:
     try:
         (tmp / "one").mkdir(exist_ok=True)
         bench = make_bench(fleet, artifacts, IMAGE, tmp / "one")
-        fresh, _ = timed(lambda: bench.deploy("v1", seed=1))
-        noop, _ = timed(lambda: bench.deploy("v1", seed=1))
+        fresh, fresh_run = timed(lambda: bench.deploy("v1", seed=1))
+        noop, noop_run = timed(lambda: bench.deploy("v1", seed=1))
         # Build v2 on GPUSRV first, so that the upgrade is timed with its artifacts built.
         timed(lambda: bench.playbook("build.yml", bench.vars("v2", 2)))
         window = [[0.1 * (i % 7), 0.0, 9.8, 0.0, 0.0, 0.0, 20.0, -8.0, 40.0] for i in range(100)]
         body = json.dumps({"imu_window": window}).encode()
         with BackgroundLoad(fleet.edges[0].sidecar_port, rate=250, body=body) as load:
-            upgrade, _ = timed(lambda: bench.deploy("v2", seed=2))
-        rollback, _ = timed(lambda: bench.playbook("rollback.yml", bench.base_vars))
+            upgrade, upgrade_run = timed(lambda: bench.deploy("v2", seed=2), fleet)
+        rollback, rollback_run = timed(lambda: bench.playbook("rollback.yml", bench.base_vars))
+        gate = float(bench.base_vars["edgeinfer_benchmark_duration"]) + float(
+            bench.base_vars["edgeinfer_benchmark_warmup"]
+        )
         return {
             "fresh_deploy_s": fresh,
             "noop_redeploy_s": noop,
             "upgrade_s": upgrade,
             "rollback_s": rollback,
+            "benchmark_gate_s": gate,
+            "tasks": {
+                "fresh": edge_tasks(fresh_run),
+                "noop": edge_tasks(noop_run),
+                "upgrade": edge_tasks(upgrade_run),
+                "rollback": edge_tasks(rollback_run),
+            },
+            "upgrade_cpu_s": CPU[id(upgrade_run)],
             "switch_requests": load.sent,
             "switch_failed": load.failed,
             "switch_p99_ms": round(load.p99_ms(), 2),
@@ -162,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fleet", type=int, nargs="*", default=[1, 3, 10], help="fleet sizes to time (default 1 3 10)")
     ap.add_argument("--base-image", default="edgeinfer/base:bookworm", help=f"BASE_IMAGE of the {IMAGE} build")
     args = ap.parse_args(argv)
+    speed = ort_rate(ORIGIN_ONNX, 1, 1, 3.0) if ORIGIN_ONNX.is_file() else None
     build_sidecar_image(IMAGE, args.base_image)  # the edges run the image of this tree, built before timing
     with tempfile.TemporaryDirectory(prefix="bench-deploy-") as d:
         tmp = Path(d)
@@ -184,9 +210,9 @@ def main(argv: list[str] | None = None) -> int:
         "edges are loopback sshd hosts, the sidecar runs in the local Docker engine.\n"
     )
     print("Command: `.venv/bin/python bench/bench_deploy.py`\n")
-    print("| step (one edge) | seconds |\n|---|---|")
-    for key in ("fresh_deploy_s", "noop_redeploy_s", "upgrade_s", "rollback_s"):
-        print(f"| {key[:-2].replace('_', ' ')} | {one[key]} |")
+    if speed:
+        print(f"This run's {speed_row(speed)}.\n")
+    print_targets(one)
     print(
         f"\nDuring the upgrade, background traffic at 250 req/s on one persistent connection: "
         f"{one['switch_requests']} requests, {one['switch_failed']} failed, p99 {one['switch_p99_ms']} ms.\n"
@@ -220,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"| {n} | {row['upgrade_one_batch_s']} | {c['machine']} | {c['controller']} "
                     f"| {c['controller'] / n:.1f} | {c['edges']} | {c['edges'] / n:.1f} | {c['rest']} |"
                 )
+    print_flatness_and_projection(ok_rows, one)
     base = next((r for r in ok_rows if r["edges"] == 1), None)
     if base:
         print()
@@ -252,6 +279,84 @@ def main(argv: list[str] | None = None) -> int:
         "benchmarks share 2 cores at once, and these figures time the deploy.\n"
     )
     return 1 if len(ok_rows) < len(figures["fleet"]) else 0
+
+
+def project(n: int, t_edge: float, cpu_edge: float, forks: int, cores: int, slices: int = 1) -> float:
+    """Projected wall seconds of an upgrade of n edges through the default rollout (a canary, then
+    25 %, then the rest), each slice of the fleet run by its own controller: every batch takes the
+    longer of its edges' own time (ceil(batch / forks) rounds of t_edge) and the controller's CPU
+    for it (batch x cpu_edge / cores)."""
+    per_slice = -(-n // slices)
+    canary = 1
+    quarter = max(1, per_slice // 4)
+    rest = max(0, per_slice - canary - quarter)
+    total = 0.0
+    for batch in (canary, quarter, rest):
+        if batch:
+            total += max(-(-batch // forks) * t_edge, batch * cpu_edge / cores)
+    return total
+
+
+def print_flatness_and_projection(rows: list[dict], one: dict) -> None:
+    per_edge = {
+        r["edges"]: r["upgrade_one_batch_cpu_s"]["controller"] / r["edges"]
+        for r in rows
+        if "upgrade_one_batch_cpu_s" in r
+    }
+    if len(per_edge) < 2:
+        return
+    lo, hi = min(per_edge.values()), max(per_edge.values())
+    ratio = hi / lo if lo else float("inf")
+    sizes = ", ".join(f"{n}: {v:.2f}" for n, v in sorted(per_edge.items()))
+    print(
+        f"\nController CPU per edge of the one-batch upgrade ({sizes} CPU-s): largest / smallest = {ratio:.2f} "
+        f"(target <= 1.25, flat): {verdict(ratio <= 1.25)}.\n"
+    )
+    t_edge = one["upgrade_s"]
+    cpu_edge = per_edge[max(per_edge)]
+    print(
+        "Projection, not a measurement: an upgrade of 100 and 1,000 edges through the default rollout "
+        "(a canary, 25 %, the rest), from this run's one-edge upgrade "
+        f"(t_edge = {t_edge} s, real edges each bring their own CPU) and the controller's CPU per edge at the "
+        f"largest fleet measured (c = {cpu_edge:.2f} CPU-s). Per batch of b edges: max(ceil(b / forks) x t_edge, "
+        "b x c / controller cores); AWX job slices split the fleet over execution nodes, each its own controller.\n"
+    )
+    print("| edges | forks | controller cores | job slices | projected minutes |\n|---|---|---|---|---|")
+    for n in (100, 1000):
+        for forks, cores, slices in ((10, 2, 1), (50, 8, 1), (50, 8, 10)):
+            mins = project(n, t_edge, cpu_edge, forks, cores, slices) / 60
+            print(f"| {n} | {forks} | {cores} | {slices} | {mins:.1f} |")
+    print()
+
+
+def verdict(ok: bool) -> str:
+    return "**PASS**" if ok else "**FAIL**"
+
+
+def print_targets(one: dict) -> None:
+    """The one-edge steps beside the lean path's targets (wall time, task executions, controller CPU)."""
+    tasks, gate = one["tasks"], one["benchmark_gate_s"]
+    upgrade_target = TARGETS["upgrade_s_plus_gate"] + gate
+    cpu = one["upgrade_cpu_s"]["controller"]
+    rows = [
+        ("fresh deploy", one["fresh_deploy_s"], "", tasks["fresh"], ""),
+        ("no-op redeploy", one["noop_redeploy_s"], TARGETS["noop_s"], tasks["noop"], TASK_TARGETS["noop"]),
+        ("upgrade (benchmark gate on)", one["upgrade_s"], upgrade_target, tasks["upgrade"], TASK_TARGETS["upgrade"]),
+        ("rollback", one["rollback_s"], TARGETS["rollback_s"], tasks["rollback"], ""),
+    ]
+    print("| step (one edge) | seconds | target | task executions of the edge | target |")
+    print("|---|---|---|---|---|")
+    for name, secs, target, n, n_target in rows:
+        t = f"<= {target:g} s: {verdict(secs <= target)}" if target else ""
+        nt = f"<= {n_target}: {verdict(n <= n_target)}" if n_target else ""
+        print(f"| {name} | {secs} | {t} | {n} | {nt} |")
+    print(
+        f"\nThe upgrade's target is 20 s plus the benchmark gate's configured {gate:g} s (duration and warm-up). "
+        f"Controller CPU for the upgrade: {cpu} CPU-s (target <= {TARGETS['controller_cpu_per_edge']:g}: "
+        f"{verdict(cpu <= TARGETS['controller_cpu_per_edge'])}); the edge's side: {one['upgrade_cpu_s']['edges']} CPU-s. "
+        "Task executions count the edge's play (ok, changed and skipped, as the recap does), not the run's "
+        "once-per-run first and last plays.\n"
+    )
 
 
 if __name__ == "__main__":

@@ -43,6 +43,19 @@ class PlaybookRun:
                     found = ran[0] if ran else found
         return found
 
+    def edge_tasks(
+        self, host: str, plays: tuple[str, ...] = ("Deploy to the edges", "Roll back the edges")
+    ) -> list[str]:
+        """The task executions of one edge in the run's per-edge play (ok, changed or skipped, as
+        the recap counts them), by name; the once-per-run tasks of the other plays are not the edge's."""
+        return [
+            task["task"]["name"]
+            for play in self.data.get("plays", [])
+            if play["play"]["name"] in plays
+            for task in play["tasks"]
+            if host in task["hosts"]
+        ]
+
     @property
     def stats(self) -> dict[str, dict[str, int]]:
         return self.data.get("stats", {})

@@ -158,9 +158,7 @@ def refusals(facts, p, host="the edge"):
     """Why a deploy cannot land on this edge, each naming the fix; empty when it can."""
     out = []
     if facts["docker"]["version"] is None:
-        out.append(
-            f"the Docker engine does not answer ({facts['docker']['error']}): install docker.io and start it"
-        )
+        out.append(f"the Docker engine does not answer ({facts['docker']['error']}): install docker.io and start it")
     elif facts["compose"]["version"] is None:
         out.append("docker compose v2 is missing: install the compose CLI plugin (scripts/bootstrap.sh does)")
     keys = p.get("trusted_keys") or []
@@ -241,7 +239,9 @@ def _arch_refusals(facts, p, host):
         flags = entry.split("flags:", 1)[1].split()[0] if "flags:" in entry else ""
         if not entry.startswith("enabled ") or "F" not in flags:
             qemu = QEMU_NAMES.get(declared, declared)
-            what = "is missing" if not entry else ("is disabled" if not entry.startswith("enabled ") else "lacks flag F")
+            what = (
+                "is missing" if not entry else ("is disabled" if not entry.startswith("enabled ") else "lacks flag F")
+            )
             out.append(
                 f"{host} runs {kernel} (docker info) and edgeinfer_edge_architecture is {declared}, but its binfmt_misc "
                 f"entry /proc/sys/fs/binfmt_misc/qemu-{qemu} {what} (containers need the emulator registered with "

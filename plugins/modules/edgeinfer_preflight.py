@@ -10,7 +10,7 @@ module: edgeinfer_preflight
 short_description: Read an EdgeInfer edge's state once and refuse a deploy that cannot land there
 version_added: 0.2.0
 description:
-  - One read of everything a deploy decides from, in one module call: the Docker engine and compose plugin
+  - One read of everything a deploy decides from, in one module call. The Docker engine and compose plugin
     versions, the architecture the edge runs images of (C(docker info), or O(edge_architecture) with its
     binfmt_misc emulator entry), the image O(image) on the edge (id and architecture), the sidecar container
     (running, image id), who publishes O(port), the Hailo device node, free disk under O(root), the release
@@ -18,7 +18,7 @@ description:
     and the sha256 of the compose files under O(compose_dir).
   - Refuses (fails, naming every reason and its fix) a deploy that cannot land; nothing on the edge changes,
     whatever the outcome. With O(refuse=false) the reasons are returned in RV(refusals) instead.
-  - Says whether the edge already serves exactly what the deploy would make it serve (RV(noop)): the release
+  - Says whether the edge already serves exactly what the deploy would make it serve (RV(noop)); that is, the release
     is current and last good, the compose files have the given sha256 (O(env_sha256), O(compose_sha256)), the
     sidecar runs on O(image), the trusted keys are O(trusted_keys), and no deploy holds the lock.
 author:
@@ -102,8 +102,8 @@ options:
     default: ""
   edge_architecture:
     description:
-      - The architecture the edge runs images of, when it is not the one C(docker info) reports (an emulated one:
-        its binfmt_misc entry must then be enabled with flag F).
+      - The architecture the edge runs images of, when it is not the one C(docker info) reports (an emulated one,
+        whose binfmt_misc entry must then be enabled with flag F).
     type: str
     default: ""
   env_sha256:
@@ -225,7 +225,7 @@ def main():
             "release": {"type": "str"},
             "release_size": {"type": "int", "default": 0},
             "disk_factor": {"type": "int", "default": 3},
-            "trusted_keys": {"type": "list", "elements": "str", "default": []},
+            "trusted_keys": {"type": "list", "elements": "str", "default": [], "no_log": False},
             "allow_unsigned": {"type": "bool", "default": False},
             "compose_dir": {"type": "path"},
             "container": {"type": "str", "default": "edgeinfer-sidecar"},

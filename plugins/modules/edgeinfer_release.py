@@ -164,7 +164,7 @@ options:
   compose_dir:
     description:
       - With O(action=switch) and O(action=rollback), the sidecar's compose directory, whose files are written with
-        the switch (before C(current) moves): O(compose_file) as C(compose.yaml); O(env) as C(.env) and as
+        the switch (before C(current) moves), O(compose_file) as C(compose.yaml); O(env) as C(.env) and as
         C(env/<release>.env), the env that release serves with; without O(env), the release's own
         C(env/<release>.env) when there is one (a revert restores the env its release served with). The C(.env)
         being replaced is kept as the env of the release it served, and the hot-reload token C(admin_token)
@@ -396,9 +396,7 @@ def _compose(module, store, target, before):
     """The compose files for the release the switch serves (see the compose_dir option)."""
     p = module.params
     files = ComposeFiles(p["compose_dir"])
-    return files.write(
-        target, env=p["env"], compose=p["compose_file"], before=before, check_mode=module.check_mode
-    )
+    return files.write(target, env=p["env"], compose=p["compose_file"], before=before, check_mode=module.check_mode)
 
 
 def _record(module, store, record):
@@ -457,7 +455,9 @@ def run(module, store):
             target, reason=reason, previous=p["previous"], check_mode=module.check_mode
         )
         result.update(changed=changed, release=after, before=before)
-        diff = [{"before_header": "models/current", "before": f"current -> {before}\n", "after": f"current -> {after}\n"}]
+        diff = [
+            {"before_header": "models/current", "before": f"current -> {before}\n", "after": f"current -> {after}\n"}
+        ]
         if files is not None:
             result.update(
                 changed=changed or files["changed"],
