@@ -18,6 +18,9 @@ from tests.deploy.load import BackgroundLoad
 
 pytestmark = [pytest.mark.fleet, pytest.mark.docker, pytest.mark.slow]
 
+# Task executions of the edge (ok, changed, skipped) the lean path allows (docs/deploy.md, The lean path).
+UPGRADE_TASKS, NOOP_TASKS = 30, 10
+
 
 @pytest.fixture(scope="module")
 def one_edge(sidecar_image: str, artifacts_dir: Path, tmp_path_factory: pytest.TempPathFactory):
@@ -62,10 +65,20 @@ def test_fresh_deploy_then_the_same_deploy_changes_nothing(one_edge) -> None:
     assert os.readlink(edge_root / "models" / "last_good") == f"releases/{rel['release']}"
     assert deploy_bench.state()["last_good"] == rel["release"]
 
+    # The lean path (docs/deploy.md): a fresh deploy in at most 30 task executions of the edge, a
+    # no-op in at most 10: one read of the edge, the health and golden gates, the record.
+    assert len(run.edge_tasks("edge-1")) <= UPGRADE_TASKS, run.edge_tasks("edge-1")
+
     again = deploy_bench.deploy("v1", seed=1)
     assert again.rc == 0, again.explain()
     assert again.stats["edge-1"]["changed"] == 0, again.explain()
     assert deploy_bench.last_record()["outcome"] == "unchanged"
+    assert len(again.edge_tasks("edge-1")) <= NOOP_TASKS, again.edge_tasks("edge-1")
+    edge_tasks = again.edge_tasks("edge-1")
+    assert "edgeinfer : No-op | The edge serves this release already, verified" in edge_tasks, edge_tasks
+    assert not any("Lock |" in t or "Switch |" in t for t in edge_tasks), edge_tasks
+    # Nothing written on the edge: its own records are the fresh deploy's alone.
+    assert len(list((edge_root / "records").glob("*.json"))) == 1
 
 
 def test_rollback_to_a_release_that_is_not_staged_names_what_is(one_edge) -> None:
@@ -89,6 +102,7 @@ def test_upgrade_under_load_has_zero_failed_requests(one_edge) -> None:
     v2 = deploy_bench.release_of("v2")
     record = deploy_bench.last_record()
     assert record["applied"] == "reload" and record["outcome"] == "deployed"
+    assert len(upgrade.edge_tasks("edge-1")) <= UPGRADE_TASKS, upgrade.edge_tasks("edge-1")
     assert load.sent > 250, load.sent
     assert load.failed == 0, load.errors[:5]
     assert load.versions == {"v1", "v2"}

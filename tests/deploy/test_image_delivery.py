@@ -286,9 +286,7 @@ def test_an_edge_declared_to_run_arm64_images_needs_the_arm64_emulator(bench: Be
         "edgeinfer_allow_unsigned": True,
     }
     run = run_playbook(play, bench.deploy.inventory[0], extra, tmp_path=bench.deploy.tmp)
-    result = run.task(
-        "edgeinfer : Preflight | Read the edge once, refuse what cannot land there"
-    )
+    result = run.task("edgeinfer : Preflight | Read the edge once, refuse what cannot land there")
     if emulates("qemu-aarch64"):
         assert run.rc == 0 and result and not result.get("failed"), run.explain()
         return
@@ -336,7 +334,12 @@ def test_rollback_restores_the_previous_release_on_its_image_by_id(bench: Bench)
     extra.pop("edgeinfer_image")  # the rollback names the image the release served on
     run = bench.run("rollback.yml", extra)
     assert run.rc == 0, run.explain()
-    assert run.results("edge-1")["edgeinfer : Rollback | Its image, by the id that served it; is the sidecar running on it"]["changed"] is True
+    assert (
+        run.results("edge-1")[
+            "edgeinfer : Rollback | Its image, by the id that served it; is the sidecar running on it"
+        ]["changed"]
+        is True
+    )
     assert image_id(tag_a) == id_a
     assert bench.container_image()[1] == id_a
     assert bench.deploy.health()[1]["model_version"] == "v1"

@@ -79,7 +79,9 @@ def test_02_model_that_fails_to_load(matrix: Matrix) -> None:
     before = matrix.snapshot()
     run = matrix.bench.playbook("deploy.yml", base(matrix, edgeinfer_release_source=bad))
     record = canary_caught(matrix, run, before, "422")
-    assert record["failure"]["task"] == "Gates | Hot reload when the release changed, then health and golden set", record["failure"]
+    assert record["failure"]["task"] == "Gates | Hot reload when the release changed, then health and golden set", (
+        record["failure"]
+    )
 
 
 def nan_for_part_of_inputs(path: Path, threshold: float) -> None:
@@ -143,7 +145,9 @@ def test_03_model_that_returns_nan_for_part_of_the_inputs_misses_the_golden_gate
     # Caught by the sidecar's own golden self-check at the hot reload (a NaN window counts as
     # cosine -1), before the new model served a single request: the deploy's golden gate never ran.
     record = canary_caught(matrix, run, before, "self-check failed: min cosine -1.000000")
-    assert record["failure"]["task"] == "Gates | Hot reload when the release changed, then health and golden set", record["failure"]
+    assert record["failure"]["task"] == "Gates | Hot reload when the release changed, then health and golden set", (
+        record["failure"]
+    )
 
 
 def test_04_model_that_misses_the_benchmark_thresholds(matrix: Matrix) -> None:
@@ -245,7 +249,9 @@ def test_10_edge_disk_too_full_for_the_new_release_is_refused(matrix: Matrix) ->
         assert summary[edge]["outcome"] == "refused", summary
         record = matrix.record(edge, did)
         assert record["outcome"] == "refused", record
-        assert record["failure"]["task"] == "Preflight | Read the edge once, refuse what cannot land there", record["failure"]
+        assert record["failure"]["task"] == "Preflight | Read the edge once, refuse what cannot land there", record[
+            "failure"
+        ]
         assert "MiB free" in record["failure"]["msg"] and "3 x" in record["failure"]["msg"], record["failure"]
         log = matrix.deployment_log(edge, did)
         assert "[ ] Free disk checked: too little" in log and "[x] Docker" in log, log

@@ -233,7 +233,9 @@ def test_09_two_deploys_at_once_the_second_is_refused(matrix: Matrix) -> None:
     assert b.rc != 0
     refused = matrix.record(edge, b_id)
     assert refused["outcome"] == "refused", refused
-    assert refused["failure"]["task"] == "Lock | Take the deploy lock, then provision the trusted signing keys under it", refused["failure"]
+    assert (
+        refused["failure"]["task"] == "Lock | Take the deploy lock, then provision the trusted signing keys under it"
+    ), refused["failure"]
     assert held["holder"] in refused["failure"]["msg"] and a_id in refused["failure"]["msg"], refused["failure"]
     assert refused["deployed_by"] == "operator-b@faults"
     b_summary = fleet_summary(b)
