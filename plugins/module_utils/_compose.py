@@ -19,6 +19,9 @@ import os
 import secrets
 import string
 
+# .env keys compose.yaml does not pass to the container (the deployment guide's names, for the tools
+# that read the file): they change with every release, and a change of these alone needs no compose up.
+INFO_KEYS = ("MODEL_VERSION", "MODEL_ACCURACY", "HEF_PATH")
 # The sidecar's user and group in the image (sidecar/Dockerfile): it reads the token.
 SIDECAR_UID = 10001
 TOKEN_ALPHABET = string.ascii_letters + string.digits
@@ -54,6 +57,12 @@ def env_keys(text):
             key, value = line.split("=", 1)
             out[key.strip()] = value
     return out
+
+
+def needs_compose(result):
+    """Whether a write (ComposeFiles.write's result) changed what compose makes of the sidecar:
+    compose.yaml, or an .env key other than INFO_KEYS."""
+    return bool(result["compose_changed"] or set(result["env_changed_keys"]) - set(INFO_KEYS))
 
 
 class ComposeFiles:
