@@ -128,10 +128,12 @@ demo: setup
 	$(BIN)/ansible-playbook playbooks/deploy.yml
 
 bench: setup
+	$(PY) -m pip install -q -c constraints.txt -e '.[bench]'
 	$(PY) -m bench $(BENCH_ARGS)
 
 # One part of the suite: the sidecar side by side with the limit and the naive peer.
 bench-sidecar: setup
+	$(PY) -m pip install -q -c constraints.txt -e '.[bench]'
 	$(PY) bench/bench_sidecar.py
 
 # The sidecar under a constant mixed load with a hot reload every minute (10 minutes).
