@@ -16,6 +16,8 @@ description:
     preflight), V(lost) (unreachable in the middle of its deploy; the rollout strategy sets C(edgeinfer_lost)), the
     outcome of its record (V(deployed), V(unchanged), V(rolled_back), V(rollback_failed), V(refused), V(failed)),
     or V(not_reached) when its batch never ran.
+  - C(budget) says which budget of the rollout the edge counts against, V(failure) (a deploy that did not land, or an
+    edge lost mid-deploy), V(unreachable), or null.
   - With a record, the entry has the release before and after, the backend and why, whether the release has a HEF,
     whether a trusted key signed it and which, the golden minimum cosine, the benchmark's p95 and throughput, and
     the reason of a failure.
@@ -95,7 +97,16 @@ def fleet_summary(hosts):
             "fleet_summary: expected a list of the edges' host variables, such as "
             f"edges | map('extract', hostvars) | list; got {type(hosts).__name__}"
         )
-    return {hv.get("inventory_hostname"): _entry(hv) for hv in hosts}
+    out = {}
+    for hv in hosts:
+        entry = _entry(hv)
+        # Which budget of the rollout the edge counts against, if any (deploy.yml stops the rollout
+        # once more edges count against one than it allows).
+        entry["budget"] = (
+            "failure" if entry["outcome"] in FAILED else "unreachable" if entry["outcome"] == "unreachable" else None
+        )
+        out[hv.get("inventory_hostname")] = entry
+    return out
 
 
 class FilterModule:

@@ -73,14 +73,15 @@ def test_each_edge_gets_its_outcome_from_what_its_play_left() -> None:
     assert s["a"]["outcome"] == "deployed" and s["a"]["before"] == "(none)" and s["a"]["after"] == "v2-00000002"
     assert (s["a"]["golden_min_cosine"], s["a"]["p95_ms"], s["a"]["rps"]) == (0.9999, 4.2, 900.0)
     assert s["a"]["hef"] is False and s["a"]["untrained"] is False and s["a"]["key_id"] == "3f2a9c1d5e6b7a80"
-    assert s["b"] == {"outcome": "unreachable", "reason": "offline peer"}
-    assert s["c"] == {"outcome": "unreachable", "reason": "ssh: connect refused"}
+    assert s["b"] == {"outcome": "unreachable", "reason": "offline peer", "budget": "unreachable"}
+    assert s["c"] == {"outcome": "unreachable", "reason": "ssh: connect refused", "budget": "unreachable"}
+    assert s["a"]["budget"] is None and s["d"]["budget"] == s["f"]["budget"] == "failure"
     assert (
         s["d"]["outcome"] == "lost"
         and s["d"]["reason"].startswith('lost at "Stage": x')
         and "dead-man" in s["d"]["reason"]
     )
-    assert s["e"] == {"outcome": "not_reached"}
+    assert s["e"] == {"outcome": "not_reached", "budget": None}
     assert s["f"]["outcome"] in FAILED and s["f"]["reason"] == "golden"
 
 
