@@ -24,7 +24,7 @@ FORMAT_ID = "{{.Id}}"
 
 def _container(run, name):
     """(running, image id, container id) of the sidecar container, or (False, None, None)."""
-    rc, out, _ = run(["docker", "inspect", "--format", "{{.State.Running}} {{.Image}} {{.Id}}", name])
+    rc, out, dummy = run(["docker", "inspect", "--format", "{{.State.Running}} {{.Image}} {{.Id}}", name])
     fields = out.split()
     if rc != 0 or len(fields) != 3:
         return False, None, None
@@ -35,11 +35,11 @@ def _restore_image(run, image, image_id, check_mode):
     """Make ``image`` (a tag) name ``image_id`` again. Returns 'missing', 'retagged' or 'kept'."""
     if run(["docker", "image", "inspect", "--format", FORMAT_ID, image_id])[0] != 0:
         return "missing"
-    rc, out, _ = run(["docker", "image", "inspect", "--format", FORMAT_ID, image])
+    rc, out, dummy = run(["docker", "image", "inspect", "--format", FORMAT_ID, image])
     if rc == 0 and out.strip() == image_id:
         return "kept"
     if not check_mode:
-        rc, _, err = run(["docker", "tag", image_id, image])
+        rc, dummy, err = run(["docker", "tag", image_id, image])
         if rc != 0:
             raise ReleaseError(f"docker tag {image_id} {image} failed: {err.strip()}")
     return "retagged"
@@ -72,7 +72,7 @@ def revert(
     compose_dir = compose_dir or os.path.join(store.root, "compose")
     known = store.read_state().get("releases", {}).get(release, {})
     files = ComposeFiles(compose_dir).write(release, token=False, check_mode=check_mode)
-    switched, before, _ = store.switch(release, reason=reason, previous=previous, check_mode=check_mode)
+    switched, before, dummy = store.switch(release, reason=reason, previous=previous, check_mode=check_mode)
     out = {"before": before, "actions": [], "applied": "none", "image": None, "reload": None, "health": None}
     if switched:
         out["actions"].append(f"current -> {release}")
@@ -95,7 +95,7 @@ def revert(
         return out
     if restart:
         cmd = ["docker", "compose", "--project-directory", compose_dir, "-p", compose_project]
-        rc, _, err = run([*cmd, "up", "-d", "--wait", "--wait-timeout", str(int(timeout))])
+        rc, dummy, err = run([*cmd, "up", "-d", "--wait", "--wait-timeout", str(int(timeout))])
         out["compose"] = {"rc": rc, "stderr": err[-2000:]}
         if rc != 0:
             out["health"] = {"ok": False, "reason": f"docker compose up failed: {err.strip()[-500:]}"}
