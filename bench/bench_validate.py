@@ -202,19 +202,54 @@ def _median(xs: list[float]) -> float:
     return s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2
 
 
+class ServedRate:
+    """The calibration server's own count of load requests (``GET /_stats``), read 1 s after a run
+    starts and 1 s before it ends, from timer threads: its rate over the run's steady middle."""
+
+    def __init__(self, target: lg.Target, seconds: float) -> None:
+        self.target = target
+        self.samples: list[tuple[float, int]] = []
+        self.timers = [threading.Timer(t, self.take) for t in (1.0, max(seconds - 1.0, 1.5))]
+
+    def take(self) -> None:
+        t = time.perf_counter()
+        _status, stats = lg.http_get_json(self.target, "/_stats")
+        self.samples.append((t, stats["requests"]))
+
+    def __enter__(self) -> ServedRate:
+        for timer in self.timers:
+            timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for timer in self.timers:
+            timer.join()
+
+    @property
+    def rps(self) -> float:
+        (t0, n0), (t1, n1) = sorted(self.samples)
+        return (n1 - n0) / (t1 - t0)
+
+
 def agreement(target: lg.Target, connections: int, seconds: float, rounds: int = 3) -> dict[str, Any]:
-    """wrk and the engine in alternation, ``rounds`` times each; the median of each figure.
+    """wrk and the engine in alternation, ``rounds`` times each; the median of each figure, and of
+    each client's req/s error against the server's own count.
 
     Alternating spreads whatever else the machine does over both clients alike.
     """
     runs: dict[str, list[dict[str, Any]]] = {"wrk": [], "engine": []}
     for _ in range(rounds):
-        runs["wrk"].append(run_wrk(target, connections, seconds))
-        runs["engine"].append(engine_figures(lg.closed_loop(target, PLAIN, connections, duration_s=seconds)))
+        with ServedRate(target, seconds) as served:
+            figures = run_wrk(target, connections, seconds)
+        runs["wrk"].append({**figures, "served_rps": served.rps})
+        with ServedRate(target, seconds) as served:
+            figures = engine_figures(lg.closed_loop(target, PLAIN, connections, duration_s=seconds))
+        runs["engine"].append({**figures, "served_rps": served.rps})
     out: dict[str, Any] = {"rounds": rounds}
     for who, rs in runs.items():
         out[who] = {k: _median([r[k] for r in rs]) for k in ("rps", "p50_ms", "p99_ms")}
-        out[who]["each"] = [{k: r[k] for k in ("rps", "p50_ms", "p99_ms")} for r in rs]
+        out[who]["each"] = [{k: r[k] for k in ("rps", "p50_ms", "p99_ms", "served_rps")} for r in rs]
+        out[who]["rps_off_served"] = _median([witness.off(r["rps"], r["served_rps"]) for r in rs])
     out["wrk"]["cmd"] = runs["wrk"][0]["cmd"]
     out["wrk"]["errors"] = runs["wrk"][0]["errors"]
     return out
@@ -331,19 +366,23 @@ def witnessed(srv: Sidecar, client: str, connections: int, seconds: float) -> di
     return got
 
 
-def witness_agreement(connections: int, seconds: float, rounds: int = 3) -> dict[str, Any]:
-    """wrk and the engine in turn against the sidecar, ``rounds`` times; each compared with the witness."""
-    out: dict[str, Any] = {"rounds": rounds, "connections": connections, "wrk": [], "engine": []}
+def witness_agreement(concurrencies: tuple[int, ...], seconds: float, rounds: int = 3) -> list[dict[str, Any]]:
+    """At each concurrency, wrk and the engine in turn against one sidecar, ``rounds`` times; each run
+    compared with the witness."""
+    out: list[dict[str, Any]] = []
     with Sidecar() as srv:
-        lg.closed_loop(srv.target, lg.encode_request(binary=True), connections, duration_s=1.0)  # warm-up
-        for _ in range(rounds):
+        for connections in concurrencies:
+            w: dict[str, Any] = {"rounds": rounds, "connections": connections, "wrk": [], "engine": []}
+            lg.closed_loop(srv.target, lg.encode_request(binary=True), connections, duration_s=1.0)  # warm-up
+            for _ in range(rounds):
+                for client in ("wrk", "engine"):
+                    w[client].append(witnessed(srv, client, connections, max(seconds, 3.0)))
             for client in ("wrk", "engine"):
-                out[client].append(witnessed(srv, client, connections, max(seconds, 3.0)))
-    for client in ("wrk", "engine"):
-        runs = out[client]
-        out[f"{client}_off"] = {
-            fig: _median([witness.off(r[fig], r["witness"][fig]) for r in runs]) for fig in ("rps", "p50_ms", "p99_ms")
-        }
+                w[f"{client}_off"] = {
+                    fig: _median([witness.off(r[fig], r["witness"][fig]) for r in w[client]])
+                    for fig in ("rps", "p50_ms", "p99_ms")
+                }
+            out.append(w)
     return out
 
 
@@ -372,7 +411,8 @@ def bench(seconds: float) -> dict[str, Any]:
         if shutil.which("wrk"):
             out["agree_delay2"] = agreement(srv.target, 8, seconds, rounds=5)
     if shutil.which("wrk") and (ORIGIN / "tcn_encoder_for_edgeinfer.onnx").is_file():
-        out["witness"] = witness_agreement(8, seconds)
+        # 8 connections as in the comparisons with wrk above, 16 as edgeinfer-validate's closed loop.
+        out["witness"] = witness_agreement((8, 16), seconds)
     with CalibrationServer("--slow-every", "100", "--slow-ms", "20") as srv:
         out["servers"]["slow100"] = srv.shown
         res = lg.closed_loop(srv.target, PLAIN, 8, duration_s=seconds)
@@ -474,6 +514,11 @@ def markdown(r: dict[str, Any]) -> str:
             spread = (max(own) - min(own)) / w[fig] * 100 if w[fig] else float("nan")
             verdicts.append(within(e[fig], w[fig]))
             L.append(f"| {label} | {_n(w[fig], 3)} | {_n(e[fig], 3)} | {diff:+.1f} % | {spread:.1f} % |")
+        if "rps_off_served" in w:
+            L.append(
+                f"| req/s against the server's own count (`/_stats`, the run's steady middle) | "
+                f"{w['rps_off_served'] * 100:+.1f} % | {e['rps_off_served'] * 100:+.1f} % | | |"
+            )
         if key == "agree_delay2":
             L += [
                 "",
@@ -489,8 +534,8 @@ def markdown(r: dict[str, Any]) -> str:
                 "request takes about 0.1 ms, so what each client reports is its own overhead and the scheduler's "
                 "noise on a shared machine; the throughput is the single-core server's either way.",
             ]
-    if "witness" in r:
-        L += witness_markdown(r["witness"])
+    for w in r.get("witness", []):
+        L += witness_markdown(w)
     a = r["slow100_closed"]
     b = r["slow100_open"]
     L += [
