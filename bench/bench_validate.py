@@ -143,7 +143,7 @@ def run_wrk(target: lg.Target, connections: int, seconds: float) -> dict[str, An
     if (os.cpu_count() or 1) > 1:
         cmd = ["taskset", "-c", str(ENGINE_CPU), *cmd]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 30).stdout
-    dist = dict(re.findall(r"^\s+(50|75|90|99)%\s+(\S+)$", out, re.M))
+    dist = dict(re.findall(r"^\s+(50|75|90|99)%\s+(\S+)\s*$", out, re.M))
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     errors = re.search(r"Socket errors: (.*)", out)
     return {
@@ -344,13 +344,17 @@ def witnessed(srv: Sidecar, client: str, connections: int, seconds: float) -> di
     out, _ = proc.communicate(timeout=seconds + 60)
     after = witness.scrape(srv.port)
     if client == "wrk":
-        dist = dict(re.findall(r"^\s+(50|75|90|99)%\s+(\S+)$", out, re.M))
+        if "Requests/sec" not in out:
+            raise RuntimeError(f"wrk gave no figures: {' '.join(cmd)}\n{out}")
+        dist = dict(re.findall(r"^\s+(50|75|90|99)%\s+(\S+)\s*$", out, re.M))
         got = {
             "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
             "requests": int(re.search(r"^\s*(\d+) requests in", out, re.M).group(1)),
-            "p50_ms": _ms(dist["50"]),
-            "p99_ms": _ms(dist["99"]),
+            "p50_ms": _ms(dist["50"]) if "50" in dist else float("nan"),
+            "p99_ms": _ms(dist["99"]) if "99" in dist else float("nan"),
         }
+        if "99" not in dist:
+            print(f"wrk printed no p99:\n{out}", file=sys.stderr)
     else:
         got = json.loads(out)
     hist = witness.delta(before.buckets, after.buckets)
