@@ -497,7 +497,8 @@ def report(r: dict) -> str:
     batched, batched1 = ort["batch 32, 2 threads"], ort["batch 32, 1 thread"]
     host, const, cont = r["sidecar_host"], r["constant_250"], r.get("sidecar_container", {})
     one_core, share, lone = r.get("one_core", {}), r.get("share", {}), r.get("lone", {})
-    rows = []
+    rows: list[str] = []
+    notes: list[str] = []
 
     def target(name: str, value: float | None, want: str, ok: bool | None, nd: int = 1) -> None:
         verdict = "n/a" if ok is None else ("PASS" if ok else "FAIL")
@@ -548,6 +549,24 @@ def report(r: dict) -> str:
                 ratio >= MIN_SHARE[kind],
                 nd=3,
             )
+            by_cpu = sorted(p["cpu_ratio"] for p in d["pairs"] if "cpu_ratio" in p)
+            if by_cpu:
+                cpu = by_cpu[len(by_cpu) // 2]
+                target(
+                    f"{where}: {kind} {ROUTES[kind]}, the same pairs by CPU time (cross-check: other work on the "
+                    "core moves the rates, not this)",
+                    cpu,
+                    f">= {MIN_SHARE[kind]:.2f}",
+                    cpu >= MIN_SHARE[kind],
+                    nd=3,
+                )
+                if abs(ratio - cpu) > 0.1:
+                    notes.append(
+                        f"{where} {kind}: the ratio of rates ({ratio:.3f}) and the ratio by CPU time ({cpu:.3f}) "
+                        "differ by more than 0.1: other work took the server's core during some of the pairs "
+                        "(a ratio of rates above 1 is one sign), so the rates measured that work too; the CPU-time "
+                        "figure is the one to trust in this run."
+                    )
     for key in ("host json", "host binary", "container json", "container binary"):
         d = const.get(key)
         if d:
@@ -565,6 +584,8 @@ def report(r: dict) -> str:
         *rows,
         "",
     ]
+    for note in notes:
+        out += [note, ""]
     out += [
         f"Container memory after its load: {cont.get('mem_usage_after', '-')} (docker stats).",
         "",

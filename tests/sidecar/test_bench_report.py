@@ -97,3 +97,14 @@ def test_the_absolute_250_req_s_rows_are_information_only() -> None:
     v = verdicts(RESULTS)
     assert _one(v, "host binary: p99 at a constant 250 req/s") == "n/a"  # 60 ms, no verdict
     assert v["host: peak RSS under load, MiB"] == "PASS"
+
+
+def test_the_ratio_by_cpu_time_is_a_cross_check_and_a_disagreement_is_called_out() -> None:
+    r = copy.deepcopy(RESULTS)
+    for pair in r["one_core"]["host"]["binary"]["pairs"]:
+        pair["cpu_ratio"] = 0.84
+    r["one_core"]["host"]["binary"]["median_ratio"] = 1.2
+    v = verdicts(r)
+    assert _one(v, "host: binary /", "at 16 connections") == "PASS"
+    assert _one(v, "host: binary /encode, the same pairs by CPU time") == "FAIL"
+    assert "the CPU-time figure is the one to trust in this run" in bench_sidecar.report(r)
