@@ -186,6 +186,59 @@ OPENAPI: dict[str, Any] = {
                 },
             }
         },
+        "/admin/shadow": {
+            "post": {
+                "summary": "Load a staged release as the shadow beside the serving model (self-checked); "
+                "a share of /encode and /infer windows is mirrored to it",
+                "security": [{"bearer": []}],
+                "requestBody": {
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["release"],
+                                "additionalProperties": False,
+                                "properties": {
+                                    "release": {
+                                        "type": "string",
+                                        "description": "a release directory under EDGEINFER_SHADOW_ROOT, "
+                                        "e.g. releases/<name>",
+                                    },
+                                    "onnx_file": {
+                                        "enum": ["auto", "model.onnx", "model_batch.onnx", "model_int8.onnx"]
+                                    },
+                                    "backend": {"enum": ["onnxruntime", "auto", "hailo"], "default": "onnxruntime"},
+                                },
+                            }
+                        }
+                    }
+                },
+                "responses": {
+                    "200": {"description": "the shadow runs; replaced names the shadow it replaced"},
+                    "400": {"description": "the body is not JSON"},
+                    "401": {"description": "no bearer token"},
+                    "403": {"description": "wrong token, or the admin API is disabled"},
+                    "409": {"description": "another shadow load is running"},
+                    "422": {
+                        "description": "a field is wrong (field, expected), or the release failed to load or "
+                        "self-check (shadow_refused); the serving model is untouched"
+                    },
+                },
+            },
+            "delete": {
+                "summary": "Drop the shadow; the answer holds its final report",
+                "security": [{"bearer": []}],
+                "responses": {"200": {"description": "final_report"}, "404": {"description": "no shadow"}},
+            },
+        },
+        "/admin/shadow/report": {
+            "get": {
+                "summary": "The A/B report: linear CKA, kNN Jaccard, motif agreement, cosine (same network "
+                "only), inference times, drops, windows and whether they are enough (conclusive)",
+                "security": [{"bearer": []}],
+                "responses": {"200": {"description": "the report"}, "404": {"description": "no shadow"}},
+            }
+        },
         "/openapi.json": {"get": {"summary": "this document", "responses": {"200": {"description": "OpenAPI 3.1"}}}},
     },
     "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},

@@ -58,12 +58,15 @@ def parse_request(obj: Any, settings: Settings) -> ShadowRequest:
     given = obj.get("release")
     if not isinstance(given, str) or not given.strip():
         raise InputError("release", expected, "missing" if given is None else repr(given)[:40])
+    shown = repr(given) if len(given) <= 80 else repr(given[:77] + "...")
+    if "\0" in given:
+        raise InputError("release", expected, f"{shown}: a NUL character")
     path = Path(given)
     real = Path(os.path.realpath(path if path.is_absolute() else root / path))
     if real == root or not real.is_relative_to(root):
-        raise InputError("release", expected, f"{given!r}, which resolves to {real}")
+        raise InputError("release", expected, f"{shown}, which resolves to {real}")
     if not real.is_dir():
-        raise InputError("release", expected, f"{given!r}: no such directory")
+        raise InputError("release", expected, f"{shown}: no such directory")
     onnx_file = obj.get("onnx_file", "auto")
     if onnx_file not in ONNX_CHOICES:
         raise InputError("onnx_file", f"one of {', '.join(ONNX_CHOICES)}", repr(onnx_file)[:40])

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from sidecar.compare import adjusted_rand, compare, cosine_stats, knn_indices, knn_jaccard, linear_cka, motif_agreement
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def embeddings(n: int = 300, d: int = 64, seed: int = 0) -> np.ndarray:
@@ -136,3 +139,16 @@ def test_compare_with_no_or_one_window_reports_nothing_it_cannot_compute():
     assert empty["windows"] == 0 and empty["linear_cka"] is None and empty["cosine"] is None
     one = compare(np.ones((1, 64), np.float32), np.ones((1, 64), np.float32), 10, same_network=False)
     assert one["linear_cka"] is None and one["knn_jaccard"] is None
+
+
+def test_the_comparison_and_the_shadow_import_neither_torch_nor_scipy():
+    """The sidecar image carries numpy, not torch or scipy."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, sidecar.app, sidecar.compare, sidecar.shadow; print(sorted({'torch', 'scipy'} & set(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO_ROOT)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
