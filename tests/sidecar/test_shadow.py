@@ -22,6 +22,7 @@ import pytest
 import requests
 
 from edgeinfer_contract import GoldenSet, Manifest, ModelConfig
+from sidecar.config import ConfigError, Settings
 
 from .conftest import REPO, make_release, normalize, ort_embed, point_current
 
@@ -279,7 +280,6 @@ class App:
 
 def in_process(tmp_path: Path, root: Path, coro: Any, **env: str) -> Any:
     from sidecar.app import create_app
-    from sidecar.config import Settings
 
     token = tmp_path / "token"
     token.write_text("test-admin-token\n")
@@ -402,3 +402,48 @@ def test_the_shadow_is_fed_its_own_normalization_and_channel_order(tmp_path, ab_
     given = in_process(tmp_path, tmp_path / "models", scenario, EDGEINFER_SHADOW_ROOT=str(tmp_path / "models"))
     assert other_cfg.normalization_hash != cfg.normalization_hash
     np.testing.assert_allclose(given, normalize(other_cfg, windows), rtol=1e-4, atol=1e-4)
+
+
+def test_a_reload_of_the_serving_model_starts_the_pairs_afresh(tmp_path, ab_root, origin_dir):
+    models = tmp_path / "models"
+    for name in ("v72pct", "seed1", "seed2"):
+        shutil.copytree(ab_root / "releases" / name, models / "releases" / name)
+    point_current(models, models / "releases" / "v72pct")
+    windows = random_walk(ModelConfig.load(origin_dir / "model_config.json"), 50, seed=12)
+
+    async def scenario(app: App, state: Any) -> dict[str, Any]:
+        status, body = await app.call("POST", "/admin/shadow", {"release": "releases/seed2"}, TOKEN)
+        assert status == 200, body
+        assert (await app.call("POST", "/encode", {"imu_windows": windows[:30].tolist()}))[0] == 200
+        await wait_async(lambda: state.shadow.paired_total == 30)
+        point_current(models, models / "releases" / "seed1")
+        status, body = await app.call("POST", "/admin/reload", headers=TOKEN)
+        assert status == 200 and body["model_version"] == "seed1", body
+        assert (await app.call("POST", "/encode", {"imu_windows": windows[30:].tolist()}))[0] == 200
+        await wait_async(lambda: state.shadow.paired_total == 50)
+        return (await app.call("GET", "/admin/shadow/report", headers=TOKEN))[1]
+
+    report = in_process(tmp_path, models, scenario, EDGEINFER_SHADOW_ROOT=str(models))
+    assert report["windows"] == 20 and report["paired_windows_total"] == 50
+    assert report["primary_changes"] == 1 and report["primary"]["model_version"] == "seed1"
+
+
+@pytest.mark.parametrize(
+    ("env", "variable"),
+    [
+        ({"EDGEINFER_SHADOW_SHARE": "1.5"}, "EDGEINFER_SHADOW_SHARE"),
+        ({"EDGEINFER_SHADOW_SHARE": "a tenth"}, "EDGEINFER_SHADOW_SHARE"),
+        ({"EDGEINFER_SHADOW_QUEUE_WINDOWS": "0"}, "EDGEINFER_SHADOW_QUEUE_WINDOWS"),
+        ({"EDGEINFER_SHADOW_MIN_WINDOWS": "3000"}, "EDGEINFER_SHADOW_MIN_WINDOWS"),  # above MAX_WINDOWS (2000)
+        ({"EDGEINFER_SHADOW_MIN_WINDOWS": "20", "EDGEINFER_SHADOW_KNN_K": "20"}, "EDGEINFER_SHADOW_KNN_K"),
+    ],
+)
+def test_an_invalid_shadow_knob_fails_naming_the_variable(env, variable):
+    with pytest.raises(ConfigError) as exc:
+        Settings.from_env(env)
+    assert exc.value.variable == variable
+
+
+def test_the_shadow_root_defaults_to_the_parent_of_the_model_dir():
+    assert Settings.from_env({"EDGEINFER_MODEL_DIR": "/srv/models/current"}).shadow_root == Path("/srv/models")
+    assert Settings.from_env({"EDGEINFER_SHADOW_ROOT": "/elsewhere"}).shadow_root == Path("/elsewhere")
