@@ -125,14 +125,13 @@ class Shadow:
         self.min_windows = settings.shadow_min_windows
         self.k = settings.shadow_knn_k
         self.metrics = metrics
-        self.loaded_at = time.time()
         self._rng = np.random.default_rng()
         self._cond = threading.Condition()
         self._items: deque[_Item] = deque()
         self._queued = 0  # windows in _items
         self._stopping = False
         self._thread = threading.Thread(target=self._work, name="shadow", daemon=True)
-        # Below: written by the worker thread under _cond, read by report().
+        # Below: written under _cond, by the event loop (mirrored, dropped) or the worker, read by report().
         self.mirrored = self.dropped = self.errors = self.paired_total = 0
         self.last_error: str | None = None
         self._primary: Model | None = None

@@ -77,6 +77,7 @@ def routes(authorize: Authorize, read_body: ReadBody) -> list[Route]:
             old, state.shadow = state.shadow, new
             if old is not None:
                 await asyncio.to_thread(old.close)
+                old.clear_metrics()
             new.publish_info()
         return _json(
             {
