@@ -370,6 +370,20 @@ def quality_floor(backend: str, served_file: str = "") -> float:
     return QUALITY_FLOORS[serving_precision(backend, served_file)]
 
 
+def release_id(model_version: str, digest: str) -> str:
+    """The id of a release: ``<version>-<sha8>``, the name of its directory on every edge.
+
+    The version with any character other than ASCII letters, digits and ``._-`` replaced by ``_``,
+    then the first 8 hex digits of the release's digest (``Manifest.digest``).
+    """
+    safe = "".join(c if (c.isascii() and c.isalnum()) or c in "._-" else "_" for c in str(model_version))
+    if not safe or safe.startswith("."):
+        raise ContractError(
+            "model_version", f"{model_version!r} cannot name a release directory; use letters, digits, '._-'"
+        )
+    return f"{safe}-{digest[:8]}"
+
+
 def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
     """Streamed, so a large artifact is never read whole into memory."""
     h = hashlib.sha256()
@@ -509,6 +523,11 @@ class Manifest:
         if primary is not None:
             return primary.sha256
         return hashlib.sha256("".join(f.sha256 for f in self.files).encode()).hexdigest()
+
+    @property
+    def release_id(self) -> str:
+        """``<version>-<sha8>``: see ``release_id``."""
+        return release_id(self.model_version, self.digest)
 
     @classmethod
     def build(

@@ -163,6 +163,20 @@ def cmd_build(a: argparse.Namespace) -> dict[str, Any]:
     )  # fmt: skip
 
 
+def cmd_ensure(a: argparse.Namespace) -> dict[str, Any]:
+    from .ensure import ensure
+
+    try:
+        extra = json.loads(a.extra_args)
+        assert isinstance(extra, list) and all(isinstance(x, str) for x in extra)
+    except (ValueError, AssertionError):
+        raise InputError(f"--extra-args: expected a JSON list of strings, got {a.extra_args!r}") from None
+    return ensure(
+        a.artifacts, a.model_version, a.checkpoint, a.onnx, a.demo_seed, a.config, a.signing_key, a.keygen,
+        extra, a.force,
+    )  # fmt: skip
+
+
 def cmd_adopt(a: argparse.Namespace) -> dict[str, Any]:
     from .release import adopt
 
@@ -295,6 +309,24 @@ def parser() -> argparse.ArgumentParser:
         sp.add_argument("--calibration-windows", help="your own raw windows (.npy/.csv) for calibration")
         sp.add_argument("--int8-floor", type=float, help="default: QUALITY_FLOORS['int8'] (edgeinfer_contract)")
         sp.add_argument("--require-int8", action="store_true", help="fail instead of leaving model_int8.onnx out")
+
+    sp = add(
+        "ensure",
+        cmd_ensure,
+        "build <artifacts>/<version> unless the same build is there (same source, config, key and arguments), "
+        "then describe the release for the edges (its id, digest, files, signature)",
+    )
+    src = sp.add_mutually_exclusive_group(required=True)
+    src.add_argument("--checkpoint", help="a trained checkpoint (build)")
+    src.add_argument("--onnx", help="an origin-interface ONNX (adopt; needs --config)")
+    src.add_argument("--demo-seed", type=int, help="an UNTRAINED demo model of this seed, made on first use")
+    sp.add_argument("--artifacts", required=True, help="the artifacts directory; the release is <artifacts>/<version>")
+    sp.add_argument("--model-version", required=True)
+    sp.add_argument("--config", help="model_config.json")
+    sp.add_argument("--signing-key", help="ed25519 private key (PEM), its public half at <key>.pub")
+    sp.add_argument("--keygen", action="store_true", help="create the signing key when it is missing")
+    sp.add_argument("--extra-args", default="[]", help="a JSON list of further arguments for build or adopt")
+    sp.add_argument("--force", action="store_true", help="build even when the same build is there")
     return p
 
 

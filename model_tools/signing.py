@@ -144,6 +144,8 @@ def verify_release(release_dir: str | Path, public_key: str | Path | bytes) -> d
         "key_id": key_id(pub),
         "model_version": manifest.model_version,
         "digest": manifest.digest,
+        # The id the edges stage it under (edgeinfer_contract.release_id).
+        "release_id": manifest.release_id,
         "files": len(manifest.files),
         "unlisted": sorted(p.name for p in d.iterdir() if p.is_file() and p.name not in listed | UNSIGNED),
         "meta": manifest.meta,

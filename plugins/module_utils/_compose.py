@@ -19,6 +19,9 @@ import os
 import secrets
 import string
 
+# .env keys compose.yaml does not pass to the container (the deployment guide's names, for the tools
+# that read the file): they change with every release, and a change of these alone needs no compose up.
+INFO_KEYS = ("MODEL_VERSION", "MODEL_ACCURACY", "HEF_PATH")
 # The sidecar's user and group in the image (sidecar/Dockerfile): it reads the token.
 SIDECAR_UID = 10001
 TOKEN_ALPHABET = string.ascii_letters + string.digits
@@ -56,6 +59,12 @@ def env_keys(text):
     return out
 
 
+def needs_compose(result):
+    """Whether a write (ComposeFiles.write's result) changed what compose makes of the sidecar:
+    compose.yaml, or an .env key other than INFO_KEYS."""
+    return bool(result["compose_changed"] or set(result["env_changed_keys"]) - set(INFO_KEYS))
+
+
 class ComposeFiles:
     def __init__(self, directory):
         self.dir = os.path.abspath(directory)
@@ -88,16 +97,17 @@ class ComposeFiles:
         if env is not None and release and _read(self.release_env(release)) != env:
             plan.append((self.release_env(release), env, 0o644, None))
         if token and not os.path.exists(self.token_path):
-            value = "".join(secrets.choice(TOKEN_ALPHABET) for _ in range(40))
+            value = "".join(secrets.choice(TOKEN_ALPHABET) for dummy in range(40))
             plan.append((self.token_path, value, 0o400, SIDECAR_UID))
         old_keys, new_keys = env_keys(old_env), env_keys(env if env is not None else old_env)
         changed_keys = sorted(k for k in set(old_keys) | set(new_keys) if old_keys.get(k) != new_keys.get(k))
-        written = [os.path.relpath(path, self.dir) for path, *_ in plan]
+        paths = [step[0] for step in plan]
+        written = [os.path.relpath(path, self.dir) for path in paths]
         result = {
             "changed": bool(plan),
             "written": written,
-            "env_changed": self.env_path in [p for p, *_ in plan],
-            "compose_changed": self.compose_path in [p for p, *_ in plan],
+            "env_changed": self.env_path in paths,
+            "compose_changed": self.compose_path in paths,
             "env_changed_keys": changed_keys,
             "diff": {"before": old_env or "", "after": env if env is not None else (old_env or "")},
         }

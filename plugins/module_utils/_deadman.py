@@ -19,21 +19,21 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import subprocess
 import time
-import urllib.error
 
-from ansible.module_utils.urls import ConnectionError as UrlConnectionError
-from ansible.module_utils.urls import open_url
-
-from ansible_collections.edgeinfer.deploy.plugins.module_utils._probe import wait_healthy
 from ansible_collections.edgeinfer.deploy.plugins.module_utils._release import (
     ReleaseError,
     ReleaseStore,
     now_iso,
     write_json_atomic,
 )
+from ansible_collections.edgeinfer.deploy.plugins.module_utils._revert import revert
+
+
+def _run(argv):
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False)
+    return proc.returncode, proc.stdout, proc.stderr
 
 
 def paths(store, deploy_id):
@@ -52,20 +52,6 @@ def read_state(store, deploy_id):
 
 def _write(store, deploy_id, state):
     write_json_atomic(paths(store, deploy_id)["state"], state)
-
-
-def read_env(path):
-    env = {}
-    try:
-        with open(path) as fh:
-            for line in fh:
-                line = line.strip()
-                if line and not line.startswith("#") and "=" in line:
-                    k, v = line.split("=", 1)
-                    env[k] = v
-    except FileNotFoundError:
-        pass
-    return env
 
 
 def decide(confirmed, cancelled, elapsed, timeout):
@@ -147,27 +133,15 @@ class Watcher:
             self._unlock()
             return out
         compose_dir = os.path.join(store.root, "compose")
-        env_path = os.path.join(compose_dir, ".env")
         if self.revert_to:
-            store.switch(self.revert_to, reason="deadman-revert", previous=self.previous)
-            out["actions"].append(f"current -> {self.revert_to}")
-            snapshot = os.path.join(compose_dir, "env", f"{self.revert_to}.env")
-            env_changed = False
-            if os.path.exists(snapshot) and read_env(snapshot) != read_env(env_path):
-                shutil.copyfile(snapshot, env_path)
-                env_changed = True
-                out["actions"].append(f"compose env <- env/{self.revert_to}.env")
-            out.update(self._apply(compose_dir, env_path, restart=env_changed))
-            known = store.read_state().get("releases", {}).get(self.revert_to, {})
-            env = read_env(env_path)
-            ok, reason, _body, duration = wait_healthy(
-                f"http://127.0.0.1:{env.get('EDGEINFER_PORT', '9000')}",
-                timeout=90,
-                expect_version=known.get("model_version"),
-                expect_sha256=known.get("digest"),
-            )
-            out["health"] = {"ok": ok, "reason": reason, "duration": duration}
-            out["outcome"] = "reverted" if ok else "reverted_unhealthy"
+            # The same revert as rollback.yml's (edgeinfer_revert): current, env, image, compose or reload, health.
+            done = revert(
+                _run, store, self.revert_to, compose_dir=compose_dir, compose_project=self.compose_project,
+                previous=self.previous, reason="deadman-revert",
+            )  # fmt: skip
+            out["actions"] += done["actions"]
+            out.update({k: done[k] for k in ("applied", "image", "reload", "health", "compose") if k in done})
+            out["outcome"] = "reverted" if (done["health"] or {}).get("ok") else "reverted_unhealthy"
         else:
             # Nothing verified to go back to: stop serving rather than serve an unconfirmed model.
             out.update(self._compose(compose_dir, ["down"]))
@@ -181,43 +155,6 @@ class Watcher:
         cmd = ["docker", "compose", "--project-directory", compose_dir, "-p", self.compose_project, *args]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
         return {"compose": {"cmd": cmd, "rc": proc.returncode, "stderr": proc.stderr[-2000:]}}
-
-    def _apply(self, compose_dir, env_path, restart):
-        out = {}
-        if restart:
-            # Compose recreates the container only when its configuration changed; the reload below
-            # then makes a container that compose left running serve the reverted release.
-            out = self._compose(compose_dir, ["up", "-d", "--wait", "--wait-timeout", "90"])
-            if out["compose"]["rc"] != 0:
-                return out
-        out.update(self._reload(compose_dir, env_path))
-        return out
-
-    def _reload(self, compose_dir, env_path):
-        env = read_env(env_path)
-        try:
-            with open(os.path.join(compose_dir, "admin_token")) as fh:
-                token = fh.read().strip()
-        except OSError as exc:
-            return {"reload": {"ok": False, "error": f"admin token unreadable: {exc}"}}
-        try:
-            # The sidecar listens on the edge's loopback: an http_proxy in the edge's environment must not take the request.
-            with open_url(
-                f"http://127.0.0.1:{env.get('EDGEINFER_PORT', '9000')}/admin/reload",
-                method="POST",
-                headers={"Authorization": f"Bearer {token}"},
-                data=b"",
-                timeout=120,
-                use_proxy=False,
-            ) as resp:
-                return {"reload": {"ok": resp.status == 200, "status": resp.status}}
-        except urllib.error.HTTPError as exc:
-            return {"reload": {"ok": False, "status": exc.code, "body": exc.read()[:500].decode(errors="replace")}}
-        except (OSError, UrlConnectionError) as exc:
-            # The sidecar is not answering: bring it up again with the restored env.
-            out = self._compose(compose_dir, ["up", "-d", "--wait", "--wait-timeout", "90"])
-            out["reload"] = {"ok": False, "error": str(exc)}
-            return out
 
     def _record(self, out):
         records = os.path.join(self.store.root, "records")

@@ -57,7 +57,7 @@ def _image(run, ref):
     """{'ref', 'id', 'arch'} of an image on the engine, or None when it has none of that name."""
     if not ref:
         return None
-    rc, out, _ = run(["docker", "image", "inspect", "--format", IMAGE_FORMAT, ref])
+    rc, out, dummy = run(["docker", "image", "inspect", "--format", IMAGE_FORMAT, ref])
     fields = out.split()
     if rc != 0 or len(fields) < 2:
         return None
@@ -83,7 +83,7 @@ def survey(run, p):
 
     kernel = None
     if engine:
-        rc, out, _ = run(["docker", "info", "--format", "{{.Architecture}}"])
+        rc, out, dummy = run(["docker", "info", "--format", "{{.Architecture}}"])
         kernel = docker_arch(out.strip()) if rc == 0 and out.strip() else None
     declared = docker_arch(p.get("edge_architecture") or "")
     edge = declared or kernel
@@ -101,7 +101,7 @@ def survey(run, p):
 
     container = {"running": False, "image_id": None}
     if engine and p.get("container"):
-        rc, out, _ = run(["docker", "inspect", "--format", "{{.State.Running}} {{.Image}}", p["container"]])
+        rc, out, dummy = run(["docker", "inspect", "--format", "{{.State.Running}} {{.Image}}", p["container"]])
         fields = out.split()
         if rc == 0 and len(fields) == 2:
             container = {"running": fields[0] == "true", "image_id": fields[1]}
@@ -109,7 +109,7 @@ def survey(run, p):
 
     holders = []
     if engine and p.get("port"):
-        rc, out, _ = run(["docker", "ps", "--filter", f"publish={p['port']}", "--format", "{{.Names}}"])
+        rc, out, dummy = run(["docker", "ps", "--filter", f"publish={p['port']}", "--format", "{{.Names}}"])
         holders = out.split() if rc == 0 else []
     listening = bool(p.get("port")) and p.get("container") not in holders and _listening(p["probe_host"], p["port"])
     facts["port"] = {"holders": holders, "listening_other": listening}

@@ -42,6 +42,9 @@ from ansible_collections.edgeinfer.deploy.plugins.module_utils._contract import 
     key_id,
     verify_signature,
 )
+from ansible_collections.edgeinfer.deploy.plugins.module_utils._contract import (
+    release_id as _contract_release_id,
+)
 
 STATE_FILE = "state.json"
 CURRENT = "current"
@@ -67,10 +70,11 @@ class ReleaseError(Exception):
 
 
 def release_id(version, digest):
-    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in version)
-    if not safe or safe.startswith("."):
-        raise ReleaseError(f"model_version {version!r} cannot name a release directory; use letters, digits, '._-'")
-    return f"{safe}-{digest[:8]}"
+    """The release contract's id (``<version>-<sha8>``), a refusal when the version cannot name one."""
+    try:
+        return _contract_release_id(version, digest)
+    except ContractError as exc:
+        raise ReleaseError(f"model_version {exc.message}", field="model_version") from None
 
 
 def parse_trusted_keys(keys, where="trusted_keys"):

@@ -306,10 +306,17 @@ compose_changed:
   returned: action=switch or action=rollback with compose_dir
   type: bool
 env_changed_keys:
-  description: The C(.env) keys whose value changed (a change of a key C(compose.yaml) uses needs compose up).
+  description: The C(.env) keys whose value changed.
   returned: action=switch or action=rollback with compose_dir
   type: list
   elements: str
+needs_compose:
+  description:
+    - Whether the change needs compose up to reach the sidecar, that is C(compose.yaml) or an C(.env) key other than
+      the deployment guide's C(MODEL_VERSION), C(MODEL_ACCURACY) and C(HEF_PATH) (which compose does not pass to the
+      container) changed.
+  returned: action=switch or action=rollback with compose_dir
+  type: bool
 record:
   description: The record written under C(<root>/records/), with C(after) filled in.
   returned: action=unlock with record
@@ -382,7 +389,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.edgeinfer.deploy.plugins.module_utils._compose import ComposeFiles
+from ansible_collections.edgeinfer.deploy.plugins.module_utils._compose import ComposeFiles, needs_compose
 from ansible_collections.edgeinfer.deploy.plugins.module_utils._release import (
     ReleaseError,
     ReleaseStore,
@@ -466,6 +473,7 @@ def run(module, store):
                 env_changed=files["env_changed"],
                 compose_changed=files["compose_changed"],
                 env_changed_keys=files["env_changed_keys"],
+                needs_compose=needs_compose(files),
             )
             diff.append(dict(files["diff"], before_header=".env", after_header=".env"))
         if module._diff:

@@ -334,12 +334,10 @@ def test_rollback_restores_the_previous_release_on_its_image_by_id(bench: Bench)
     extra.pop("edgeinfer_image")  # the rollback names the image the release served on
     run = bench.run("rollback.yml", extra)
     assert run.rc == 0, run.explain()
-    assert (
-        run.results("edge-1")[
-            "edgeinfer : Rollback | Its image, by the id that served it; is the sidecar running on it"
-        ]["changed"]
-        is True
-    )
+    reverted = run.results("edge-1")[
+        "edgeinfer : Rollback | Put it back (current, the compose env and the image it served with; compose or reload; health)"
+    ]
+    assert reverted["image"] == "retagged" and reverted["applied"] == "restart", reverted
     assert image_id(tag_a) == id_a
     assert bench.container_image()[1] == id_a
     assert bench.deploy.health()[1]["model_version"] == "v1"
