@@ -56,13 +56,19 @@ def knn_jaccard(x: np.ndarray, y: np.ndarray, k: int) -> float | None:
 
     None when there are not more than ``k`` windows.
     """
+    per_window = knn_jaccard_per_window(x, y, k)
+    return None if per_window is None else float(np.mean(per_window))
+
+
+def knn_jaccard_per_window(x: np.ndarray, y: np.ndarray, k: int) -> np.ndarray | None:
+    """Each window's |N_x(i) ∩ N_y(i)| / |N_x(i) ∪ N_y(i)|: [n]; None when there are not more than ``k`` windows."""
     if x.shape[0] != y.shape[0]:
         raise ValueError(f"knn_jaccard: {x.shape[0]} rows against {y.shape[0]}")
     if x.shape[0] <= k:
         return None
     a, b = knn_indices(x, k), knn_indices(y, k)
     inter = (a[:, :, None] == b[:, None, :]).any(axis=2).sum(axis=1)
-    return float(np.mean(inter / (2 * k - inter)))
+    return np.asarray(inter / (2 * k - inter), dtype=np.float64)
 
 
 def motif_assignments(e: np.ndarray, prototypes: np.ndarray) -> np.ndarray:
@@ -117,13 +123,18 @@ def motif_agreement(
     }
 
 
-def cosine_stats(x: np.ndarray, y: np.ndarray) -> dict[str, float]:
-    """Per-window cosine of the two embeddings: only meaningful for the same network."""
+def cosine_per_window(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Per-window cosine of the two embeddings [n]: only meaningful for the same network."""
     if x.shape != y.shape:
         raise ValueError(f"cosine_stats: shapes {list(x.shape)} and {list(y.shape)} differ")
     num = np.sum(x.astype(np.float64) * y, axis=1)
     den = np.linalg.norm(x.astype(np.float64), axis=1) * np.linalg.norm(y.astype(np.float64), axis=1)
-    cos = num / np.maximum(den, 1e-12)
+    return np.asarray(num / np.maximum(den, 1e-12))
+
+
+def cosine_stats(x: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """Per-window cosine of the two embeddings, summarized: only meaningful for the same network."""
+    cos = cosine_per_window(x, y)
     return {"mean": float(cos.mean()), "min": float(cos.min()), "p5": float(np.percentile(cos, 5))}
 
 
@@ -154,3 +165,30 @@ def compare(
     comparable = same_network and n > 0 and x.shape == y.shape
     out["cosine"] = {key: round(v, 6) for key, v in cosine_stats(x, y).items()} if comparable else None
     return out
+
+
+# Points of the per-window series at most: the series of a 20,000-window ring is binned to this many.
+SERIES_POINTS = 500
+
+
+def _binned(values: np.ndarray) -> list[float]:
+    parts = np.array_split(values, min(SERIES_POINTS, values.shape[0])) if values.shape[0] else []
+    return [round(float(p.mean()), 4) for p in parts]
+
+
+def per_window(x: np.ndarray, y: np.ndarray, k: int, *, same_network: bool) -> dict[str, Any]:
+    """The per-window agreement in the order of the windows, oldest first, binned to at most SERIES_POINTS points.
+
+    ``knn_jaccard``: each window's neighbour overlap (the report's knn_jaccard is their mean); ``cosine``:
+    each window's cosine, only for the same network (else null). ``windows_per_point``: windows averaged
+    into each point (1 up to SERIES_POINTS windows).
+    """
+    n = int(x.shape[0])
+    knn = knn_jaccard_per_window(x, y, k) if n > k else None
+    cos = cosine_per_window(x, y) if same_network and n > 0 and x.shape == y.shape else None
+    return {
+        "windows": n,
+        "windows_per_point": round(n / min(SERIES_POINTS, n), 3) if n else None,
+        "knn_jaccard": _binned(knn) if knn is not None else None,
+        "cosine": _binned(cos) if cos is not None else None,
+    }

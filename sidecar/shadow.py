@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .compare import compare
+from .compare import compare, per_window
 from .config import BACKENDS, ONNX_CHOICES, Settings
 from .inputs import InputError
 from .metrics import ShadowMetrics
@@ -327,6 +327,18 @@ class Shadow:
             self._report = (version, time.monotonic(), body)
         self._publish(body)
         return {**body, **counters}
+
+    def per_window(self) -> dict[str, Any]:
+        """The per-window agreement of the pairs held, oldest first, bounded (compare.per_window); on request only."""
+        with self._cond:
+            primary, n = self._primary, self._filled
+            if self._x is None or self._y is None or n == 0:
+                x = y = np.empty((0, 0), np.float32)
+            else:  # the ring in the order the pairs came: from the oldest (at _next once it is full)
+                order = np.arange(n) if n < self.capacity else np.roll(np.arange(n), -self._next)
+                x, y = self._x[order], self._y[order]
+        same = primary is not None and primary.sha256 == self.model.sha256
+        return per_window(x, y, self.k, same_network=same)
 
     def _counters(self) -> dict[str, Any]:
         return {

@@ -38,6 +38,11 @@ def _no_shadow() -> Response:
     return _error(404, "no_shadow", "no shadow model is loaded; load one with POST /admin/shadow")
 
 
+def _wants_series(request: Request) -> bool:
+    """``?per_window=true``: the report carries the per-window agreement series too (bounded, computed anew)."""
+    return request.query_params.get("per_window", "").lower() in ("1", "true", "yes")
+
+
 def routes(authorize: Authorize, read_body: ReadBody) -> list[Route]:
     """The three routes, around the sidecar's own token check and bounded body reader."""
 
@@ -99,6 +104,8 @@ def routes(authorize: Authorize, read_body: ReadBody) -> list[Route]:
                 return _no_shadow()
             state.shadow = None  # no window is mirrored from here on
             final = await asyncio.to_thread(shadow.report)
+            if _wants_series(request):
+                final["per_window"] = await asyncio.to_thread(shadow.per_window)
             await asyncio.to_thread(shadow.close)
             shadow.clear_metrics()
         return _json({"outcome": "dropped", "final_report": final})
@@ -111,7 +118,10 @@ def routes(authorize: Authorize, read_body: ReadBody) -> list[Route]:
         shadow = state.shadow
         if shadow is None:
             return _no_shadow()
-        return _json(await asyncio.to_thread(shadow.report))
+        body = await asyncio.to_thread(shadow.report)
+        if _wants_series(request):
+            body["per_window"] = await asyncio.to_thread(shadow.per_window)
+        return _json(body)
 
     return [
         Route("/admin/shadow", load, methods=["POST"]),
