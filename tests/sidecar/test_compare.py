@@ -8,7 +8,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sidecar.compare import adjusted_rand, compare, cosine_stats, knn_indices, knn_jaccard, linear_cka, motif_agreement
+from sidecar.compare import (
+    SERIES_POINTS,
+    adjusted_rand,
+    compare,
+    cosine_stats,
+    knn_indices,
+    knn_jaccard,
+    linear_cka,
+    motif_agreement,
+    per_window,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -152,3 +162,17 @@ def test_the_comparison_and_the_shadow_import_neither_torch_nor_scipy():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO_ROOT)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_the_per_window_series_averages_to_the_report_and_stays_bounded():
+    x = embeddings(300, seed=3)
+    y = x @ rotation(64, 4)
+    series = per_window(x, y, 10, same_network=False)
+    assert series["windows"] == 300 and series["windows_per_point"] == 1.0 and series["cosine"] is None
+    assert len(series["knn_jaccard"]) == 300
+    assert np.mean(series["knn_jaccard"]) == pytest.approx(knn_jaccard(x, y, 10), abs=1e-3)
+    big = embeddings(SERIES_POINTS * 2 + 7, seed=5)
+    same = per_window(big, big, 10, same_network=True)
+    assert len(same["knn_jaccard"]) == len(same["cosine"]) == SERIES_POINTS
+    assert min(same["cosine"]) > 0.999
+    assert per_window(x[:5], y[:5], 10, same_network=False)["knn_jaccard"] is None
