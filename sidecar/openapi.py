@@ -32,6 +32,16 @@ COMMON_OUT = {
     "embedding_stamp": {"type": "string", "description": "<model_id>/<latent_dim>/<normalization hash[:12]>"},
 }
 
+# ?per_window=true on the shadow's report and its drop (sidecar/shadow_api.py).
+PER_WINDOW = {
+    "name": "per_window",
+    "in": "query",
+    "required": False,
+    "schema": {"type": "boolean", "default": False},
+    "description": "true adds per_window: each paired window's kNN Jaccard (and cosine, same network only), "
+    "oldest first, binned to at most 500 points",
+}
+
 
 def _errors(*codes: str) -> dict[str, Any]:
     text = {
@@ -228,6 +238,7 @@ OPENAPI: dict[str, Any] = {
             "delete": {
                 "summary": "Drop the shadow; the answer holds its final report",
                 "security": [{"bearer": []}],
+                "parameters": [PER_WINDOW],
                 "responses": {"200": {"description": "final_report"}, "404": {"description": "no shadow"}},
             },
         },
@@ -236,6 +247,7 @@ OPENAPI: dict[str, Any] = {
                 "summary": "The A/B report: linear CKA, kNN Jaccard, motif agreement, cosine (same network "
                 "only), inference times, drops, windows and whether they are enough (conclusive)",
                 "security": [{"bearer": []}],
+                "parameters": [PER_WINDOW],
                 "responses": {"200": {"description": "the report"}, "404": {"description": "no shadow"}},
             }
         },
