@@ -14,6 +14,16 @@ import sys
 from pathlib import Path
 
 
+def running_mean(values: list[float], width: int) -> list[float]:
+    out, total = [], 0.0
+    for i, v in enumerate(values):
+        total += v
+        if i >= width:
+            total -= values[i - width]
+        out.append(total / min(i + 1, width))
+    return out
+
+
 def main(argv: list[str]) -> int:
     record = json.loads(Path(argv[1]).read_text())
     series = (record.get("report") or {}).get("per_window") or {}
@@ -38,7 +48,10 @@ def main(argv: list[str]) -> int:
         values = series.get(name)
         if not values:
             continue
-        ax.plot([i * step for i in range(len(values))], values, color=colour, linewidth=1, label=name)
+        xs = [i * step for i in range(len(values))]
+        # One window's overlap is a count of k neighbours: noisy; the running mean over 25 points shows the trend.
+        ax.plot(xs, values, color=colour, linewidth=0.6, alpha=0.35)
+        ax.plot(xs, running_mean(values, 25), color=colour, linewidth=1.5, label=f"{name} (running mean of 25)")
         if floor is not None:
             ax.axhline(float(floor), color=colour, linestyle="--", linewidth=0.8, label=f"{name} floor {floor}")
     figures = record.get("figures") or {}
