@@ -72,8 +72,21 @@ def in_range(arr: np.ndarray) -> bool:
     return bool(arr.min() >= -MAX_ABS_VALUE and arr.max() <= MAX_ABS_VALUE)
 
 
-def window_array(window: Any, field: str, has_bool: bool) -> np.ndarray:
-    """One 100x9 window as float32; strings, booleans, nulls, ragged rows and non-finite values are refused."""
+def window_array(window: Any, field: str, has_bool: bool, has_str: bool = True) -> np.ndarray:
+    """One 100x9 window as float32; strings, booleans, nulls, ragged rows and non-finite values are refused.
+
+    ``has_str`` False promises that the window holds no string: numpy then converts straight to
+    float32 (it would read "1.5" as 1.5, and ``has_bool`` as 1.0 or 0.0, hence the promises), about
+    twice as fast as finding the type first; anything else it fails on takes the exact walk.
+    """
+    if not has_bool and not has_str:
+        try:
+            out = np.array(window, dtype=np.float32)
+        except (ValueError, TypeError, OverflowError):
+            raise _locate(window, field) from None
+        if out.shape != (WINDOW, CHANNELS) or not in_range(out):  # None reads as NaN: out of range
+            raise _locate(window, field)
+        return out
     if has_bool:
         # numpy would read true/false as 1/0; the exact walk refuses them.
         err = _locate(window, field)
@@ -116,13 +129,15 @@ def parse_json(
     # tests (memchr) come first: no number and no key of a plain request holds a "t" or an
     # "f", and they cost well under a microsecond where the word searches cost 20 us.
     has_bool = (b"t" in body and b"true" in body) or (b"f" in body and b"false" in body)
+    # Two quotes for each key of the object and none left over: no string anywhere in the values.
+    has_str = body.count(b'"') != 2 * len(obj)
     normalized = obj.get("normalized", False)
     if not isinstance(normalized, bool):
         raise InputError("normalized", "true or false", _describe(normalized))
     if window_key in obj:
         if batch_key and batch_key in obj:
             raise InputError(window_key, f"either {window_key} or {batch_key}, not both", "both")
-        return window_array(obj[window_key], window_key, has_bool)[None], False, normalized, obj
+        return window_array(obj[window_key], window_key, has_bool, has_str)[None], False, normalized, obj
     if batch_key and batch_key in obj:
         windows = obj[batch_key]
         if not isinstance(windows, list) or not windows:
@@ -131,7 +146,7 @@ def parse_json(
             )
         if len(windows) > max_windows:
             raise InputError(batch_key, f"at most {max_windows} windows", f"{len(windows)}", 413)
-        arrs = [window_array(w, f"{batch_key}[{i}]", has_bool) for i, w in enumerate(windows)]
+        arrs = [window_array(w, f"{batch_key}[{i}]", has_bool, has_str) for i, w in enumerate(windows)]
         return np.stack(arrs), True, normalized, obj
     keys = window_key if not batch_key else f"{window_key} (one window) or {batch_key} (a list)"
     raise InputError(keys.split(" ")[0], f"{keys}: {EXPECTED_WINDOW}", "missing")

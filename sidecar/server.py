@@ -76,6 +76,42 @@ class Limits:
         self.sweeper = loop.call_later(self.sweep_interval, self.sweep, loop) if self.live else None
 
 
+class HeadWithBody:
+    """A request's view of its connection that sends the response head with the first body write.
+
+    uvicorn writes a response's status line and headers, then its body, with two writes: two
+    send(2) calls and, with TCP_NODELAY, two segments that wake the client twice. This holds the
+    head back until the body (or a close) follows; the 100 Continue interim answer, written
+    before the response starts, passes straight through.
+    """
+
+    __slots__ = ("cycle", "head", "started", "transport")
+
+    def __init__(self, transport: asyncio.Transport, cycle: Any) -> None:
+        self.transport = transport
+        self.cycle = cycle
+        self.head: bytes | None = None
+        self.started = False
+
+    def write(self, data: bytes) -> None:
+        if self.head is not None:  # the body, or its first chunk
+            data, self.head = self.head + data, None
+        elif not self.started and self.cycle.response_started:  # the head: uvicorn sets the flag first
+            self.started = True
+            self.head = data
+            return
+        self.transport.write(data)
+
+    def close(self) -> None:
+        if self.head is not None:
+            self.transport.write(self.head)
+            self.head = None
+        self.transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.transport, name)
+
+
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol under ``limits`` (set on the subclass that protocol_class makes)."""
 
@@ -145,7 +181,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.heads += 1
         self.head_bytes = 0
         self.deadline = self.loop.time() + self.limits.body_timeout
+        previous = self.cycle
         super().on_headers_complete()
+        if self.cycle is not previous:  # a new request (an upgrade makes none)
+            self.cycle.transport = HeadWithBody(self.transport, self.cycle)
 
     def on_message_complete(self) -> None:
         super().on_message_complete()

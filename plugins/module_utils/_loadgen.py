@@ -486,9 +486,15 @@ class _Engine:
             self.res.connects += 1
 
     # -- one request
-    def issue(self, c: _Conn, ref: float) -> None:
-        c.ref = ref
+    def issue(self, c: _Conn, ref: float | None) -> None:
+        """Send the request on ``c``; its latency runs from ``ref`` (the due time), or from the send when None."""
+        if c.sock is not None and self.dropped(c.sock):
+            # The server closed this keep-alive connection while it sat idle (its idle
+            # timeout): open a new one, as an HTTP client's pool does (urllib3's
+            # is_connection_dropped), instead of sending into a closed socket.
+            self.drop(c)
         c.sent = self.now()
+        c.ref = c.sent if ref is None else ref
         c.deadline = c.sent + self.timeout
         c.buf.clear()
         c.head_end = -1
@@ -507,14 +513,6 @@ class _Engine:
             c.state = "connecting"
             c.out = memoryview(self.wire)
             self.sel.register(s, selectors.EVENT_WRITE, c)
-            return
-        if self.dropped(c.sock):
-            # The server closed this keep-alive connection while it sat idle (its idle
-            # timeout): open a new one, as an HTTP client's pool does (urllib3's
-            # is_connection_dropped), instead of sending into a closed socket.
-            self.drop(c)
-            self.inflight -= 1
-            self.issue(c, ref)
             return
         c.reused = True
         c.out = memoryview(self.wire)
@@ -567,9 +565,12 @@ class _Engine:
         except OSError:
             self.fail(c, "connection")
             return
+        # The time the response's last byte was read: what parsing and validating the answer
+        # cost this process comes after it, and is not the server's latency.
+        done = self.now()
         if not data:
             if c.head_end >= 0 and c.length < 0 and not c.chunked:
-                self.complete(c, bytes(c.buf[c.head_end :]), closing=True)
+                self.complete(c, bytes(c.buf[c.head_end :]), done, closing=True)
             else:
                 self.fail(c, "connection")
             return
@@ -584,9 +585,9 @@ class _Engine:
         if c.chunked:
             body = _chunked_body(buf, c.head_end)
             if body is not None:
-                self.complete(c, body)
+                self.complete(c, body, done)
         elif c.length >= 0 and len(buf) - c.head_end >= c.length:
-            self.complete(c, bytes(buf[c.head_end : c.head_end + c.length]))
+            self.complete(c, bytes(buf[c.head_end : c.head_end + c.length]), done)
 
     def parse_head(self, c: _Conn, end: int) -> bool:
         head = bytes(c.buf[:end]).decode("latin-1").split("\r\n")
@@ -615,8 +616,8 @@ class _Engine:
         return True
 
     # -- outcomes
-    def record(self, c: _Conn, kind: str | None) -> None:
-        now = self.now()
+    def record(self, c: _Conn, kind: str | None, done: float | None = None) -> None:
+        now = self.now() if done is None else done
         res = self.res
         res.latencies_ms.append((now - c.ref) * 1000.0)
         if res.mode == "open":
@@ -630,7 +631,7 @@ class _Engine:
         c.state = "idle"
         self.idle.append(c)
 
-    def complete(self, c: _Conn, body: bytes, closing: bool = False) -> None:
+    def complete(self, c: _Conn, body: bytes, done: float, closing: bool = False) -> None:
         try:
             kind = self.request.validate(c.status, c.ctype, body)
         except Exception:  # a validator bug must not stop the load; the answer counts as bad
@@ -639,7 +640,7 @@ class _Engine:
             self.drop(c)
         else:
             self.sel.unregister(c.sock)
-        self.record(c, kind)
+        self.record(c, kind, done)
 
     def fail(self, c: _Conn, kind: str) -> None:
         self.drop(c)
@@ -747,7 +748,7 @@ def closed_loop(
             for c in batch:
                 if t >= stop_at or (max_requests is not None and sent >= max_requests):
                     break
-                eng.issue(c, now())
+                eng.issue(c, None)
                 sent += 1
             if t >= stop_at or (max_requests is not None and sent >= max_requests):
                 eng.idle.clear()
