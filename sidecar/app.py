@@ -22,7 +22,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
-from . import kserve
+from . import kserve, shadow_api
 from .backends import HailoDevice, import_hailo
 from .batcher import Batcher, NonFiniteOutput
 from .config import Settings
@@ -30,10 +30,20 @@ from .inputs import InputError, parse_binary, parse_json, reorder
 from .metrics import Metrics
 from .openapi import OPENAPI
 from .release import Model, ReleaseError, load_release
+from .shadow import Shadow
 
 log = logging.getLogger("sidecar")
 
-ROUTES = ("/encode", "/infer", "/healthz", "/metrics", "/admin/reload", "/openapi.json")
+ROUTES = (
+    "/encode",
+    "/infer",
+    "/healthz",
+    "/metrics",
+    "/admin/reload",
+    "/admin/shadow",
+    "/admin/shadow/report",
+    "/openapi.json",
+)
 
 
 @dataclass
@@ -51,6 +61,8 @@ class State:
     reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     batcher: Batcher | None = None
     non_finite_logged: str | None = None  # the model version whose NaN answers were logged
+    shadow: Shadow | None = None  # a candidate run beside the model on a share of the windows (shadow.py)
+    shadow_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -113,13 +125,17 @@ async def _windows(
     return parse_json(body, window_key, batch_key, state.settings.max_request_windows)
 
 
-async def _infer(state: State, windows: np.ndarray, normalized: bool, order: Any) -> Any:
+async def _infer(state: State, windows: np.ndarray, normalized: bool, order: Any, mirror: bool = False) -> Any:
     model = state.model
     if model is None:
         return None
     windows = reorder(windows, order, model.channel_order)
     assert state.batcher is not None
-    return await state.batcher.submit(windows, normalized)
+    result = await state.batcher.submit(windows, normalized)
+    shadow = state.shadow
+    if mirror and shadow is not None:  # after the answer is made; queues and returns at once
+        shadow.mirror(windows, normalized, result)
+    return result
 
 
 def _unavailable(state: State) -> Response:
@@ -139,7 +155,7 @@ async def encode(request: Request) -> Response:
     state: State = request.app.state.sidecar
     try:
         windows, is_batch, normalized, obj = await _windows(request, state, "imu_window", "imu_windows", binary=True)
-        result = await _infer(state, windows, normalized, obj.get("channel_order"))
+        result = await _infer(state, windows, normalized, obj.get("channel_order"), mirror=True)
     except InputError as exc:
         return json_response(exc.body(), exc.status)
     except NonFiniteOutput as exc:
@@ -177,7 +193,7 @@ async def infer(request: Request) -> Response:
     state: State = request.app.state.sidecar
     try:
         windows, _, normalized, obj = await _windows(request, state, "x", None, binary=False)
-        result = await _infer(state, windows, normalized, obj.get("channel_order"))
+        result = await _infer(state, windows, normalized, obj.get("channel_order"), mirror=True)
     except InputError as exc:
         return json_response(exc.body(), exc.status)
     except NonFiniteOutput as exc:
@@ -223,6 +239,9 @@ async def healthz(request: Request) -> Response:
 async def metrics(request: Request) -> Response:
     state: State = request.app.state.sidecar
     _publish_model(state)
+    shadow = state.shadow
+    if shadow is not None:  # the A/B figures, recomputed at most every 30 s for a scrape
+        await asyncio.to_thread(shadow.report, 30.0)
     return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
@@ -431,6 +450,8 @@ def create_app(settings: Settings) -> Service:
             yield
         finally:
             await state.batcher.stop()
+            if state.shadow is not None:
+                state.shadow.close()
             if state.model is not None:
                 state.model.backend.close()
             if state.hailo is not None:
@@ -442,6 +463,7 @@ def create_app(settings: Settings) -> Service:
             Route("/healthz", healthz, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
             Route("/admin/reload", admin_reload, methods=["POST"]),
+            *shadow_api.routes(_authorize, read_body),
             Route("/openapi.json", openapi, methods=["GET"]),
             *kserve.routes(lambda state, windows, normalized: _infer(state, windows, normalized, None), read_body),
         ],

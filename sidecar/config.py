@@ -42,6 +42,15 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "EDGEINFER_HAILO_DEVICE_ID": ("unset", "PCIe id for the VDevice"),
     "EDGEINFER_HAILO_TIMEOUT_MS": ("1000", "HailoRT timeout"),
     "EDGEINFER_LOG_LEVEL": ("info", "critical, error, warning, info or debug"),
+    "EDGEINFER_SHADOW_ROOT": (
+        "the parent of EDGEINFER_MODEL_DIR",
+        "directory a shadow release must lie under (POST /admin/shadow)",
+    ),
+    "EDGEINFER_SHADOW_SHARE": ("0.1", "share of /encode and /infer windows mirrored to the shadow, 0 to 1"),
+    "EDGEINFER_SHADOW_QUEUE_WINDOWS": ("256", "windows waiting for the shadow; beyond it they are dropped"),
+    "EDGEINFER_SHADOW_MAX_WINDOWS": ("2000", "paired windows the report keeps (the latest)"),
+    "EDGEINFER_SHADOW_MIN_WINDOWS": ("500", "paired windows below which the report is inconclusive"),
+    "EDGEINFER_SHADOW_KNN_K": ("10", "neighbours per window of the report's kNN overlap"),
 }
 
 # Names used by the compose file of the system this replaces; accepted as aliases.
@@ -87,6 +96,12 @@ class Settings:
     header_timeout_s: float
     body_timeout_s: float
     keepalive_timeout_s: float
+    shadow_root: Path
+    shadow_share: float
+    shadow_queue_windows: int
+    shadow_max_windows: int
+    shadow_min_windows: int
+    shadow_knn_k: int
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -119,6 +134,16 @@ class Settings:
                 value = math.nan
             if not (math.isfinite(value) and low <= value <= high):
                 raise ConfigError(var, f"expected a number of seconds from {low:g} to {high:g}, got {raw!r}")
+            return value
+
+        def fraction(name: str) -> float:
+            var, raw = get(name, VARIABLES[name][0])
+            try:
+                value = float(str(raw).strip())
+            except ValueError:
+                value = math.nan
+            if not (math.isfinite(value) and 0 <= value <= 1):
+                raise ConfigError(var, f"expected a number from 0 to 1, got {raw!r}")
             return value
 
         def choice(name: str, choices: tuple[str, ...]) -> str:
@@ -159,6 +184,20 @@ class Settings:
         _, device_id = get("EDGEINFER_HAILO_DEVICE_ID")
         _, host = get("EDGEINFER_HOST", VARIABLES["EDGEINFER_HOST"][0])
         _, hailo_device = get("EDGEINFER_HAILO_DEVICE", VARIABLES["EDGEINFER_HAILO_DEVICE"][0])
+        _, shadow_root = get("EDGEINFER_SHADOW_ROOT")
+        max_windows = integer("EDGEINFER_SHADOW_MAX_WINDOWS", 2, 20_000)
+        var_min, _ = get("EDGEINFER_SHADOW_MIN_WINDOWS")
+        min_windows = integer("EDGEINFER_SHADOW_MIN_WINDOWS", 2, 20_000)
+        if min_windows > max_windows:
+            raise ConfigError(
+                var_min, f"expected at most EDGEINFER_SHADOW_MAX_WINDOWS ({max_windows}), got {min_windows}"
+            )
+        knn_k = integer("EDGEINFER_SHADOW_KNN_K", 1, 100)
+        if knn_k >= min_windows:
+            raise ConfigError(
+                "EDGEINFER_SHADOW_KNN_K",
+                f"expected fewer than EDGEINFER_SHADOW_MIN_WINDOWS ({min_windows}), got {knn_k}",
+            )
         cpus = os.cpu_count() or 1
         return cls(
             model_dir=Path(str(model_dir)),
@@ -185,6 +224,12 @@ class Settings:
             header_timeout_s=seconds("EDGEINFER_HEADER_TIMEOUT_S", 0.1, 3600),
             body_timeout_s=seconds("EDGEINFER_BODY_TIMEOUT_S", 0.1, 3600),
             keepalive_timeout_s=seconds("EDGEINFER_KEEPALIVE_TIMEOUT_S", 0.1, 3600),
+            shadow_root=Path(shadow_root) if shadow_root else Path(str(model_dir)).parent,
+            shadow_share=fraction("EDGEINFER_SHADOW_SHARE"),
+            shadow_queue_windows=integer("EDGEINFER_SHADOW_QUEUE_WINDOWS", 1, 100_000),
+            shadow_max_windows=max_windows,
+            shadow_min_windows=min_windows,
+            shadow_knn_k=knn_k,
         )
 
     def admin_token(self) -> str | None:

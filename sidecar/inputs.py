@@ -81,7 +81,9 @@ def window_array(window: Any, field: str, has_bool: bool, has_str: bool = True) 
     """
     if not has_bool and not has_str:
         try:
-            out = np.array(window, dtype=np.float32)
+            # A number beyond float32 becomes inf, which in_range refuses: no warning for it.
+            with np.errstate(over="ignore"):
+                out = np.array(window, dtype=np.float32)
         except (ValueError, TypeError, OverflowError):
             raise _locate(window, field) from None
         if out.shape != (WINDOW, CHANNELS) or not in_range(out):  # None reads as NaN: out of range

@@ -21,6 +21,62 @@ BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 CLOSE_REASONS = ("max_connections", "header_timeout", "body_timeout", "header_too_large")
 
 
+class ShadowMetrics:
+    """The shadow model's counters and the last A/B report's figures (sidecar/shadow.py)."""
+
+    def __init__(self, r: CollectorRegistry) -> None:
+        self.loaded = Gauge("edgeinfer_shadow_loaded", "1 while a shadow model runs beside the serving one", registry=r)
+        self.info = Gauge(
+            "edgeinfer_shadow_info",
+            "The shadow model (value 1)",
+            ["model_version", "model_sha256", "backend", "served_file"],
+            registry=r,
+        )
+        self.mirrored = Counter(
+            "edgeinfer_shadow_mirrored_windows", "Windows queued for the shadow (after sampling)", registry=r
+        )
+        self.dropped = Counter(
+            "edgeinfer_shadow_dropped_windows",
+            "Windows sampled for the shadow but dropped: its queue was full",
+            registry=r,
+        )
+        self.errors = Counter(
+            "edgeinfer_shadow_error_windows",
+            "Windows the shadow failed on (an exception, or NaN/Infinity in its answer)",
+            registry=r,
+        )
+        self.inference = Histogram(
+            "edgeinfer_shadow_inference_duration_seconds",
+            "Shadow backend time per call",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.windows = Gauge("edgeinfer_shadow_report_windows", "Paired windows in the last A/B report", registry=r)
+        self.conclusive = Gauge(
+            "edgeinfer_shadow_report_conclusive",
+            "1 when the last A/B report had EDGEINFER_SHADOW_MIN_WINDOWS",
+            registry=r,
+        )
+        self.cka = Gauge(
+            "edgeinfer_shadow_linear_cka", "Linear CKA of serving and shadow embeddings (NaN: none)", registry=r
+        )
+        self.knn = Gauge(
+            "edgeinfer_shadow_knn_jaccard",
+            "Mean Jaccard of the k nearest neighbours in both spaces (NaN: none)",
+            registry=r,
+        )
+        self.motif = Gauge(
+            "edgeinfer_shadow_motif_agreement",
+            "Share of windows given the same motif by both models (NaN: not both ship the same prototypes count)",
+            registry=r,
+        )
+        self.cosine = Gauge(
+            "edgeinfer_shadow_cosine_mean",
+            "Mean cosine of serving and shadow embeddings, same network only (NaN otherwise)",
+            registry=r,
+        )
+
+
 class Metrics:
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry()
@@ -81,6 +137,8 @@ class Metrics:
         )
         for reason in CLOSE_REASONS:
             self.connections_closed.labels(reason)
+
+        self.shadow = ShadowMetrics(r)
 
         # Labelled children looked up once: .labels() takes a lock and builds a key each call.
         self._requests: dict[tuple[str, int], MetricWrapperBase] = {}

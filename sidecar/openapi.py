@@ -32,6 +32,16 @@ COMMON_OUT = {
     "embedding_stamp": {"type": "string", "description": "<model_id>/<latent_dim>/<normalization hash[:12]>"},
 }
 
+# ?per_window=true on the shadow's report and its drop (sidecar/shadow_api.py).
+PER_WINDOW = {
+    "name": "per_window",
+    "in": "query",
+    "required": False,
+    "schema": {"type": "boolean", "default": False},
+    "description": "true adds per_window: each paired window's kNN Jaccard (and cosine, same network only), "
+    "oldest first, binned to at most 500 points",
+}
+
 
 def _errors(*codes: str) -> dict[str, Any]:
     text = {
@@ -184,6 +194,61 @@ OPENAPI: dict[str, Any] = {
                         "served, the last good release) still serves"
                     },
                 },
+            }
+        },
+        "/admin/shadow": {
+            "post": {
+                "summary": "Load a staged release as the shadow beside the serving model (self-checked); "
+                "a share of /encode and /infer windows is mirrored to it",
+                "security": [{"bearer": []}],
+                "requestBody": {
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["release"],
+                                "additionalProperties": False,
+                                "properties": {
+                                    "release": {
+                                        "type": "string",
+                                        "description": "a release directory under EDGEINFER_SHADOW_ROOT, "
+                                        "e.g. releases/<name>",
+                                    },
+                                    "onnx_file": {
+                                        "enum": ["auto", "model.onnx", "model_batch.onnx", "model_int8.onnx"]
+                                    },
+                                    "backend": {"enum": ["onnxruntime", "auto", "hailo"], "default": "onnxruntime"},
+                                },
+                            }
+                        }
+                    }
+                },
+                "responses": {
+                    "200": {"description": "the shadow runs; replaced names the shadow it replaced"},
+                    "400": {"description": "the body is not JSON"},
+                    "401": {"description": "no bearer token"},
+                    "403": {"description": "wrong token, or the admin API is disabled"},
+                    "409": {"description": "another shadow load is running"},
+                    "422": {
+                        "description": "a field is wrong (field, expected), or the release failed to load or "
+                        "self-check (shadow_refused); the serving model is untouched"
+                    },
+                },
+            },
+            "delete": {
+                "summary": "Drop the shadow; the answer holds its final report",
+                "security": [{"bearer": []}],
+                "parameters": [PER_WINDOW],
+                "responses": {"200": {"description": "final_report"}, "404": {"description": "no shadow"}},
+            },
+        },
+        "/admin/shadow/report": {
+            "get": {
+                "summary": "The A/B report: linear CKA, kNN Jaccard, motif agreement, cosine (same network "
+                "only), inference times, drops, windows and whether they are enough (conclusive)",
+                "security": [{"bearer": []}],
+                "parameters": [PER_WINDOW],
+                "responses": {"200": {"description": "the report"}, "404": {"description": "no shadow"}},
             }
         },
         "/openapi.json": {"get": {"summary": "this document", "responses": {"200": {"description": "OpenAPI 3.1"}}}},

@@ -42,7 +42,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.mark.parametrize("playbook", ["deploy", "rollback", "validate"])
+@pytest.mark.parametrize("playbook", ["deploy", "rollback", "validate", "ab"])
 def test_the_installed_collections_playbooks_parse_by_fqcn(installed: Path, tmp_path: Path, playbook: str) -> None:
     proc = run(
         [str(BIN / "ansible-playbook"), "-i", "localhost,", "--syntax-check", f"edgeinfer.deploy.{playbook}"],

@@ -9,10 +9,14 @@ import time
 
 
 class BackgroundLoad:
-    """Open-loop load at a constant rate on one persistent connection; every failure counted."""
+    """Open-loop load at a constant rate on one persistent connection; every failure counted.
 
-    def __init__(self, port: int, rate: float, body: bytes) -> None:
-        self.port, self.interval, self.body = port, 1.0 / rate, body
+    ``body``: one request body, or a list of them sent in turn (traffic of many distinct windows).
+    """
+
+    def __init__(self, port: int, rate: float, body: bytes | list[bytes]) -> None:
+        self.port, self.interval = port, 1.0 / rate
+        self.bodies = body if isinstance(body, list) else [body]
         self.sent = self.failed = 0
         self.latencies_ms: list[float] = []
         self.errors: list[str] = []
@@ -37,7 +41,8 @@ class BackgroundLoad:
             self.sent += 1
             t0 = time.perf_counter()
             try:
-                conn.request("POST", "/encode", self.body, {"Content-Type": "application/json"})
+                body = self.bodies[self.sent % len(self.bodies)]
+                conn.request("POST", "/encode", body, {"Content-Type": "application/json"})
                 resp = conn.getresponse()
                 data = resp.read()
                 if resp.status != 200:

@@ -151,6 +151,7 @@ def test_job_templates_run_the_project_s_playbooks_with_surveys(rendered):
         "playbooks/deploy.yml",
         "playbooks/rollback.yml",
         "playbooks/validate.yml",
+        "playbooks/ab.yml",
     }
     build = jts.pop("Job template | build")
     assert (REPO / build["playbook"]).is_file()
@@ -187,6 +188,21 @@ def test_job_templates_run_the_project_s_playbooks_with_surveys(rendered):
     assert deploy["job_slice_count"] == 1
     rollback = rendered["Job template | rollback"]
     assert "release" in {q["variable"] for q in rollback["survey_spec"]["spec"]}
+    ab = rendered["Job template | A/B"]
+    assert {
+        "edgeinfer_build_model_version",
+        "edgeinfer_ab_edges",
+        "edgeinfer_ab_min_windows",
+        "edgeinfer_ab_timeout",
+        "edgeinfer_ab_min_cka",
+        "edgeinfer_ab_min_knn_jaccard",
+        "edgeinfer_ab_max_p95_factor",
+    } <= {q["variable"] for q in ab["survey_spec"]["spec"]}
+    # the survey's defaults are the role's
+    defaults = yaml.safe_load((REPO / "roles" / "edgeinfer" / "defaults" / "main.yml").read_text())
+    for q in ab["survey_spec"]["spec"]:
+        if q["variable"].startswith("edgeinfer_ab_") and q["variable"] != "edgeinfer_ab_edges":
+            assert q["default"] == defaults[q["variable"]], q
 
 
 def test_workflow_is_build_then_deploy_then_rollback_on_failure_then_always_record(rendered):
@@ -237,3 +253,25 @@ def test_the_benchmark_survey_answer_reaches_the_roles_as_a_boolean(
     run = run_playbook(inline, "localhost,", extra, tmp_path=tmp_path)
     assert run.rc == 0, run.explain()
     assert run.results("localhost")["enabled"]["msg"] == [expected, "bool"]
+
+
+def test_ab_workflow_is_build_then_ab_then_always_record(rendered):
+    wf = rendered["Workflow | A/B in shadow, promote through the deploy, always record"]
+    nodes = {n["identifier"]: n for n in wf["workflow_nodes"]}
+    jts = {v["name"]: v["playbook"] for k, v in rendered.items() if k.startswith("Job template")}
+    assert {k: jts[n["unified_job_template"]["name"]] for k, n in nodes.items()} == {
+        "build": "playbooks/build.yml",
+        "ab": "playbooks/ab.yml",
+        "record": "playbooks/validate.yml",
+    }
+
+    def edges(node: str, kind: str) -> list[str]:
+        return [e["identifier"] for e in nodes[node].get("related", {}).get(kind, [])]
+
+    assert edges("build", "success_nodes") == ["ab"]
+    assert edges("build", "failure_nodes") == edges("build", "always_nodes") == []
+    assert edges("ab", "always_nodes") == ["record"]
+    assert nodes["record"]["extra_data"] == {"edgeinfer_awx_run_benchmark": "false"}
+    variables = [q["variable"] for q in wf["survey_spec"]["spec"]]
+    assert "edgeinfer_awx_run_benchmark" not in variables
+    assert len(variables) == len(set(variables)) and set(variables) <= _known_variables()
