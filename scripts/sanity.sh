@@ -13,7 +13,7 @@
 #
 # The Python packages beside the collection (sidecar/, model_tools/, edgeinfer_contract/,
 # edgeinfer_validate/, bench/, tests/, scripts/) are linted by ruff; edgeinfer_contract is
-# also part of the content here, as plugins/module_utils/_contract.py.
+# also part of the content here, as plugins/module_utils/_contract/ (a link to each of its files).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

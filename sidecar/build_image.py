@@ -29,12 +29,12 @@ import tarfile
 import tempfile
 from pathlib import Path
 
+from edgeinfer_contract import docker_arch
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 SKIP = {"build_image.py", "compose.yaml", "Dockerfile", "requirements.txt"}
 REPOSITORY = "edgeinfer/sidecar"
-# Docker's names for the kernel's (`uname -m`, `docker info`'s Architecture); others are the same.
-DOCKER_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "armv6l": "arm", "i686": "386", "i386": "386"}
 
 
 def context_files() -> list[tuple[str, Path]]:
@@ -56,11 +56,6 @@ def context_tar(ca_file: Path | None, wheels: Path | None = None) -> bytes:
             for p in sorted(wheels.glob("*.whl")):
                 tar.add(p, f"wheels/{p.name}")
     return buf.getvalue()
-
-
-def docker_arch(machine: str) -> str:
-    """Docker's name of an architecture: x86_64 -> amd64, aarch64 -> arm64; Docker's own names pass."""
-    return DOCKER_ARCH.get(machine, machine)
 
 
 def default_base_image() -> str:

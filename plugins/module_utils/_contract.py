@@ -1,1 +1,0 @@
-../../edgeinfer_contract/__init__.py

@@ -1,0 +1,1 @@
+../../../edgeinfer_contract/layout.py
