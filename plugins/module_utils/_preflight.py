@@ -17,14 +17,13 @@ import hashlib
 import os
 import socket
 
+from ansible_collections.edgeinfer.deploy.plugins.module_utils._contract import docker_arch
 from ansible_collections.edgeinfer.deploy.plugins.module_utils._release import (
     ReleaseError,
     ReleaseStore,
     parse_trusted_keys,
 )
 
-# Docker's names for the kernel's machine names (docker info reports the kernel's).
-DOCKER_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "armv6l": "arm", "i686": "386", "i386": "386"}
 # qemu-user-static's binfmt_misc entry (qemu-<name>) for each Docker architecture it emulates.
 QEMU_NAMES = {
     "amd64": "x86_64",
@@ -39,10 +38,6 @@ QEMU_NAMES = {
 # Architectures a kernel runs natively besides its own (32-bit userlands): no emulator needed.
 NATIVE_COMPAT = {"amd64": ("386",), "arm64": ("arm",)}
 IMAGE_FORMAT = "{{.Id}} {{.Architecture}}"
-
-
-def docker_arch(name):
-    return DOCKER_ARCH.get(name, name)
 
 
 def _sha256_of(path):
@@ -217,6 +212,21 @@ _DELIVERY_FIX = {
 _DELIVERY_FIX["pull"] = _DELIVERY_FIX["load"]
 
 
+def arch_mismatch(image, image_arch, where, host, edge_arch, declared, delivery):
+    """The refusal of an image of another architecture than the edge runs, with the fix for the way
+    the image reaches the edge (``delivery``). ``where`` says where the image was found (on the edge,
+    or on the controller that ships it); ``declared`` whether the inventory names the edge's
+    architecture (edgeinfer_edge_architecture) rather than docker info. Preflight refuses with it,
+    and so does the image check for an image found only once its content tag is known
+    (filter plugin arch_mismatch)."""
+    source = "edgeinfer_edge_architecture" if declared else "docker info"
+    fix = _DELIVERY_FIX[delivery or "present"].format(arch=edge_arch, image=image)
+    msg = f"image {image} is {image_arch} ({where}), and {host} runs {edge_arch} images ({source}): {fix}"
+    if declared:
+        msg += f"; or, if the edge does run {image_arch} images, correct edgeinfer_edge_architecture"
+    return msg
+
+
 def _arch_refusals(facts, p, host):
     arch, out = facts["arch"], []
     edge, kernel, declared = arch["edge"], arch["kernel"], arch["declared"]
@@ -226,14 +236,7 @@ def _arch_refusals(facts, p, host):
             f"image {p['image']} is not on {host}: put it there, or set edgeinfer_image_delivery to build, load or pull"
         )
     if image is not None and edge and image["arch"] != edge:
-        source = "edgeinfer_edge_architecture" if declared else "docker info"
-        msg = (
-            f"image {p['image']} is {image['arch']} (on the edge), and {host} runs {edge} images ({source}): "
-            + _DELIVERY_FIX[delivery].format(arch=edge, image=p["image"])
-        )
-        if declared:
-            msg += f"; or, if the edge does run {image['arch']} images, correct edgeinfer_edge_architecture"
-        out.append(msg)
+        out.append(arch_mismatch(p["image"], image["arch"], "on the edge", host, edge, bool(declared), delivery))
     if declared and kernel and declared != kernel and declared not in NATIVE_COMPAT.get(kernel, ()):
         entry = arch["emulator"] or ""
         flags = entry.split("flags:", 1)[1].split()[0] if "flags:" in entry else ""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ import pytest
 from ansible_collections.edgeinfer.deploy.plugins.module_utils._compose import ComposeFiles, env_keys
 from ansible_collections.edgeinfer.deploy.plugins.module_utils._preflight import differs, refusals
 from ansible_collections.edgeinfer.deploy.plugins.module_utils._release import ReleaseStore
+from tests.ansible_run import run_playbook
 from tests.plugins.conftest import make_release, new_keypair
 
 PRIVATE, PUBLIC = new_keypair()
@@ -238,3 +240,43 @@ def test_unlock_keeps_the_record_with_what_the_edge_serves_after(tmp_path: Path,
     assert res["record"]["after"]["release"] == r1 and res["lock"]["deploy_id"] == "d1"
     kept = json.loads((root / "records" / "d1.json").read_text())
     assert kept == res["record"] and not (root / "deploy.lock").exists()
+
+
+def test_the_image_check_refuses_an_image_of_another_architecture_in_preflights_words(tmp_path: Path) -> None:
+    """The role's image check (an image found on the controller once its content tag is known) words
+    its refusal through the filter plugin arch_mismatch, which is preflight's own message."""
+    (preflight,) = refusals(facts(image__arch="arm64"), dict(PARAMS, image_delivery="load"), host="e1")
+    out = tmp_path / "msg.txt"
+    play = {
+        "hosts": "localhost",
+        "gather_facts": False,
+        "tasks": [
+            {
+                "name": "message",
+                "ansible.builtin.copy": {
+                    "content": "{{ 'edgeinfer/sidecar:abc' | edgeinfer.deploy.arch_mismatch('arm64', where, 'e1',"
+                    " 'amd64', false, 'load') }}",
+                    "dest": str(out),
+                },
+                "vars": {"where": "on the controller, which ships it"},
+                "delegate_to": "localhost",
+            }
+        ],
+    }
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(
+        json.dumps(
+            {
+                "all": {
+                    "hosts": {
+                        "localhost": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+                    }
+                }
+            }
+        )
+    )
+    run = run_playbook([play], inventory=inventory, tmp_path=tmp_path, timeout=120)
+    assert out.is_file(), run.explain()
+    rendered = out.read_text()
+    assert rendered == preflight.replace("(on the edge)", "(on the controller, which ships it)"), rendered
+    assert "build the image for amd64 on the controller" in rendered, rendered
