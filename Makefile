@@ -78,6 +78,7 @@ lint: venv
 	$(BIN)/ruff format --check .
 	$(BIN)/yamllint -s .
 	$(BIN)/ansible-lint -q
+	BIN=$(BIN) bash scripts/import_contracts.sh
 	SANITY_TESTS=$(SANITY_TESTS) BIN=$(BIN) bash scripts/sanity.sh
 
 lint-full:
