@@ -20,7 +20,7 @@ REPORTS := build/test-reports
 # The unit tier: every test that needs neither the Docker engine nor the loopback SSH fleet
 # (tests/conftest.py marks those from their fixtures), on two workers. The integration tier
 # on two workers too, a whole module to a worker (its fleet and its cases' order stay
-# together), the modules with the most cases first; ports are drawn per worker (tests/ports.py).
+# together), the modules with the most cases first; ports are drawn per worker (testbed/ports.py).
 UNIT := -m "not docker and not fleet" -n 2
 INTEGRATION := -m "docker or fleet" -n 2 --dist loadfile
 

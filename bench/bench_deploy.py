@@ -25,9 +25,9 @@ sys.path.insert(0, str(REPO))
 from bench import build_sidecar_image  # noqa: E402
 from bench.speed import ORIGIN_ONNX, ort_rate  # noqa: E402
 from bench.speed import row as speed_row  # noqa: E402
-from tests.deploy.conftest import IMAGE, make_bench  # noqa: E402
-from tests.deploy.load import BackgroundLoad  # noqa: E402
-from tests.fleet import Fleet  # noqa: E402
+from testbed.deploy import IMAGE, make_bench  # noqa: E402
+from testbed.fleet import Fleet  # noqa: E402
+from testbed.load import BackgroundLoad  # noqa: E402
 
 
 class StepFailed(RuntimeError):
@@ -40,7 +40,7 @@ TASK_TARGETS = {"upgrade": 30, "noop": 10}
 
 
 def edge_tasks(run, host: str = "edge-1") -> int:
-    """Task executions of one edge in the run's per-edge play (tests/ansible_run.py says which)."""
+    """Task executions of one edge in the run's per-edge play (testbed/ansible_run.py says which)."""
     return len(run.edge_tasks(host))
 
 

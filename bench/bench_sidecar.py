@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from bench import build_sidecar_image, witness  # noqa: E402
 from bench.speed import REFERENCE_ORT_BATCH1, ort_rate  # noqa: E402
-from tests.sidecar.conftest import free_port, make_release, point_current  # noqa: E402
+from testbed.sidecar import free_port, make_release, point_current  # noqa: E402
 
 SHARED = Path(os.environ.get("EDGEINFER_SHARED", REPO.parent / "shared"))
 ORIGIN = SHARED / "fixtures" / "origin-v72pct"

@@ -270,7 +270,7 @@ class Sidecar:
     """The sidecar with the origin model on ONNX Runtime, one inference thread, pinned to SERVER_CPU."""
 
     def __init__(self) -> None:
-        from tests.sidecar.conftest import free_port, make_release, point_current
+        from testbed.sidecar import free_port, make_release, point_current
 
         self.work = Path(tempfile.mkdtemp(prefix="bench-validate-"))
         models = self.work / "models"

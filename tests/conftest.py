@@ -69,7 +69,7 @@ def base_image(docker_engine: None) -> str:
 @pytest.fixture
 def fleet_factory(tmp_path_factory: pytest.TempPathFactory):
     """Start loopback SSH fleets: ``fleet_factory(3)``; every fleet is torn down after the test."""
-    from tests.fleet import Fleet
+    from testbed.fleet import Fleet
 
     started: list[Fleet] = []
 

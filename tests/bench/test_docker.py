@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fleet import free_port, remove_compose_project
+from testbed.fleet import free_port, remove_compose_project
 
 pytestmark = pytest.mark.docker
 

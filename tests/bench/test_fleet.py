@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fleet import Fleet, _alive
+from testbed.fleet import Fleet, _alive
 
 pytestmark = pytest.mark.fleet
 
@@ -92,7 +92,7 @@ def test_teardown_stops_its_sshd_and_leaves_no_keys_behind(tmp_path: Path) -> No
 
 def test_cli_up_status_down(tmp_path: Path) -> None:
     d = tmp_path / "cli-fleet"
-    run = [sys.executable, "-m", "tests.fleet"]
+    run = [sys.executable, "-m", "testbed.fleet"]
     up = subprocess.run([*run, "up", "2", "--dir", str(d)], cwd=REPO, capture_output=True, text=True, timeout=60)
     try:
         assert up.returncode == 0, up.stderr

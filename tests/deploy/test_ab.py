@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.deploy.conftest import DeployBench, make_bench
-from tests.deploy.load import BackgroundLoad
+from testbed.deploy import DeployBench, make_bench
+from testbed.load import BackgroundLoad
 
 pytestmark = [pytest.mark.fleet, pytest.mark.docker, pytest.mark.slow]
 
@@ -27,7 +27,7 @@ RATE, WINDOWS_PER_REQUEST = 25, 32
 @pytest.fixture(scope="module")
 def ab_edge(sidecar_image: str, artifacts_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     """One loopback edge serving v1 (seed 1)."""
-    from tests.fleet import Fleet
+    from testbed.fleet import Fleet
 
     tmp = tmp_path_factory.mktemp("ab-edge")
     fleet = Fleet.up(1, tmp / "fleet")

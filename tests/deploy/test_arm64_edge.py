@@ -24,8 +24,8 @@ import pytest
 import yaml
 
 from edgeinfer_contract import ModelConfig, quality_floor
-from tests.ansible_run import REPO
-from tests.deploy.conftest import make_bench
+from testbed.ansible_run import REPO
+from testbed.deploy import make_bench
 
 pytestmark = [pytest.mark.fleet, pytest.mark.docker, pytest.mark.slow]
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.conftest import DeployBench, make_bench
-from tests.deploy.load import BackgroundLoad
+from testbed.deploy import DeployBench, make_bench
+from testbed.load import BackgroundLoad
 
 pytestmark = [pytest.mark.fleet, pytest.mark.docker, pytest.mark.slow]
 
@@ -25,7 +25,7 @@ UPGRADE_TASKS, NOOP_TASKS = 30, 10
 @pytest.fixture(scope="module")
 def one_edge(sidecar_image: str, artifacts_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     """One loopback edge with nothing deployed, shared by the module's deploys."""
-    from tests.fleet import Fleet
+    from testbed.fleet import Fleet
 
     tmp = tmp_path_factory.mktemp("one-edge")
     fleet = Fleet.up(1, tmp / "fleet")

@@ -8,7 +8,7 @@ import sys
 import pytest
 import yaml
 
-from tests.deploy.conftest import DeployBench, make_bench
+from testbed.deploy import DeployBench, make_bench
 
 pytestmark = [pytest.mark.fleet, pytest.mark.docker, pytest.mark.slow]
 

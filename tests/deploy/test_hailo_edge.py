@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.conftest import DeployBench, make_bench
+from testbed.deploy import DeployBench, make_bench
 
 pytestmark = [pytest.mark.fleet, pytest.mark.docker, pytest.mark.slow]
 
@@ -25,7 +25,7 @@ HAILO_GID = 4242
 @pytest.fixture(scope="module")
 def hailo_edge(sidecar_image: str, artifacts_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     """One loopback edge with a stand-in /dev/hailo0 of its own, owned by root:HAILO_GID 0660."""
-    from tests.fleet import Fleet
+    from testbed.fleet import Fleet
 
     tmp = tmp_path_factory.mktemp("hailo-edge")
     fleet = Fleet.up(1, tmp / "fleet")
@@ -126,9 +126,9 @@ def test_a_release_with_a_hef_serves_on_the_hailo_within_the_hailo_floor(
     import numpy as np
 
     from edgeinfer_contract import QUALITY_FLOORS, ModelConfig
+    from testbed.sidecar import normalize, raw_windows
     from tests.doubles.hailo_platform import write_hef
     from tests.faults.matrix import craft
-    from tests.sidecar.conftest import normalize, raw_windows
 
     bench = hailo_edge
 

@@ -23,9 +23,9 @@ from typing import Any
 
 import pytest
 
-from tests.ansible_run import REPO, PlaybookRun, run_playbook
-from tests.deploy.conftest import DeployBench, make_bench
-from tests.ports import free_port
+from testbed.ansible_run import REPO, PlaybookRun, run_playbook
+from testbed.deploy import DeployBench, make_bench
+from testbed.ports import free_port
 
 pytestmark = [pytest.mark.fleet, pytest.mark.docker, pytest.mark.slow]
 
@@ -96,7 +96,7 @@ def engine_arch() -> str:
 
 @pytest.fixture(scope="module")
 def bench(sidecar_image: str, base_image: str, artifacts_dir: Path, tmp_path_factory: pytest.TempPathFactory):
-    from tests.fleet import Fleet
+    from testbed.fleet import Fleet
 
     tmp = tmp_path_factory.mktemp("image-delivery")
     repository = f"edgeinfer/sidecar-delivery-{secrets.token_hex(3)}"

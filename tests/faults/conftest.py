@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.conftest import artifacts_dir, make_bench, sidecar_image  # noqa: F401 - fixtures
-from tests.fleet import Fleet, remove_compose_project
+from testbed.deploy import make_bench
+from testbed.fleet import Fleet, remove_compose_project
+from tests.deploy.conftest import artifacts_dir, sidecar_image  # noqa: F401 - fixtures
 
 # edge-3's install root is a tmpfs of its own, mounted before v1 lands there, so that the
 # disk-full case can fill it without touching this machine's disk.

@@ -23,8 +23,8 @@ from typing import Any
 import yaml
 
 from edgeinfer_contract import Manifest, key_id, sign
-from tests.ansible_run import PlaybookRun
-from tests.deploy.conftest import DeployBench
+from testbed.ansible_run import PlaybookRun
+from testbed.deploy import DeployBench
 
 __all__ = ["Matrix", "assert_back_on_v1", "base", "craft", "deploy_id", "fleet_summary", "in_background", "wait_for"]
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.ansible_run import REPO
+from testbed.ansible_run import REPO
 from tests.faults.matrix import Matrix, base, craft, cut, deploy_id, fleet_summary, in_background, wait_for
 
 pytestmark = [pytest.mark.fleet, pytest.mark.docker, pytest.mark.slow]

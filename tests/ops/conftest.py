@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.sidecar.conftest import Server, make_release, point_current, start_server, stop_server
+from testbed.sidecar import Server, make_release, point_current, start_server, stop_server
 
 REPO = Path(__file__).resolve().parents[2]
 MONITORING = REPO / "monitoring"

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.ansible_run import run_playbook
+from testbed.ansible_run import run_playbook
 
 from .conftest import REPO
 

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from tests.ansible_run import BIN
+from testbed.ansible_run import BIN
 
 
 @pytest.mark.parametrize("tool", ["model-tools", "edgeinfer-validate", "edgeinfer-sidecar"])

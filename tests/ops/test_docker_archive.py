@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.ansible_run import REPO
+from testbed.ansible_run import REPO
 
 SCRIPT = REPO / "scripts" / "docker_archive.py"
 

@@ -20,7 +20,7 @@ import requests
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.ansible_run import run_playbook
+from testbed.ansible_run import run_playbook
 
 from .conftest import MONITORING, REPO, scrape, send_traffic
 from .promql import base_name, metric_names

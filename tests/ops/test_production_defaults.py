@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.ansible_run import BIN, REPO, run_playbook
+from testbed.ansible_run import BIN, REPO, run_playbook
 
 
 def test_a_build_without_a_checkpoint_is_refused_by_default(tmp_path: Path) -> None:

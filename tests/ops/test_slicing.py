@@ -23,7 +23,8 @@ import ansible_runner
 import pytest
 import yaml
 
-from tests.deploy.conftest import artifacts_dir, make_bench, sidecar_image  # noqa: F401 - fixtures
+from testbed.deploy import make_bench
+from tests.deploy.conftest import artifacts_dir, sidecar_image  # noqa: F401 - fixtures
 
 from .conftest import REPO
 

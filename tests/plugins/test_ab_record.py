@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tests.ansible_run import run_playbook
+from testbed.ansible_run import run_playbook
 
 DECISION = {
     "verdict": "discard",

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.sidecar.conftest import make_release, start_server, stop_server
+from testbed.sidecar import make_release, start_server, stop_server
 
 
 def run(capsys, **args) -> dict:

@@ -15,7 +15,7 @@ import pytest
 from ansible_collections.edgeinfer.deploy.plugins.module_utils._compose import ComposeFiles, env_keys
 from ansible_collections.edgeinfer.deploy.plugins.module_utils._preflight import differs, refusals
 from ansible_collections.edgeinfer.deploy.plugins.module_utils._release import ReleaseStore
-from tests.ansible_run import run_playbook
+from testbed.ansible_run import run_playbook
 from tests.plugins.conftest import make_release, new_keypair
 
 PRIVATE, PUBLIC = new_keypair()

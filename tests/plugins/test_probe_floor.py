@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from edgeinfer_contract import QUALITY_FLOORS, GoldenSet
-from tests.ansible_run import run_playbook
-from tests.sidecar.conftest import make_release, rewrite_manifest, start_server, stop_server
+from testbed.ansible_run import run_playbook
+from testbed.sidecar import make_release, rewrite_manifest, start_server, stop_server
 
 # Between the INT8 floor and the fp32 floor: what a faithful INT8 result looks like.
 TARGET_COSINE = 0.99

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.ansible_run import run_playbook
-from tests.sidecar.conftest import make_release, start_server, stop_server
+from testbed.ansible_run import run_playbook
+from testbed.sidecar import make_release, start_server, stop_server
 
 
 @pytest.fixture(scope="module")

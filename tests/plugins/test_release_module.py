@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from edgeinfer_contract import key_id
-from tests.ansible_run import run_playbook
+from testbed.ansible_run import run_playbook
 from tests.plugins.conftest import make_release
 
 pytestmark = pytest.mark.fleet

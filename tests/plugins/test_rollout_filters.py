@@ -11,7 +11,7 @@ import pytest
 
 from ansible_collections.edgeinfer.deploy.plugins.filter.failure_budget import failure_budget
 from ansible_collections.edgeinfer.deploy.plugins.filter.fleet_summary import FAILED, fleet_summary
-from tests.ansible_run import run_playbook
+from testbed.ansible_run import run_playbook
 
 
 @pytest.mark.parametrize(

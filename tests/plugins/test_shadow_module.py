@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from edgeinfer_contract import ModelConfig
-from tests.ansible_run import run_playbook
-from tests.sidecar.conftest import make_release, point_current, raw_windows, start_server, stop_server
+from testbed.ansible_run import run_playbook
+from testbed.sidecar import make_release, point_current, raw_windows, start_server, stop_server
 
 TOKEN = {"Authorization": "Bearer test-admin-token"}
 

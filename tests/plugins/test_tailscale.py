@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from ansible_collections.edgeinfer.deploy.plugins.filter.tailscale import tailscale_peer
-from tests.ansible_run import run_playbook
+from testbed.ansible_run import run_playbook
 
 # The shape of `tailscale status --json` (tailscale 1.7x), trimmed to what the check reads.
 STATUS = {

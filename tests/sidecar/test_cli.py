@@ -12,8 +12,7 @@ import pytest
 
 from sidecar import __version__
 from sidecar.config import VARIABLES, Settings
-
-from .conftest import REPO
+from testbed.sidecar import REPO
 
 SCRIPT = Path(sys.executable).with_name("edgeinfer-sidecar")  # the console script of pyproject.toml
 

@@ -17,7 +17,16 @@ import numpy as np
 import pytest
 import requests
 
-from .conftest import REPO, free_port, make_release, normalize, ort_embed, perturbed_onnx, point_current, raw_windows
+from testbed.sidecar import (
+    REPO,
+    free_port,
+    make_release,
+    normalize,
+    ort_embed,
+    perturbed_onnx,
+    point_current,
+    raw_windows,
+)
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 

@@ -14,7 +14,7 @@ import requests
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from .conftest import Server, make_release, point_current, start_server, stop_server
+from testbed.sidecar import Server, make_release, point_current, start_server, stop_server
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 CHANNELS = ["ax", "ay", "az", "gx", "gy", "gz", "mx", "my", "mz"]

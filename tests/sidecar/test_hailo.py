@@ -16,8 +16,7 @@ import pytest
 import requests
 
 from edgeinfer_contract import QUALITY_FLOORS, Manifest
-
-from .conftest import DOUBLES, make_release, normalize, ort_embed, point_current, raw_windows, stop_server
+from testbed.sidecar import DOUBLES, make_release, normalize, ort_embed, point_current, raw_windows, stop_server
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
 from edgeinfer_contract import ModelConfig, quality_floor
-from tests.sidecar.conftest import normalize, ort_embed, raw_windows
+from testbed.sidecar import normalize, ort_embed, raw_windows
 
 pytest.importorskip("tritonclient.http")
 

@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 
 from sidecar.config import Settings
-
-from .conftest import broken_onnx, make_release, perturbed_onnx, point_current, rewrite_manifest
+from testbed.sidecar import broken_onnx, make_release, perturbed_onnx, point_current, rewrite_manifest
 
 
 def _metric(text: str, name: str) -> float | None:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from .conftest import Server, make_release
+from testbed.sidecar import Server, make_release
 
 OCTET = {"Content-Type": "application/octet-stream"}
 WINDOW = b"\0" * 3600

@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 
 from edgeinfer_contract import Manifest, ModelConfig
-
-from .conftest import REPO, normalize, ort_embed, raw_windows
+from testbed.sidecar import REPO, normalize, ort_embed, raw_windows
 
 
 @pytest.mark.skipif(

@@ -12,8 +12,7 @@ import pytest
 
 from sidecar.batcher import Batcher, NonFiniteOutput
 from sidecar.metrics import Metrics
-
-from .conftest import make_release, normalize, point_current, raw_windows
+from testbed.sidecar import make_release, normalize, point_current, raw_windows
 
 OCTET = "application/octet-stream"
 

@@ -12,8 +12,7 @@ import pytest
 from edgeinfer_contract import Manifest
 from sidecar.config import Settings
 from sidecar.release import Model, ReleaseError, load_release
-
-from .conftest import make_release, rewrite_manifest
+from testbed.sidecar import make_release, rewrite_manifest
 
 
 def load(release: Path, **env: str) -> Model:

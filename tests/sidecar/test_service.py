@@ -17,8 +17,7 @@ from starlette.applications import Starlette
 from edgeinfer_contract import ModelConfig
 from sidecar.app import Service
 from sidecar.metrics import Metrics
-
-from .conftest import (
+from testbed.sidecar import (
     broken_onnx,
     dump,
     make_release,

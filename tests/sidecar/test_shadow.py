@@ -23,8 +23,7 @@ import requests
 
 from edgeinfer_contract import GoldenSet, Manifest, ModelConfig
 from sidecar.config import ConfigError, Settings
-
-from .conftest import REPO, make_release, normalize, ort_embed, point_current
+from testbed.sidecar import REPO, make_release, normalize, ort_embed, point_current
 
 TOKEN = {"Authorization": "Bearer test-admin-token"}
 PROTOTYPES = np.random.default_rng(21).standard_normal((6, 64)).astype(np.float32)

@@ -93,7 +93,7 @@ def test_cli_gates_on_the_container_memory(memory_container, server, tmp_path):
 @pytest.mark.slow
 def test_against_the_real_sidecar_serving_the_origin_onnx(tmp_path, origin_dir):
     """The sidecar (python -m sidecar) with the origin model: healthy, the expected model, golden cosines ~1."""
-    sidecar_conftest = pytest.importorskip("tests.sidecar.conftest")
+    sidecar_conftest = pytest.importorskip("testbed.sidecar")
     root = tmp_path / "models"
     release = sidecar_conftest.make_release(
         root / "releases" / "v72pct", origin_dir / "tcn_encoder_for_edgeinfer.onnx", origin_dir / "model_config.json"

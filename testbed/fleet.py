@@ -7,9 +7,9 @@ key checking on. Each edge gets its own root directory and sidecar port, set as
 host vars, so Ansible reaches it exactly as it would reach a Pi over Tailscale.
 Nothing is written to the machine's own ``~/.ssh``.
 
-    python -m tests.fleet up 3 [--dir D]   start 3 edges, print the inventory path
-    python -m tests.fleet status [--dir D]
-    python -m tests.fleet down [--dir D]   stop what `up` started (by PID), remove D
+    python -m testbed.fleet up 3 [--dir D]   start 3 edges, print the inventory path
+    python -m testbed.fleet status [--dir D]
+    python -m testbed.fleet down [--dir D]   stop what `up` started (by PID), remove D
 
 Teardown stops only the processes this module started, by PID, and removes the
 containers of the compose projects it named.
@@ -33,7 +33,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.ports import free_port
+from testbed.ports import free_port
 
 DEFAULT_DIR = Path(os.environ.get("EDGEINFER_FLEET_DIR", "/tmp/edgeinfer-fleet"))
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
@@ -105,7 +105,7 @@ class Fleet:
         directory = Path(directory).resolve()
         if (directory / "fleet.json").exists():
             raise FleetError(
-                f"{directory} already holds a fleet; run `python -m tests.fleet down --dir {directory}` first"
+                f"{directory} already holds a fleet; run `python -m testbed.fleet down --dir {directory}` first"
             )
         directory.mkdir(parents=True, exist_ok=True)
         fleet = cls(str(directory))
@@ -182,7 +182,7 @@ class Fleet:
             stdin=subprocess.DEVNULL,
             stdout=open(d / "sshd.log", "ab"),  # noqa: SIM115 - handed to the child
             stderr=subprocess.STDOUT,
-            start_new_session=True,  # outlives `python -m tests.fleet up`
+            start_new_session=True,  # outlives `python -m testbed.fleet up`
         )
         edge.pid = proc.pid
         if save:
@@ -329,7 +329,7 @@ def iter_pids_of(fleet: Fleet) -> Iterator[int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.fleet", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m testbed.fleet", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
     p_up = sub.add_parser("up", help="start N simulated edges")
     p_up.add_argument("n", type=int)

@@ -1,0 +1,11 @@
+"""The loopback test bed the tests (tests/) and the benchmarks (bench/) share.
+
+    ports        ports drawn per pytest-xdist worker, disjoint between workers
+    fleet        a fleet of edges: real sshd on 127.0.0.x, started and stopped by PID
+    ansible_run  real ansible-playbook from the repository root, its results as JSON
+    deploy       the deploy bench: loopback edges, GPUSRV on this machine, bench releases
+    load         background traffic at a constant rate during a deploy
+    sidecar      release directories built from the origin fixture, a real sidecar process
+
+It imports nothing of tests/, so that bench/ can use it and tests/ can test bench/.
+"""
