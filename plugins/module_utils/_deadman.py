@@ -22,13 +22,9 @@ import os
 import subprocess
 import time
 
-from ansible_collections.edgeinfer.deploy.plugins.module_utils._release import (
-    ReleaseError,
-    ReleaseStore,
-    now_iso,
-    write_json_atomic,
-)
+from ansible_collections.edgeinfer.deploy.plugins.module_utils._release import ReleaseStore
 from ansible_collections.edgeinfer.deploy.plugins.module_utils._revert import revert
+from ansible_collections.edgeinfer.deploy.plugins.module_utils._store import ReleaseError, now_iso, write_json_atomic
 
 
 def _run(argv):
@@ -178,7 +174,7 @@ class Watcher:
     def _unlock(self):
         # The controller that held the lock is gone; its lock must not block the next deploy.
         with contextlib.suppress(ReleaseError):  # a lock of another deploy stays where it is
-            self.store.release_lock(self.deploy_id)
+            self.store.lock.release(self.deploy_id)
 
 
 def signal_watcher(store, deploy_id, kind, wait=10.0):

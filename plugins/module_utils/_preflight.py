@@ -18,11 +18,9 @@ import os
 import socket
 
 from ansible_collections.edgeinfer.deploy.plugins.module_utils._contract import docker_arch
-from ansible_collections.edgeinfer.deploy.plugins.module_utils._release import (
-    ReleaseError,
-    ReleaseStore,
-    parse_trusted_keys,
-)
+from ansible_collections.edgeinfer.deploy.plugins.module_utils._release import ReleaseStore
+from ansible_collections.edgeinfer.deploy.plugins.module_utils._store import ReleaseError
+from ansible_collections.edgeinfer.deploy.plugins.module_utils._trust import parse_trusted_keys
 
 # qemu-user-static's binfmt_misc entry (qemu-<name>) for each Docker architecture it emulates.
 QEMU_NAMES = {
@@ -126,8 +124,8 @@ def survey(run, p):
         "last_good": store.last_good(),
         "releases": releases,
         "known": {r: state["releases"][r] for r in releases if r in state.get("releases", {})},
-        "lock": store.read_lock(),
-        "trusted_key_ids": store.trust_files(),
+        "lock": store.lock.read(),
+        "trusted_key_ids": store.trust.files(),
     }
     release = p.get("release")
     facts["staged"] = bool(release) and store.exists(release)

@@ -25,25 +25,27 @@ and renamed over it, which POSIX makes atomic.
 
 from __future__ import annotations
 
-import errno
-import fcntl
 import json
 import os
 import shutil
-import socket
-import time
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 
-from ansible_collections.edgeinfer.deploy.plugins.module_utils._contract import (
-    ContractError,
-    Manifest,
-    ed25519_public_pem,
-    ed25519_public_raw,
-    key_id,
-    verify_signature,
-)
+from ansible_collections.edgeinfer.deploy.plugins.module_utils._contract import ContractError, Manifest
 from ansible_collections.edgeinfer.deploy.plugins.module_utils._contract import (
     release_id as _contract_release_id,
+)
+from ansible_collections.edgeinfer.deploy.plugins.module_utils._lock import DeployLock
+from ansible_collections.edgeinfer.deploy.plugins.module_utils._store import (
+    ReleaseError,
+    fsync_dir,
+    now_iso,
+    write_json_atomic,
+)
+from ansible_collections.edgeinfer.deploy.plugins.module_utils._trust import (
+    SIGNATURE,
+    TrustDir,
+    check_signature,
+    parse_trusted_keys,
 )
 
 STATE_FILE = "state.json"
@@ -52,21 +54,6 @@ LAST_GOOD = "last_good"
 LOCK_FILE = "deploy.lock"
 TRUST_DIR = "trust"
 HISTORY_MAX = 200
-SIGNATURE = "manifest.json.sig"
-# What a refusal of an unsigned release tells the operator to do.
-SIGN_FIX = (
-    "sign the build with edgeinfer_build_signing_key and add its public key (<key>.pub on GPUSRV) to "
-    "edgeinfer_trusted_keys (module: trusted_keys), or, for a test inventory, set edgeinfer_allow_unsigned: true "
-    "(module: allow_unsigned)"
-)
-
-
-class ReleaseError(Exception):
-    """A refusal with the reason and, where there is one, the fix."""
-
-    def __init__(self, message, **details):
-        super().__init__(message)
-        self.details = details
 
 
 def release_id(version, digest):
@@ -75,97 +62,6 @@ def release_id(version, digest):
         return _contract_release_id(version, digest)
     except ContractError as exc:
         raise ReleaseError(f"model_version {exc.message}", field="model_version") from None
-
-
-def parse_trusted_keys(keys, where="trusted_keys"):
-    """``{key id: canonical PEM}`` of a list of PEM public keys; a bad entry is named by its index."""
-    trusted = {}
-    for i, pem in enumerate(keys):
-        try:
-            raw = ed25519_public_raw(pem)
-        except ContractError as exc:
-            raise ReleaseError(f"{where}[{i}]: {exc.message}", field=f"{where}[{i}]") from None
-        trusted[key_id(pem)] = ed25519_public_pem(raw)
-    return trusted
-
-
-def check_signature(where, blob, manifest, signature, trusted, allow_unsigned=False):
-    """Whether the release whose manifest is ``blob`` may be staged. Returns ``(key_id, note)``.
-
-    ``key_id`` names the trusted key that verified the signature; it is None when the release
-    goes in unchecked, which only ``allow_unsigned`` permits (unsigned, or signed while no key
-    is trusted), and ``note`` then says so. A signature that no trusted key verifies is refused
-    even with ``allow_unsigned``: it comes from another build server, or the manifest changed.
-    """
-    ids = sorted(trusted)
-    declared = manifest.meta.get("signing_key_id")
-    declared = declared if isinstance(declared, str) and declared else None
-    named = f"key id {declared}" if declared else "a key the manifest does not name (no signing_key_id)"
-    if signature is None:
-        if allow_unsigned:
-            return None, f"{where} is not signed; staged unchecked because unsigned releases are allowed"
-        raise ReleaseError(
-            f"{where} is not signed (no {SIGNATURE}), and unsigned releases are refused: {SIGN_FIX}",
-            trusted_key_ids=ids,
-        )
-    if not trusted:
-        if allow_unsigned:
-            return None, (
-                f"{where} is signed with {named}, but no key is trusted here: staged unchecked because unsigned "
-                f"releases are allowed, without its {SIGNATURE}"
-            )
-        raise ReleaseError(
-            f"{where} is signed with {named}, and this edge trusts no key: add that key's public half "
-            f"(<key>.pub of edgeinfer_build_signing_key on GPUSRV) to edgeinfer_trusted_keys (module: trusted_keys)",
-            key_id=declared,
-            trusted_key_ids=ids,
-        )
-    # The key the manifest names first; any trusted key that verifies the signature lets it in.
-    for kid in sorted(ids, key=lambda k: k != declared):
-        try:
-            verify_signature(blob, signature, trusted[kid])
-        except ContractError:
-            continue
-        except ImportError:
-            raise ReleaseError("checking the signature needs the Python package cryptography on the edge") from None
-        return kid, None
-    if declared in trusted:
-        raise ReleaseError(
-            f"the signature of {where} does not verify with trusted key {declared}, the key it names: the manifest "
-            "or its signature changed after signing; rebuild the release on GPUSRV",
-            key_id=declared,
-            trusted_key_ids=ids,
-        )
-    raise ReleaseError(
-        f"{where} is signed with {named}, which this edge does not trust (trusted key ids: {', '.join(ids)}): "
-        "add that key's public half to edgeinfer_trusted_keys, or sign the build with a trusted key "
-        "(edgeinfer_build_signing_key)",
-        key_id=declared,
-        trusted_key_ids=ids,
-    )
-
-
-def now_iso():
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-
-
-def _fsync_dir(path):
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_json_atomic(path, data):
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as fh:
-        json.dump(data, fh, indent=2, sort_keys=True)
-        fh.write("\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(os.path.dirname(path) or ".")
 
 
 class ReleaseStore:
@@ -178,6 +74,8 @@ class ReleaseStore:
         self.state_path = os.path.join(self.root, STATE_FILE)
         self.lock_path = os.path.join(self.root, LOCK_FILE)
         self.trust_dir = os.path.join(self.root, TRUST_DIR)
+        self.lock = DeployLock(self.root, self.lock_path)
+        self.trust = TrustDir(self.trust_dir)
 
     # -- state ------------------------------------------------------------
     def ensure_layout(self):
@@ -226,7 +124,7 @@ class ReleaseStore:
             os.unlink(tmp_link)
         os.symlink(os.path.join("releases", rid), tmp_link)
         os.replace(tmp_link, os.path.join(self.models, name))
-        _fsync_dir(self.models)
+        fsync_dir(self.models)
 
     def path_of(self, rid):
         return os.path.join(self.releases, rid)
@@ -239,71 +137,6 @@ class ReleaseStore:
 
     def exists(self, rid):
         return os.path.isfile(os.path.join(self.path_of(rid), "manifest.json"))
-
-    # -- trust ---------------------------------------------------------------
-    def trust_files(self):
-        """The ``*.pub`` names under ``trust/``, without the suffix (key ids, when this module wrote them)."""
-        try:
-            return sorted(n[: -len(".pub")] for n in os.listdir(self.trust_dir) if n.endswith(".pub"))
-        except FileNotFoundError:
-            return []
-
-    def read_trust(self):
-        """``{key id: PEM}`` of the keys provisioned under ``trust/`` (empty when there is none)."""
-        trusted = {}
-        for name in (f"{stem}.pub" for stem in self.trust_files()):
-            path = os.path.join(self.trust_dir, name)
-            with open(path, "rb") as fh:
-                pem = fh.read()
-            try:
-                trusted[key_id(pem)] = ed25519_public_pem(ed25519_public_raw(pem))
-            except ContractError as exc:
-                raise ReleaseError(
-                    f"{path}: {exc.message}; remove it, or provision the keys again (action=trust)"
-                ) from None
-        return trusted
-
-    def write_trust(self, keys, check_mode=False):
-        """Make ``trust/`` hold these keys and no others, as ``<key id>.pub`` (0644, directory 0755).
-
-        Returns ``(changed, info)``: the trusted key ids, and the ids written and removed.
-        """
-        wanted = parse_trusted_keys(keys)
-        present = set(self.trust_files())
-        try:
-            dir_ok = os.stat(self.trust_dir).st_mode & 0o7777 == 0o755
-        except FileNotFoundError:
-            dir_ok = False
-        written = []
-        for kid, pem in sorted(wanted.items()):
-            path = os.path.join(self.trust_dir, f"{kid}.pub")
-            try:
-                with open(path, "rb") as fh:
-                    same = fh.read() == pem and os.stat(path).st_mode & 0o7777 == 0o644
-            except FileNotFoundError:
-                same = False
-            if not same:
-                written.append(kid)
-        removed = sorted(present - set(wanted))
-        info = {"trusted_key_ids": sorted(wanted), "written": written, "removed": removed}
-        changed = bool(written or removed or not dir_ok)
-        if not changed or check_mode:
-            return changed, info
-        os.makedirs(self.trust_dir, mode=0o755, exist_ok=True)
-        os.chmod(self.trust_dir, 0o755)
-        for kid in written:
-            path = os.path.join(self.trust_dir, f"{kid}.pub")
-            tmp = f"{path}.tmp-{os.getpid()}"
-            with open(tmp, "wb") as fh:
-                fh.write(wanted[kid])
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, path)
-        for kid in removed:
-            os.unlink(os.path.join(self.trust_dir, f"{kid}.pub"))
-        _fsync_dir(self.trust_dir)
-        return True, info
 
     # -- verification -----------------------------------------------------
     @staticmethod
@@ -375,7 +208,7 @@ class ReleaseStore:
 
     def _stage(self, source, trusted_keys, allow_unsigned, exclude_roles, check_mode):
         exclude_roles = tuple(exclude_roles)
-        trusted = self.read_trust() if trusted_keys is None else parse_trusted_keys(trusted_keys)
+        trusted = self.trust.read() if trusted_keys is None else parse_trusted_keys(trusted_keys)
         manifest, blob = self.load_manifest(source)
         signature = self.read_signature(source)
         kid, note = check_signature(
@@ -417,7 +250,7 @@ class ReleaseStore:
                 for f in files:
                     os.chmod(os.path.join(dirpath, f), 0o444)
             os.rename(tmp, self.path_of(rid))
-            _fsync_dir(self.releases)
+            fsync_dir(self.releases)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -541,80 +374,11 @@ class ReleaseStore:
         return removed
 
     # -- lock ------------------------------------------------------------------
-    @contextmanager
-    def _mutex(self, check_mode=False):
-        """Serializes lock-file updates between processes on this edge (check mode creates nothing)."""
-        if check_mode and not os.path.exists(os.path.join(self.root, ".lock.mutex")):
-            yield
-            return
-        self.ensure_layout()
-        with open(os.path.join(self.root, ".lock.mutex"), "w") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
-
-    def read_lock(self):
-        try:
-            with open(self.lock_path) as fh:
-                return json.load(fh)
-        except FileNotFoundError:
-            return None
-        except json.JSONDecodeError:
-            return {"holder": "unknown (unreadable lock file)", "started": None, "epoch": 0}
-
     def acquire(self, holder, deploy_id, stale_after, break_stale=False, check_mode=False):
-        """Take the deploy lock. Re-entrant for the same deploy_id. Returns (changed, lock, broken)."""
-        with self._mutex(check_mode):
-            held = self.read_lock()
-            broken = None
-            if held:
-                if held.get("deploy_id") == deploy_id:
-                    return False, held, None
-                age = time.time() - float(held.get("epoch") or 0)
-                stale = age > stale_after
-                if not (stale and break_stale):
-                    hint = (
-                        f"it is stale ({int(age)} s old > {stale_after} s): break it with lock_break_stale=true"
-                        if stale
-                        else f"wait for it to finish (held {int(age)} s), or break it once it is older than {stale_after} s"
-                    )
-                    raise ReleaseError(
-                        f"edge is being deployed by {held.get('holder')} since {held.get('started')} "
-                        f"(deploy {held.get('deploy_id')}); {hint}",
-                        lock=held,
-                        stale=stale,
-                    )
-                broken = held
-            lock = {
-                "holder": holder,
-                "deploy_id": deploy_id,
-                "started": now_iso(),
-                "epoch": time.time(),
-                "edge": socket.gethostname(),
-            }
-            if not check_mode:
-                write_json_atomic(self.lock_path, lock)
-                if broken:
-                    state = self.read_state()
-                    state["history"].append({"time": now_iso(), "action": "lock_broken", "lock": broken})
-                    self.write_state(state)
-            return True, lock, broken
-
-    def release_lock(self, deploy_id=None, check_mode=False):
-        with self._mutex(check_mode):
-            held = self.read_lock()
-            if not held:
-                return False, None
-            if deploy_id and held.get("deploy_id") not in (deploy_id, None):
-                raise ReleaseError(
-                    f"the lock belongs to deploy {held.get('deploy_id')} of {held.get('holder')}, not {deploy_id}"
-                )
-            if not check_mode:
-                try:
-                    os.unlink(self.lock_path)
-                except OSError as exc:
-                    if exc.errno != errno.ENOENT:
-                        raise
-            return True, held
+        """Take the deploy lock (``DeployLock.acquire``); a stale lock broken goes into the history."""
+        changed, lock, broken = self.lock.acquire(holder, deploy_id, stale_after, break_stale, check_mode)
+        if broken and not check_mode:
+            state = self.read_state()
+            state["history"].append({"time": now_iso(), "action": "lock_broken", "lock": broken})
+            self.write_state(state)
+        return changed, lock, broken

@@ -17,7 +17,7 @@ import os
 
 from ansible_collections.edgeinfer.deploy.plugins.module_utils._compose import ComposeFiles, env_keys, needs_compose
 from ansible_collections.edgeinfer.deploy.plugins.module_utils._probe import hot_reload, wait_healthy
-from ansible_collections.edgeinfer.deploy.plugins.module_utils._release import ReleaseError
+from ansible_collections.edgeinfer.deploy.plugins.module_utils._store import ReleaseError
 
 FORMAT_ID = "{{.Id}}"
 

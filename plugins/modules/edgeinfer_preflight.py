@@ -215,7 +215,7 @@ state:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.edgeinfer.deploy.plugins.module_utils._preflight import differs, refusals, survey
-from ansible_collections.edgeinfer.deploy.plugins.module_utils._release import ReleaseError
+from ansible_collections.edgeinfer.deploy.plugins.module_utils._store import ReleaseError
 
 
 def main():

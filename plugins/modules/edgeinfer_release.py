@@ -390,11 +390,8 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.edgeinfer.deploy.plugins.module_utils._compose import ComposeFiles, needs_compose
-from ansible_collections.edgeinfer.deploy.plugins.module_utils._release import (
-    ReleaseError,
-    ReleaseStore,
-    write_json_atomic,
-)
+from ansible_collections.edgeinfer.deploy.plugins.module_utils._release import ReleaseStore
+from ansible_collections.edgeinfer.deploy.plugins.module_utils._store import ReleaseError, write_json_atomic
 
 DEFAULT_KEEP = 3
 
@@ -439,8 +436,8 @@ def run(module, store):
             module.warn(note)
         result.update(info, changed=changed)
     elif action == "trust":
-        before = store.trust_files()
-        changed, info = store.write_trust(p["trusted_keys"], check_mode=module.check_mode)
+        before = store.trust.files()
+        changed, info = store.trust.write(p["trusted_keys"], check_mode=module.check_mode)
         result.update(info, changed=changed)
         if module._diff:
             result["diff"] = {
@@ -506,10 +503,10 @@ def run(module, store):
         if broken:
             result["broken_lock"] = broken
         if p["trusted_keys"] is not None:
-            trust_changed, info = store.write_trust(p["trusted_keys"], check_mode=module.check_mode)
+            trust_changed, info = store.trust.write(p["trusted_keys"], check_mode=module.check_mode)
             result.update(info, trust_changed=trust_changed)
     elif action == "unlock":
-        changed, lock = store.release_lock(p["deploy_id"], check_mode=module.check_mode)
+        changed, lock = store.lock.release(p["deploy_id"], check_mode=module.check_mode)
         result.update(changed=changed, lock=lock)
         if p["record"] is not None:
             result["record"] = _record(module, store, p["record"])

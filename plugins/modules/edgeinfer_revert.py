@@ -103,8 +103,9 @@ health:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.edgeinfer.deploy.plugins.module_utils._release import ReleaseError, ReleaseStore
+from ansible_collections.edgeinfer.deploy.plugins.module_utils._release import ReleaseStore
 from ansible_collections.edgeinfer.deploy.plugins.module_utils._revert import revert
+from ansible_collections.edgeinfer.deploy.plugins.module_utils._store import ReleaseError
 
 
 def main():

@@ -136,7 +136,7 @@ def test_a_staged_release_needs_no_room_and_a_missing_image_is_delivered_unless_
 
 
 def test_a_no_op_needs_every_part_to_match() -> None:
-    from ansible_collections.edgeinfer.deploy.plugins.module_utils._release import parse_trusted_keys
+    from ansible_collections.edgeinfer.deploy.plugins.module_utils._trust import parse_trusted_keys
 
     serving = facts(state__trusted_key_ids=sorted(parse_trusted_keys([PUBLIC.decode()])))
     assert differs(serving, PARAMS) == []

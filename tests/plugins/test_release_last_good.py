@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.edgeinfer.deploy.plugins.module_utils._release import ReleaseError, ReleaseStore
+from ansible_collections.edgeinfer.deploy.plugins.module_utils._release import ReleaseStore
+from ansible_collections.edgeinfer.deploy.plugins.module_utils._store import ReleaseError
 from tests.plugins.conftest import make_release, new_keypair
 
 PRIVATE, PUBLIC = new_keypair()

@@ -137,9 +137,9 @@ def test_lock_is_exclusive_reentrant_and_breakable_only_when_stale(store: Releas
     assert changed and broken["holder"] == "alice@ctl" and lock["holder"] == "bob@ctl"
     assert store.read_state()["history"][-1]["action"] == "lock_broken"
     with pytest.raises(ReleaseError, match="belongs to deploy run-2"):
-        store.release_lock("run-1")
-    assert store.release_lock("run-2")[0] is True
-    assert store.read_lock() is None
+        store.lock.release("run-1")
+    assert store.lock.release("run-2")[0] is True
+    assert store.lock.read() is None
 
 
 @pytest.mark.parametrize(

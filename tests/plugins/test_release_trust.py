@@ -16,7 +16,8 @@ from ansible_collections.edgeinfer.deploy.plugins.module_utils._contract import 
     ed25519_public_pem,
     key_id,
 )
-from ansible_collections.edgeinfer.deploy.plugins.module_utils._release import ReleaseError, ReleaseStore
+from ansible_collections.edgeinfer.deploy.plugins.module_utils._release import ReleaseStore
+from ansible_collections.edgeinfer.deploy.plugins.module_utils._store import ReleaseError
 from tests.plugins.conftest import make_release, new_keypair
 
 A = new_keypair()  # (private, public) PEM
@@ -178,34 +179,34 @@ def test_a_signature_is_copied_into_the_release_only_when_it_was_checked(store: 
 
 
 def test_trust_writes_the_inventory_keys_and_no_others(store: ReleaseStore) -> None:
-    changed, info = store.write_trust([A[1].decode(), B[1].decode(), A[1].decode()])
+    changed, info = store.trust.write([A[1].decode(), B[1].decode(), A[1].decode()])
     assert changed and info == {"trusted_key_ids": sorted([ID_A, ID_B]), "written": sorted([ID_A, ID_B]), "removed": []}
     trust = Path(store.trust_dir)
     assert stat.S_IMODE(trust.stat().st_mode) == 0o755
     for kid, pub in ((ID_A, A[1]), (ID_B, B[1])):
         assert (trust / f"{kid}.pub").read_bytes() == pub
         assert stat.S_IMODE((trust / f"{kid}.pub").stat().st_mode) == 0o644
-    assert store.write_trust([B[1].decode() + "\n", A[1].decode().strip()])[0] is False  # idempotent
+    assert store.trust.write([B[1].decode() + "\n", A[1].decode().strip()])[0] is False  # idempotent
     # Check mode says what would change and writes nothing.
-    assert store.write_trust([B[1].decode()], check_mode=True) == (
+    assert store.trust.write([B[1].decode()], check_mode=True) == (
         True,
         {"trusted_key_ids": [ID_B], "written": [], "removed": [ID_A]},
     )
     assert sorted(p.name for p in trust.iterdir()) == sorted([f"{ID_A}.pub", f"{ID_B}.pub"])
-    assert store.write_trust([B[1].decode()])[0] is True
+    assert store.trust.write([B[1].decode()])[0] is True
     assert sorted(p.name for p in trust.iterdir()) == [f"{ID_B}.pub"]
 
 
 def test_a_key_that_does_not_parse_is_named_and_nothing_is_written(store: ReleaseStore) -> None:
     with pytest.raises(ReleaseError, match=r"trusted_keys\[1\]: expected a PEM public key"):
-        store.write_trust([A[1].decode(), A[0].decode()])
+        store.trust.write([A[1].decode(), A[0].decode()])
     assert not Path(store.trust_dir).exists()
 
 
 def test_stage_without_trusted_keys_checks_against_the_keys_provisioned_on_the_edge(
     store: ReleaseStore, tmp_path: Path
 ) -> None:
-    store.write_trust([B[1].decode()])
+    store.trust.write([B[1].decode()])
     _, info = store.stage(release(tmp_path, "v1", signer=B))
     assert (info["signed"], info["key_id"], info["trusted_key_ids"]) == (True, ID_B, [ID_B])
     with pytest.raises(ReleaseError, match=f"trusted key ids: {ID_B}"):

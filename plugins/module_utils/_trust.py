@@ -1,0 +1,167 @@
+# Copyright: EdgeInfer deploy contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Which signing keys an edge trusts, and whether a release's signature lets it in.
+
+The keys come from the caller (the inventory) or ``trust/``, never from the release: a release is
+staged when a trusted key verifies the signature of its manifest, an unsigned one only when the
+caller allows unsigned releases."""
+
+from __future__ import annotations
+
+import os
+
+from ansible_collections.edgeinfer.deploy.plugins.module_utils._contract import (
+    ContractError,
+    ed25519_public_pem,
+    ed25519_public_raw,
+    key_id,
+    verify_signature,
+)
+from ansible_collections.edgeinfer.deploy.plugins.module_utils._store import ReleaseError, fsync_dir
+
+SIGNATURE = "manifest.json.sig"
+# What a refusal of an unsigned release tells the operator to do.
+SIGN_FIX = (
+    "sign the build with edgeinfer_build_signing_key and add its public key (<key>.pub on GPUSRV) to "
+    "edgeinfer_trusted_keys (module: trusted_keys), or, for a test inventory, set edgeinfer_allow_unsigned: true "
+    "(module: allow_unsigned)"
+)
+
+
+def parse_trusted_keys(keys, where="trusted_keys"):
+    """``{key id: canonical PEM}`` of a list of PEM public keys; a bad entry is named by its index."""
+    trusted = {}
+    for i, pem in enumerate(keys):
+        try:
+            raw = ed25519_public_raw(pem)
+        except ContractError as exc:
+            raise ReleaseError(f"{where}[{i}]: {exc.message}", field=f"{where}[{i}]") from None
+        trusted[key_id(pem)] = ed25519_public_pem(raw)
+    return trusted
+
+
+def check_signature(where, blob, manifest, signature, trusted, allow_unsigned=False):
+    """Whether the release whose manifest is ``blob`` may be staged. Returns ``(key_id, note)``.
+
+    ``key_id`` names the trusted key that verified the signature; it is None when the release
+    goes in unchecked, which only ``allow_unsigned`` permits (unsigned, or signed while no key
+    is trusted), and ``note`` then says so. A signature that no trusted key verifies is refused
+    even with ``allow_unsigned``: it comes from another build server, or the manifest changed.
+    """
+    ids = sorted(trusted)
+    declared = manifest.meta.get("signing_key_id")
+    declared = declared if isinstance(declared, str) and declared else None
+    named = f"key id {declared}" if declared else "a key the manifest does not name (no signing_key_id)"
+    if signature is None:
+        if allow_unsigned:
+            return None, f"{where} is not signed; staged unchecked because unsigned releases are allowed"
+        raise ReleaseError(
+            f"{where} is not signed (no {SIGNATURE}), and unsigned releases are refused: {SIGN_FIX}",
+            trusted_key_ids=ids,
+        )
+    if not trusted:
+        if allow_unsigned:
+            return None, (
+                f"{where} is signed with {named}, but no key is trusted here: staged unchecked because unsigned "
+                f"releases are allowed, without its {SIGNATURE}"
+            )
+        raise ReleaseError(
+            f"{where} is signed with {named}, and this edge trusts no key: add that key's public half "
+            f"(<key>.pub of edgeinfer_build_signing_key on GPUSRV) to edgeinfer_trusted_keys (module: trusted_keys)",
+            key_id=declared,
+            trusted_key_ids=ids,
+        )
+    # The key the manifest names first; any trusted key that verifies the signature lets it in.
+    for kid in sorted(ids, key=lambda k: k != declared):
+        try:
+            verify_signature(blob, signature, trusted[kid])
+        except ContractError:
+            continue
+        except ImportError:
+            raise ReleaseError("checking the signature needs the Python package cryptography on the edge") from None
+        return kid, None
+    if declared in trusted:
+        raise ReleaseError(
+            f"the signature of {where} does not verify with trusted key {declared}, the key it names: the manifest "
+            "or its signature changed after signing; rebuild the release on GPUSRV",
+            key_id=declared,
+            trusted_key_ids=ids,
+        )
+    raise ReleaseError(
+        f"{where} is signed with {named}, which this edge does not trust (trusted key ids: {', '.join(ids)}): "
+        "add that key's public half to edgeinfer_trusted_keys, or sign the build with a trusted key "
+        "(edgeinfer_build_signing_key)",
+        key_id=declared,
+        trusted_key_ids=ids,
+    )
+
+
+class TrustDir:
+    """``trust/`` of an edge: the keys it trusts, one ``<key id>.pub`` each."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def files(self):
+        """The ``*.pub`` names under ``trust/``, without the suffix (key ids, when this module wrote them)."""
+        try:
+            return sorted(n[: -len(".pub")] for n in os.listdir(self.path) if n.endswith(".pub"))
+        except FileNotFoundError:
+            return []
+
+    def read(self):
+        """``{key id: PEM}`` of the keys provisioned under ``trust/`` (empty when there is none)."""
+        trusted = {}
+        for name in (f"{stem}.pub" for stem in self.files()):
+            path = os.path.join(self.path, name)
+            with open(path, "rb") as fh:
+                pem = fh.read()
+            try:
+                trusted[key_id(pem)] = ed25519_public_pem(ed25519_public_raw(pem))
+            except ContractError as exc:
+                raise ReleaseError(
+                    f"{path}: {exc.message}; remove it, or provision the keys again (action=trust)"
+                ) from None
+        return trusted
+
+    def write(self, keys, check_mode=False):
+        """Make ``trust/`` hold these keys and no others, as ``<key id>.pub`` (0644, directory 0755).
+
+        Returns ``(changed, info)``: the trusted key ids, and the ids written and removed.
+        """
+        wanted = parse_trusted_keys(keys)
+        present = set(self.files())
+        try:
+            dir_ok = os.stat(self.path).st_mode & 0o7777 == 0o755
+        except FileNotFoundError:
+            dir_ok = False
+        written = []
+        for kid, pem in sorted(wanted.items()):
+            path = os.path.join(self.path, f"{kid}.pub")
+            try:
+                with open(path, "rb") as fh:
+                    same = fh.read() == pem and os.stat(path).st_mode & 0o7777 == 0o644
+            except FileNotFoundError:
+                same = False
+            if not same:
+                written.append(kid)
+        removed = sorted(present - set(wanted))
+        info = {"trusted_key_ids": sorted(wanted), "written": written, "removed": removed}
+        changed = bool(written or removed or not dir_ok)
+        if not changed or check_mode:
+            return changed, info
+        os.makedirs(self.path, mode=0o755, exist_ok=True)
+        os.chmod(self.path, 0o755)
+        for kid in written:
+            path = os.path.join(self.path, f"{kid}.pub")
+            tmp = f"{path}.tmp-{os.getpid()}"
+            with open(tmp, "wb") as fh:
+                fh.write(wanted[kid])
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, path)
+        for kid in removed:
+            os.unlink(os.path.join(self.path, f"{kid}.pub"))
+        fsync_dir(self.path)
+        return True, info
