@@ -24,7 +24,7 @@ REPORTS := build/test-reports
 UNIT := -m "not docker and not fleet" -n 2
 INTEGRATION := -m "docker or fleet" -n 2 --dist loadfile
 
-.PHONY: help setup bootstrap venv test test-quick speed soak lint lint-full sanity changelog pytest pytest-unit pytest-integration molecule collection demo bench bench-sidecar monitoring ee constraints durations clean
+.PHONY: help setup bootstrap venv test test-quick speed soak lint lint-full sanity changelog pytest pytest-unit pytest-integration molecule collection demo bench bench-sidecar bench-ab monitoring ee constraints durations clean
 
 help:
 	@echo "make demo     set up this machine, then deploy the default model locally (port 9000)"
@@ -136,6 +136,11 @@ bench: setup
 bench-sidecar: setup
 	$(PY) -m pip install -q -c constraints.txt -e '.[bench]'
 	$(PY) bench/bench_sidecar.py
+
+# One part of the suite: the serving model's p99 and throughput with a shadow beside it, against without.
+bench-ab: setup
+	$(PY) -m pip install -q -c constraints.txt -e '.[bench]'
+	$(PY) -m bench bench_ab
 
 # The sidecar under a constant mixed load with a hot reload every minute (10 minutes).
 soak: setup

@@ -24,6 +24,7 @@ PARTS = [
     ("Measuring instrument: accuracy of the load engine", [PY, "bench/bench_validate.py", "--seconds", "4"]),
     ("Sidecar vs the limit vs the naive peer", [PY, "bench/bench_sidecar.py", "--seconds", "6"]),
     ("Deploy timings and fleet scaling", [PY, "bench/bench_deploy.py"]),
+    ("A/B: the serving model's cost of a shadow", [PY, "bench/bench_ab.py"]),
     ("Soak: mixed good and bad requests with hot reloads", [PY, "bench/soak.py"]),
 ]
 

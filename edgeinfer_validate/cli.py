@@ -78,6 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--port", type=int, default=9000, help="sidecar port (default 9000)")
     t.add_argument("--path", default="/encode", help="endpoint under load (default /encode)")
     t.add_argument("--binary", action="store_true", help="send windows as 3600 bytes of float32, not JSON")
+    t.add_argument(
+        "--replay",
+        metavar="PATH",
+        help="send these windows in turn instead of one synthetic window: a capture of real traffic "
+        "(model_tools capture --replay; raw float32, 3600 bytes a window)",
+    )
     t.add_argument("--wait", type=float, default=0.0, metavar="S", help="wait up to S s for /healthz to be healthy")
     t.add_argument("--expect-model-version", metavar="V", help="/healthz must report this model_version")
     t.add_argument("--expect-sha256", metavar="HEX", help="/healthz model_sha256 must start with this")
@@ -186,6 +192,7 @@ def _settings(a: argparse.Namespace) -> dict[str, Any]:
         "timeout_s": a.timeout,
         "path": a.path,
         "binary": a.binary,
+        "replay": a.replay,
         "quick": a.quick,
     }
 
@@ -232,6 +239,7 @@ def run(a: argparse.Namespace, progress: Progress) -> tuple[dict[str, Any], dict
         expect={"model_version": a.expect_model_version, "model_sha256": a.expect_sha256},
         golden=lg.load_golden(a.golden) if a.golden else None,  # ValueError: reported by main as a usage error
         golden_limit=s["golden_limit"],
+        replay=lg.load_replay(a.replay) if a.replay else None,  # ValueError: reported by main as a usage error
     )
     started = time.time()
     head: dict[str, Any] = {

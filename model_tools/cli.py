@@ -3,7 +3,7 @@
 Every command prints a human summary, or with ``--json`` one JSON object on
 stdout; progress goes to stderr. Exit codes: 0 ok, 2 bad input, 3 no DFC,
 4 checkpoint, 5 parity, 6 quantization/fidelity, 7 Hailo lint, 8 compile,
-9 verify (see :mod:`model_tools.errors`).
+9 verify (see :mod:`model_tools.errors`), 10 capture (the sidecar did not hand over its capture).
 """
 
 from __future__ import annotations
@@ -186,6 +186,12 @@ def cmd_adopt(a: argparse.Namespace) -> dict[str, Any]:
     )  # fmt: skip
 
 
+def cmd_capture(a: argparse.Namespace) -> dict[str, Any]:
+    from .capture import capture
+
+    return capture(a.url, a.token_file, a.replay, a.golden, a.release, a.count)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="model_tools", description="TCN-VAE checkpoint -> verified, signed release artifacts"
@@ -327,6 +333,21 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--keygen", action="store_true", help="create the signing key when it is missing")
     sp.add_argument("--extra-args", default="[]", help="a JSON list of further arguments for build or adopt")
     sp.add_argument("--force", action="store_true", help="build even when the same build is there")
+    sp = add(
+        "capture",
+        cmd_capture,
+        "fetch a sidecar's sample of real traffic (GET /admin/capture) and write it as a replay file "
+        "and/or a golden set",
+    )
+    sp.add_argument("--url", default="http://127.0.0.1:9000", help="the sidecar (default %(default)s)")
+    sp.add_argument(
+        "--token-file",
+        help="file holding the admin bearer token (default: $EDGEINFER_ADMIN_TOKEN; never pass the token itself)",
+    )
+    sp.add_argument("--replay", metavar="PATH", help="write the windows here (raw float32, 3600 bytes a window)")
+    sp.add_argument("--golden", metavar="PATH", help="write a golden.json of the windows here (needs --release)")
+    sp.add_argument("--release", metavar="DIR", help="release whose model.onnx gives the golden embeddings")
+    sp.add_argument("--count", type=int, default=64, help="golden windows, spread over the sample (default 64)")
     return p
 
 

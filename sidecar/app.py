@@ -22,9 +22,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
-from . import kserve, shadow_api
+from . import capture_api, kserve, shadow_api
 from .backends import HailoDevice, import_hailo
 from .batcher import Batcher, NonFiniteOutput
+from .capture import Reservoir
 from .config import Settings
 from .inputs import InputError, parse_binary, parse_json, reorder
 from .metrics import Metrics
@@ -42,6 +43,7 @@ ROUTES = (
     "/admin/reload",
     "/admin/shadow",
     "/admin/shadow/report",
+    "/admin/capture",
     "/openapi.json",
 )
 
@@ -63,6 +65,7 @@ class State:
     non_finite_logged: str | None = None  # the model version whose NaN answers were logged
     shadow: Shadow | None = None  # a candidate run beside the model on a share of the windows (shadow.py)
     shadow_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    capture: Reservoir | None = None  # a sample of the windows answered, when EDGEINFER_CAPTURE_WINDOWS > 0
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -132,10 +135,23 @@ async def _infer(state: State, windows: np.ndarray, normalized: bool, order: Any
     windows = reorder(windows, order, model.channel_order)
     assert state.batcher is not None
     result = await state.batcher.submit(windows, normalized)
+    if not mirror:
+        return result
     shadow = state.shadow
-    if mirror and shadow is not None:  # after the answer is made; queues and returns at once
+    if shadow is not None:  # after the answer is made; queues and returns at once
         shadow.mirror(windows, normalized, result)
+    if state.capture is not None:  # after the answer too: only windows the model answered
+        _capture(state.capture, result.model, windows, normalized)
     return result
+
+
+def _capture(reservoir: Reservoir, model: Model, windows: np.ndarray, normalized: bool) -> None:
+    """Offer the windows in raw units (a client may send them normalized), in the model's channel order."""
+    try:
+        raw = windows * model.std + model.mean if normalized else windows
+        reservoir.offer(raw.astype(np.float32, copy=False), model.channel_order)
+    except Exception:  # the answer is made: the capture must never turn it into an error
+        log.exception("capturing the request's windows failed")
 
 
 def _unavailable(state: State) -> Response:
@@ -437,6 +453,8 @@ def create_app(settings: Settings) -> Service:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         state = State(settings=settings, metrics=metrics_, admin_token=admin_token)
+        if settings.capture_windows > 0:
+            state.capture = Reservoir(settings.capture_windows, metrics_.capture)
         if settings.backend != "onnxruntime":
             hp = import_hailo()
             if hp is not None and (settings.backend == "hailo" or settings.hailo_device.exists()):
@@ -464,6 +482,7 @@ def create_app(settings: Settings) -> Service:
             Route("/metrics", metrics, methods=["GET"]),
             Route("/admin/reload", admin_reload, methods=["POST"]),
             *shadow_api.routes(_authorize, read_body),
+            *capture_api.routes(_authorize),
             Route("/openapi.json", openapi, methods=["GET"]),
             *kserve.routes(lambda state, windows, normalized: _infer(state, windows, normalized, None), read_body),
         ],

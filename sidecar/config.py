@@ -51,7 +51,14 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "EDGEINFER_SHADOW_MAX_WINDOWS": ("2000", "paired windows the report keeps (the latest)"),
     "EDGEINFER_SHADOW_MIN_WINDOWS": ("500", "paired windows below which the report is inconclusive"),
     "EDGEINFER_SHADOW_KNN_K": ("10", "neighbours per window of the report's kNN overlap"),
+    "EDGEINFER_CAPTURE_WINDOWS": (
+        "0",
+        "windows of live traffic kept in memory as a uniform sample (GET /admin/capture); 0: capture off",
+    ),
 }
+
+# The capture's bound: 10,000 windows are 36 MB of the container's memory.
+MAX_CAPTURE_WINDOWS = 10_000
 
 # Names used by the compose file of the system this replaces; accepted as aliases.
 ALIASES = {
@@ -102,6 +109,7 @@ class Settings:
     shadow_max_windows: int
     shadow_min_windows: int
     shadow_knn_k: int
+    capture_windows: int = 0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -230,6 +238,7 @@ class Settings:
             shadow_max_windows=max_windows,
             shadow_min_windows=min_windows,
             shadow_knn_k=knn_k,
+            capture_windows=integer("EDGEINFER_CAPTURE_WINDOWS", 0, MAX_CAPTURE_WINDOWS),
         )
 
     def admin_token(self) -> str | None:

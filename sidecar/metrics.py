@@ -77,6 +77,21 @@ class ShadowMetrics:
         )
 
 
+class CaptureMetrics:
+    """The traffic capture's reservoir (sidecar/capture.py); all 0 while capture is off."""
+
+    def __init__(self, r: CollectorRegistry) -> None:
+        self.size = Gauge(
+            "edgeinfer_capture_size", "Windows the capture reservoir holds at most (0: capture off)", registry=r
+        )
+        self.seen = Counter(
+            "edgeinfer_capture_seen_windows",
+            "Windows answered by /encode and /infer and offered to the capture",
+            registry=r,
+        )
+        self.kept = Gauge("edgeinfer_capture_kept_windows", "Windows in the capture reservoir now", registry=r)
+
+
 class Metrics:
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry()
@@ -139,6 +154,7 @@ class Metrics:
             self.connections_closed.labels(reason)
 
         self.shadow = ShadowMetrics(r)
+        self.capture = CaptureMetrics(r)
 
         # Labelled children looked up once: .labels() takes a lock and builds a key each call.
         self._requests: dict[tuple[str, int], MetricWrapperBase] = {}

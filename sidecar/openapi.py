@@ -251,6 +251,28 @@ OPENAPI: dict[str, Any] = {
                 "responses": {"200": {"description": "the report"}, "404": {"description": "no shadow"}},
             }
         },
+        "/admin/capture": {
+            "get": {
+                "summary": "The sampled windows of live /encode and /infer traffic (EDGEINFER_CAPTURE_WINDOWS): "
+                "raw units, little-endian float32, 3600 bytes a window, the layout POST /encode takes; "
+                "x-capture-windows, x-capture-seen and x-channel-order say what it holds",
+                "security": [{"bearer": []}],
+                "responses": {
+                    "200": {
+                        "description": "the windows (an empty body before the first window)",
+                        "content": {"application/octet-stream": {}},
+                    },
+                    "401": {"description": "no bearer token"},
+                    "403": {"description": "wrong token, or the admin API is disabled"},
+                    "404": {"description": "capture is off (capture_off): EDGEINFER_CAPTURE_WINDOWS is 0"},
+                },
+            },
+            "delete": {
+                "summary": "Empty the capture and start a new sample",
+                "security": [{"bearer": []}],
+                "responses": {"200": {"description": "dropped_windows"}, "404": {"description": "capture is off"}},
+            },
+        },
         "/openapi.json": {"get": {"summary": "this document", "responses": {"200": {"description": "OpenAPI 3.1"}}}},
     },
     "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},

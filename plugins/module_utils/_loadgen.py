@@ -73,9 +73,11 @@ __all__ = [
     "health_problems",
     "http_get_json",
     "load_golden",
+    "load_replay",
     "open_loop",
     "parse_docker_cli_stats",
     "percentile",
+    "replay_requests",
     "summarize",
     "synthetic_window",
     "wait_for",
@@ -260,6 +262,62 @@ def encode_request(
     return Request("POST", path, body, "application/json", (), embedding_ok)
 
 
+WINDOW_BYTES = WINDOW * CHANNELS * 4
+# A replay file holds at most this many windows (the sidecar's capture keeps at most 10,000).
+MAX_REPLAY_WINDOWS = 100_000
+
+
+def load_replay(path: str) -> bytes:
+    """A replay file: windows in raw units, little-endian float32, 3600 bytes each, nothing else.
+
+    The layout ``POST /encode`` takes and ``GET /admin/capture`` answers (``model_tools capture
+    --replay`` writes it). ValueError names the file and what is wrong with it.
+    """
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_REPLAY_WINDOWS * WINDOW_BYTES + 1)
+    except OSError as exc:
+        raise ValueError(f"replay file {path}: {exc.strerror or exc}") from None
+    count, rest = divmod(len(data), WINDOW_BYTES)
+    if rest or not count:
+        raise ValueError(
+            f"replay file {path}: expected a non-empty multiple of {WINDOW_BYTES} bytes "
+            f"(little-endian float32 {WINDOW}x{CHANNELS} windows), got {len(data)} bytes"
+        )
+    if count > MAX_REPLAY_WINDOWS:
+        raise ValueError(f"replay file {path}: expected at most {MAX_REPLAY_WINDOWS} windows")
+    for i in range(count):
+        values = struct.unpack_from(f"<{WINDOW * CHANNELS}f", data, i * WINDOW_BYTES)
+        if not all(math.isfinite(v) for v in values):
+            raise ValueError(f"replay file {path}: window {i} holds NaN or Infinity")
+    return data
+
+
+def replay_windows(data: bytes) -> Iterator[list[list[float]]]:
+    """The windows of a replay file's bytes, one 100x9 list at a time."""
+    per = WINDOW * CHANNELS
+    for off in range(0, len(data), WINDOW_BYTES):
+        flat = struct.unpack_from(f"<{per}f", data, off)
+        yield [list(flat[r * CHANNELS : (r + 1) * CHANNELS]) for r in range(WINDOW)]
+
+
+def replay_requests(data: bytes, binary: bool = False, path: str = "/encode") -> list[Request]:
+    """One request per window of a replay file, in its order: binary bodies are the file's own bytes."""
+    if binary:
+        return [
+            Request(
+                "POST",
+                path,
+                data[off : off + WINDOW_BYTES],
+                "application/octet-stream",
+                (("Accept", "application/octet-stream"),),
+                embedding_ok,
+            )
+            for off in range(0, len(data), WINDOW_BYTES)
+        ]
+    return [encode_request(w, binary=False, path=path) for w in replay_windows(data)]
+
+
 # --------------------------------------------------------------------------- results
 
 
@@ -438,7 +496,7 @@ class _Engine:
     def __init__(
         self,
         target: Target,
-        request: Request,
+        request: Request | Sequence[Request],
         concurrency: int,
         timeout_s: float,
         result: LoadResult,
@@ -450,8 +508,13 @@ class _Engine:
         if timeout_s <= 0:
             raise ValueError(f"timeout must be positive, got {timeout_s}")
         self.target = target
-        self.request = request
-        self.wire = request.wire(target)
+        requests = [request] if isinstance(request, Request) else list(request)
+        if not requests:
+            raise ValueError("no request to send")
+        self.request = requests[0]  # every request of a load is judged alike (its validate)
+        # A replay cycles through its windows, one request each, in the file's order.
+        self.wires = [r.wire(target) for r in requests]
+        self.issued = 0
         self.timeout = timeout_s
         self.res = result
         self.now = now
@@ -493,6 +556,8 @@ class _Engine:
             # timeout): open a new one, as an HTTP client's pool does (urllib3's
             # is_connection_dropped), instead of sending into a closed socket.
             self.drop(c)
+        wire = self.wires[self.issued % len(self.wires)]
+        self.issued += 1
         c.sent = self.now()
         c.ref = c.sent if ref is None else ref
         c.deadline = c.sent + self.timeout
@@ -511,11 +576,11 @@ class _Engine:
                 self.fail(c, "connect")
                 return
             c.state = "connecting"
-            c.out = memoryview(self.wire)
+            c.out = memoryview(wire)
             self.sel.register(s, selectors.EVENT_WRITE, c)
             return
         c.reused = True
-        c.out = memoryview(self.wire)
+        c.out = memoryview(wire)
         c.state = "sending"
         self.send(c, registered=False)
 
@@ -714,7 +779,7 @@ def _run(engine: _Engine, due: Callable[[float], float | None], stop_at: float |
 
 def closed_loop(
     target: Target | str,
-    request: Request,
+    request: Request | Sequence[Request],
     concurrency: int = 8,
     duration_s: float | None = None,
     max_requests: int | None = None,
@@ -723,6 +788,8 @@ def closed_loop(
     now: Callable[[], float] = time.perf_counter,
 ) -> LoadResult:
     """Maximum throughput at ``concurrency``: each connection sends again as soon as it has its answer.
+
+    A sequence of requests (a replay) is sent in turn, from the first again after the last.
 
     Stops after ``duration_s`` (no new request is sent after it; those in flight
     finish or time out) or after ``max_requests`` were sent, whichever comes first.
@@ -766,7 +833,7 @@ def closed_loop(
 
 def open_loop(
     target: Target | str,
-    request: Request,
+    request: Request | Sequence[Request],
     rate: float,
     duration_s: float,
     concurrency: int = 32,
@@ -775,6 +842,8 @@ def open_loop(
     now: Callable[[], float] = time.perf_counter,
 ) -> LoadResult:
     """Constant-rate load: request ``i`` is due at ``t0 + i / rate`` whatever the server does.
+
+    A sequence of requests (a replay) is sent in turn, from the first again after the last.
 
     Latency runs from the due time, so waiting for a free connection counts.
     ``concurrency`` bounds the requests in flight. Requests still waiting
@@ -1444,6 +1513,7 @@ class Plan:
     expect: dict[str, Any] = field(default_factory=dict)
     golden: dict[str, Any] | None = None
     golden_limit: int | None = None
+    replay: bytes | None = None  # load_replay's windows, sent in turn instead of the one synthetic window
 
 
 def run_benchmark(
@@ -1477,7 +1547,16 @@ def run_benchmark(
         k: body.get(k) for k in ("model_version", "model_sha256", "backend", "normalization_hash", "embedding_stamp")
     }
     if health["ok"]:
-        request = encode_request(golden["windows"][0] if golden else None, binary=plan.binary, path=plan.path)
+        load: Request | list[Request]
+        if plan.replay:
+            load = replay_requests(plan.replay, plan.binary, plan.path)
+            request = load[0]
+            report["load_windows"] = {"source": "replay", "windows": len(load)}
+        else:
+            request = encode_request(golden["windows"][0] if golden else None, binary=plan.binary, path=plan.path)
+            load = request
+            report["load_windows"] = {"source": "golden" if golden else "synthetic", "windows": 1}
+        say(f"load: {report['load_windows']['windows']} {report['load_windows']['source']} window(s)")
         probe = probe_embedding(target, request, plan.timeout_s)
         quality: dict[str, Any] = {
             "ok": probe["ok"],
@@ -1506,12 +1585,12 @@ def run_benchmark(
         with sampler:
             if plan.warmup_s > 0:
                 say(f"warm-up: {plan.warmup_s:g} s at concurrency {plan.concurrency} (not recorded)")
-                w = closed_loop(target, request, plan.concurrency, duration_s=plan.warmup_s, timeout_s=plan.timeout_s)
+                w = closed_loop(target, load, plan.concurrency, duration_s=plan.warmup_s, timeout_s=plan.timeout_s)
                 report["warmup"] = {"requests": w.requests, "failed": w.failed}
             say(f"closed loop: {plan.duration_s:g} s at concurrency {plan.concurrency}")
             phases["closed"] = closed_loop(
                 target,
-                request,
+                load,
                 plan.concurrency,
                 duration_s=plan.duration_s,
                 timeout_s=plan.timeout_s,
@@ -1522,7 +1601,7 @@ def run_benchmark(
                 say(f"open loop: {plan.duration_s:g} s at {plan.rate:g} req/s")
                 phases["open"] = open_loop(
                     target,
-                    request,
+                    load,
                     plan.rate,
                     plan.duration_s,
                     plan.open_concurrency,

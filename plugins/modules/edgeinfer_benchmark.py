@@ -87,6 +87,13 @@ options:
   golden_limit:
     description: Replay only the first N golden windows.
     type: int
+  replay:
+    description:
+      - Path on the managed host of a replay file, a capture of real traffic written by
+        C(model_tools capture --replay) (raw-unit windows, little-endian float32, 3600 bytes each).
+      - The load phases then send its windows in turn, one request each, instead of one synthetic
+        window (or the first golden window); the result's C(load_windows) says which.
+    type: path
   min_cosine:
     description: Lowest cosine between an answer and its golden reference embedding that passes.
     type: float
@@ -227,6 +234,11 @@ quality:
   description: The /encode probe, and the golden replay (C(windows), C(min_cosine), C(mean_cosine), C(below_min)).
   returned: when health passed
   type: dict
+load_windows:
+  description: What the load phases sent, C(source) (C(synthetic), C(golden) or C(replay)) and C(windows), the count.
+  returned: when health passed
+  type: dict
+  sample: {source: replay, windows: 1000}
 phases:
   description:
     - C(closed) and C(open) load phases, each with C(requests), C(failed), C(failures) by kind,
@@ -255,6 +267,7 @@ from ansible_collections.edgeinfer.deploy.plugins.module_utils._loadgen import (
     Targets,
     check_health,
     load_golden,
+    load_replay,
     run_benchmark,
     socket_sampler,
 )
@@ -281,6 +294,7 @@ ARGUMENT_SPEC = dict(
     expect_sha256=dict(type="str"),
     golden=dict(type="path"),
     golden_limit=dict(type="int"),
+    replay=dict(type="path"),
     min_cosine=dict(type="float", default=0.99),
     thresholds=dict(type="dict", default={}, options=THRESHOLDS, apply_defaults=True),
     skip_memory=dict(type="bool", default=False),
@@ -338,6 +352,12 @@ def main() -> None:
             golden = load_golden(p["golden"])
         except ValueError as exc:
             module.fail_json(msg=f"{exc}; give golden the path of the release's golden.json on this host", **result)
+    replay = None
+    if p["replay"]:
+        try:
+            replay = load_replay(p["replay"])
+        except ValueError as exc:
+            module.fail_json(msg=f"{exc}; give replay a file written by model_tools capture --replay", **result)
     th = p["thresholds"]
     targets = Targets(
         p95_ms=th["p95_ms"],
@@ -360,6 +380,7 @@ def main() -> None:
         expect={"model_version": p["expect_model_version"], "model_sha256": p["expect_sha256"]},
         golden=golden,
         golden_limit=p["golden_limit"],
+        replay=replay,
     )
     if module.check_mode:
         health = check_health(target, plan.expect, timeout_s=p["timeout"])
