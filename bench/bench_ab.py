@@ -43,7 +43,7 @@ from bench.bench_sidecar import (  # noqa: E402
     wrk,
 )
 from bench.speed import row  # noqa: E402
-from tests.sidecar.conftest import free_port, make_release, perturbed_onnx, point_current  # noqa: E402
+from testbed.sidecar import free_port, make_release, perturbed_onnx, point_current  # noqa: E402
 
 MAX_P99_RATIO = 1.2  # the serving model's p99 with the shadow on, as a multiple of it off
 # Other work on the 2-core machine stalls the server's core for up to a second or more, which is

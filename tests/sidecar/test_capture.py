@@ -16,8 +16,7 @@ from edgeinfer_contract import ModelConfig
 from sidecar.capture import Reservoir
 from sidecar.config import ConfigError, Settings
 from sidecar.metrics import CaptureMetrics
-
-from .conftest import Server, normalize, raw_windows
+from testbed.sidecar import Server, normalize, raw_windows
 
 TOKEN = {"Authorization": "Bearer test-admin-token"}
 

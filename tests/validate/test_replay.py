@@ -20,7 +20,7 @@ import pytest
 import requests
 
 from edgeinfer_contract import GoldenSet, ModelConfig
-from tests.sidecar.conftest import Server, make_release, point_current, raw_windows, start_server, stop_server
+from testbed.sidecar import Server, make_release, point_current, raw_windows, start_server, stop_server
 
 from .test_module import adhoc
 
