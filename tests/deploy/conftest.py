@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from edgeinfer_contract import Manifest
-from tests.ansible_run import REPO, PlaybookRun, playbook_command, run_playbook
+from tests.ansible_run import REPO, PlaybookRun, local_python, playbook_command, run_playbook
 
 IMAGE = "edgeinfer/sidecar:0.1.0"
 
@@ -157,7 +157,7 @@ def bench_signing_key(artifacts: Path) -> Path:
 def gpusrv_inventory(tmp: Path) -> Path:
     """GPUSRV as this machine (gpusrv-local), in an inventory file of its own."""
     gpusrv = tmp / "gpusrv.yml"
-    host = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+    host = {"ansible_connection": "local", "ansible_python_interpreter": local_python()}
     gpusrv.write_text(yaml.safe_dump({"all": {"children": {"gpusrv": {"hosts": {"gpusrv-local": host}}}}}))
     return gpusrv
 
