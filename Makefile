@@ -24,12 +24,13 @@ REPORTS := build/test-reports
 UNIT := -m "not docker and not fleet" -n 2
 INTEGRATION := -m "docker or fleet" -n 2 --dist loadfile
 
-.PHONY: help setup bootstrap venv test test-quick speed soak lint lint-full sanity changelog pytest pytest-unit pytest-integration molecule collection demo bench bench-sidecar monitoring ee constraints durations clean
+.PHONY: help setup bootstrap venv test test-quick test-cores speed soak lint lint-full sanity changelog pytest pytest-unit pytest-integration molecule collection demo bench bench-sidecar monitoring ee constraints durations clean
 
 help:
 	@echo "make demo     set up this machine, then deploy the default model locally (port 9000)"
 	@echo "make test     set up, then run every test (lint, unit, integration, molecule); prints each stage's time"
 	@echo "make test-quick   lint and the unit tier only (no Docker, no sshd): the inner loop"
+	@echo "make test-cores   the rollout strategy's and filters' tests and one deploy on each supported ansible-core"
 	@echo "make setup    bench prerequisites (Docker, compose, sshd, base image) + .venv"
 	@echo "make bench    the benchmark suite; writes docs/benchmarks.md"
 	@echo "make soak     10 minutes of mixed good and bad requests with hot reloads (bench/soak.py)"
@@ -65,6 +66,14 @@ test:
 test-quick: venv
 	@bash scripts/stages.sh lint pytest-unit
 	@echo "make test-quick: all passed"
+
+# The supported ansible-core releases (meta/runtime.yml, constraints-cores.txt), each as the controller
+# of the rollout strategy's tests, the rollout filters' and one deploy to a loopback edge: the dev set's
+# release from .venv, the later ones from the controller image (scripts/test_cores.sh, which builds it
+# once: scripts/controller_image.sh). Ends with a table of the rows. CORES=2.21 runs one row.
+CORES ?=
+test-cores: venv
+	PY=$(abspath $(PY)) bash scripts/test_cores.sh $(CORES)
 
 speed: venv
 	$(PY) bench/speed.py
