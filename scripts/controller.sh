@@ -28,7 +28,11 @@ shift 2
 image="${EDGEINFER_CONTROLLER_IMAGE:-$(bash "$HERE/controller_image.sh" --tag)}"
 docker image inspect "$image" >/dev/null 2>&1 || die "no image $image: build it with scripts/controller_image.sh"
 
-mounts=(-v /:/host -v "$REPO:$REPO" -v /tmp:/tmp)
+[ "$(id -u)" -eq 0 ] || die "runs as root: the hosts that are this machine run their modules under chroot"
+# The modules' temporary directory is root's own on both sides, so a module that the controller
+# writes there for a host that is this machine is where that host's Python looks.
+mkdir -p /root/.ansible/tmp
+mounts=(-v /:/host -v "$REPO:$REPO" -v /tmp:/tmp -v /root/.ansible/tmp:/root/.ansible/tmp)
 [ "$PWD" = "$REPO" ] || mounts+=(-v "$PWD:$PWD")
 shared="${EDGEINFER_SHARED:-$(dirname "$REPO")/shared}"
 [ -d "$shared" ] && mounts+=(-v "$(cd "$shared" && pwd -P):$shared:ro")

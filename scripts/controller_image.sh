@@ -11,8 +11,13 @@
 # index configuration), for CPython 3.13 on x86_64 glibc, and installed in the root filesystem
 # from that directory with no index: no certificate, resolver or pip configuration of the build
 # machine ends up in the image. The collections the playbooks and tests use beside ansible-core
-# (community.docker, community.general and community.docker's dependency) are copied from the dev
-# set (.venv), so only ansible-core differs between the rows of the matrix.
+# (community.docker, community.general and community.docker's dependency; ansible.posix, where the
+# json callback that ansible-core redirects to lives) are copied from the dev set (.venv), so only
+# ansible-core differs between the rows of the matrix.
+#
+# /usr/local/bin/host-python runs the Python that EDGEINFER_HOST_PYTHON names on the machine
+# the container runs on, whose root scripts/controller.sh mounts at /host: the interpreter of the
+# hosts that the tests declare as this machine (ansible_connection: local).
 #
 # Built once per content key: the tag is edgeinfer/controller:trixie-<key>, the sha256 of this
 # script, the two pin files and the collections' MANIFEST.json; a present image of that tag is
@@ -29,7 +34,7 @@ DEBIAN_MIRROR="${EDGEINFER_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 STATE_DIR="${EDGEINFER_STATE_DIR:-/var/lib/edgeinfer-bench}"
 DEV_PY="${EDGEINFER_DEV_PYTHON:-$REPO/.venv/bin/python}"
 CORES="$REPO/constraints-cores.txt"
-COLLECTIONS=(community.docker community.general community.library_inventory_filtering_v1)
+COLLECTIONS=(ansible.posix community.docker community.general community.library_inventory_filtering_v1)
 
 say() { printf 'controller-image: %s\n' "$*" >&2; }
 die() { printf 'controller-image: error: %s\n' "$*" >&2; exit 1; }
@@ -98,6 +103,12 @@ for c in "${COLLECTIONS[@]}"; do
   mkdir -p "$work/root/opt/collections/ansible_collections/${c%%.*}"
   cp -a "$collections_root/${c%%.*}/${c#*.}" "$work/root/opt/collections/ansible_collections/${c%%.*}/"
 done
+cat >"$work/root/usr/local/bin/host-python" <<'PYEOF'
+#!/bin/sh
+# This machine's Python, run on its own root (mounted at /host): EDGEINFER_HOST_PYTHON names it.
+exec chroot /host "${EDGEINFER_HOST_PYTHON:?EDGEINFER_HOST_PYTHON: the Python on the host to run}" "$@"
+PYEOF
+chmod 0755 "$work/root/usr/local/bin/host-python"
 # No build-time state in the image.
 rm -rf "$work"/root/tmp/wheels "$work"/root/root/.cache "$work"/root/var/lib/apt/lists/* "$work"/root/var/cache/apt/* \
        "$work"/root/usr/share/doc/* "$work"/root/usr/share/man/* "$work"/root/usr/share/locale/* "$work"/root/var/log/*

@@ -42,7 +42,7 @@ for m in "${rows[@]}"; do
     controller="" local_python="" where="dev set (.venv)"
   else
     grep -qE "^ansible-core==$m\.[0-9]+$" constraints-cores.txt || { echo "test-cores: $m is not in constraints-cores.txt" >&2; exit 2; }
-    controller="scripts/controller.sh $m" local_python="chroot /host $PY" where="controller image"
+    controller="scripts/controller.sh $m" local_python=/usr/local/bin/host-python where="controller image"
   fi
   # The release that actually runs, as the controller reports it.
   version=$(EDGEINFER_CONTROLLER="$controller" "$PY" -c \
@@ -50,7 +50,7 @@ for m in "${rows[@]}"; do
     2>/dev/null || echo "?")
   echo "== ansible-core $version ($where)"
   t0=$(date +%s)
-  EDGEINFER_CONTROLLER="$controller" EDGEINFER_LOCAL_PYTHON="$local_python" \
+  EDGEINFER_CONTROLLER="$controller" EDGEINFER_LOCAL_PYTHON="$local_python" EDGEINFER_HOST_PYTHON="$PY" \
     "$PY" -m pytest -ra --basetemp="build/pytest-cores-$m" --junitxml="$REPORTS/cores-$m.xml" "${TESTS[@]}"
   rc=$?
   s=$(($(date +%s) - t0))
