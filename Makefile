@@ -1,6 +1,6 @@
 # One way to run everything, the same in CI and by hand.
 #   make demo    set up, then deploy to the embedded default (this machine)
-#   make test    set up, then every test: lint, unit, integration, molecule (budget: 25 minutes)
+#   make test    set up, then every test: lint, unit, integration, the later ansible-cores, molecule (budget: 25 minutes)
 #   make test-quick   lint and the unit tier (no Docker, no sshd), in parallel: before each commit
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -24,7 +24,7 @@ REPORTS := build/test-reports
 UNIT := -m "not docker and not fleet" -n 2
 INTEGRATION := -m "docker or fleet" -n 2 --dist loadfile
 
-.PHONY: help setup bootstrap venv test test-quick test-cores speed soak lint lint-full sanity changelog pytest pytest-unit pytest-integration molecule collection demo bench bench-sidecar monitoring ee constraints durations clean
+.PHONY: help setup bootstrap venv test test-quick test-cores cores speed soak lint lint-full sanity changelog pytest pytest-unit pytest-integration molecule collection demo bench bench-sidecar monitoring ee constraints durations clean
 
 help:
 	@echo "make demo     set up this machine, then deploy the default model locally (port 9000)"
@@ -60,7 +60,7 @@ constraints: venv
 # Each stage's wall time is printed at the end (scripts/stages.sh); the first stage after
 # setup prints this machine's speed, so a log says how fast its day was (docs/testing.md).
 test:
-	@bash scripts/stages.sh setup speed lint collection pytest-unit pytest-integration molecule
+	@bash scripts/stages.sh setup speed lint collection pytest-unit pytest-integration cores molecule
 	@echo "make test: all passed"
 
 test-quick: venv
@@ -74,6 +74,11 @@ test-quick: venv
 CORES ?=
 test-cores: venv
 	PY=$(abspath $(PY)) bash scripts/test_cores.sh $(CORES)
+
+# make test's slice of the matrix: the rows of the releases after the dev set's (whose row the
+# other stages cover), image build included.
+cores: venv
+	PY=$(abspath $(PY)) bash scripts/test_cores.sh $$(sed -nE 's/^ansible-core==([0-9]+\.[0-9]+)\.[0-9]+$$/\1/p' constraints-cores.txt)
 
 speed: venv
 	$(PY) bench/speed.py
