@@ -1,6 +1,6 @@
 # One way to run everything, the same in CI and by hand.
 #   make demo    set up, then deploy to the embedded default (this machine)
-#   make test    set up, then every test: lint, unit, integration, molecule (budget: 25 minutes)
+#   make test    set up, then every test: lint, unit, integration, the later ansible-cores, molecule (budget: 25 minutes)
 #   make test-quick   lint and the unit tier (no Docker, no sshd), in parallel: before each commit
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -24,12 +24,13 @@ REPORTS := build/test-reports
 UNIT := -m "not docker and not fleet" -n 2
 INTEGRATION := -m "docker or fleet" -n 2 --dist loadfile
 
-.PHONY: help setup bootstrap venv test test-quick speed soak lint lint-full sanity changelog pytest pytest-unit pytest-integration molecule collection demo bench bench-sidecar bench-ab monitoring ee constraints durations clean
+.PHONY: help setup bootstrap venv test test-quick test-cores cores speed soak lint lint-full sanity changelog pytest pytest-unit pytest-integration molecule collection demo bench bench-sidecar bench-ab monitoring ee constraints durations clean
 
 help:
 	@echo "make demo     set up this machine, then deploy the default model locally (port 9000)"
 	@echo "make test     set up, then run every test (lint, unit, integration, molecule); prints each stage's time"
 	@echo "make test-quick   lint and the unit tier only (no Docker, no sshd): the inner loop"
+	@echo "make test-cores   the rollout strategy's and filters' tests and one deploy on each supported ansible-core"
 	@echo "make setup    bench prerequisites (Docker, compose, sshd, base image) + .venv"
 	@echo "make bench    the benchmark suite; writes docs/benchmarks.md"
 	@echo "make soak     10 minutes of mixed good and bad requests with hot reloads (bench/soak.py)"
@@ -59,12 +60,25 @@ constraints: venv
 # Each stage's wall time is printed at the end (scripts/stages.sh); the first stage after
 # setup prints this machine's speed, so a log says how fast its day was (docs/testing.md).
 test:
-	@bash scripts/stages.sh setup speed lint collection pytest-unit pytest-integration molecule
+	@bash scripts/stages.sh setup speed lint collection pytest-unit pytest-integration cores molecule
 	@echo "make test: all passed"
 
 test-quick: venv
 	@bash scripts/stages.sh lint pytest-unit
 	@echo "make test-quick: all passed"
+
+# The supported ansible-core releases (meta/runtime.yml, constraints-cores.txt), each as the controller
+# of the rollout strategy's tests, the rollout filters' and one deploy to a loopback edge: the dev set's
+# release from .venv, the later ones from the controller image (scripts/test_cores.sh, which builds it
+# once: scripts/controller_image.sh). Ends with a table of the rows. CORES=2.21 runs one row.
+CORES ?=
+test-cores: venv
+	PY=$(abspath $(PY)) bash scripts/test_cores.sh $(CORES)
+
+# make test's slice of the matrix: the rows of the releases after the dev set's (whose row the
+# other stages cover), image build included.
+cores: venv
+	PY=$(abspath $(PY)) bash scripts/test_cores.sh $$(sed -nE 's/^ansible-core==([0-9]+\.[0-9]+)\.[0-9]+$$/\1/p' constraints-cores.txt)
 
 speed: venv
 	$(PY) bench/speed.py

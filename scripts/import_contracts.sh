@@ -13,4 +13,4 @@ rm -rf build/imports
 mkdir -p "$dest"
 cp -rL plugins "$dest/plugins"
 find "$dest" -name __pycache__ -prune -exec rm -rf {} +
-PYTHONPATH="$PWD/build/imports:$PWD" exec "$BIN/lint-imports" --config .importlinter --no-cache
+PYTHONPATH="$PWD/build/imports:$PWD" exec "$BIN/lint-imports" --no-cache .importlinter

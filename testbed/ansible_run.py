@@ -1,9 +1,17 @@
-"""Run real ansible-playbook from the repository root and read its results (json callback)."""
+"""Run real ansible-playbook from the repository root and read its results (json callback).
+
+The controller is this environment's ansible-core (the dev set's), unless EDGEINFER_CONTROLLER
+names another: a command that runs a tool of another ansible-core given its name and arguments
+(`make test-cores` sets it to `scripts/controller.sh 2.21`, that release in the controller image).
+The hosts that the tests declare as this machine (``ansible_connection: local``) then run their
+modules with EDGEINFER_LOCAL_PYTHON, which reaches this machine's Python from that controller.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -14,6 +22,18 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+
+
+def ansible_command(tool: str) -> list[str]:
+    """The command line that runs an ansible-core tool (ansible-playbook, ansible-doc) as the controller."""
+    controller = os.environ.get("EDGEINFER_CONTROLLER", "").strip()
+    return [*shlex.split(controller), tool] if controller else [str(BIN / tool)]
+
+
+def local_python() -> str:
+    """The ansible_python_interpreter of a host that is this machine (ansible_connection: local):
+    this Python, with whatever packages the tests have (model_tools for GPUSRV's build)."""
+    return os.environ.get("EDGEINFER_LOCAL_PYTHON", "").strip() or sys.executable
 
 
 @dataclass
@@ -79,7 +99,7 @@ def playbook_command(
         path = tmp_path / f"play-{os.urandom(3).hex()}.yml"
         path.write_text(yaml.safe_dump(playbook, sort_keys=False))
         playbook = path
-    cmd = [str(BIN / "ansible-playbook"), str(playbook)]
+    cmd = [*ansible_command("ansible-playbook"), str(playbook)]
     if inventory:
         cmd += ["-i", str(inventory)]
     if extra_vars:

@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from edgeinfer_contract import Manifest
-from testbed.ansible_run import REPO, PlaybookRun, playbook_command, run_playbook
+from testbed.ansible_run import REPO, PlaybookRun, local_python, playbook_command, run_playbook
 
 IMAGE = "edgeinfer/sidecar:0.1.0"
 
@@ -113,7 +113,7 @@ def bench_signing_key(artifacts: Path) -> Path:
 def gpusrv_inventory(tmp: Path) -> Path:
     """GPUSRV as this machine (gpusrv-local), in an inventory file of its own."""
     gpusrv = tmp / "gpusrv.yml"
-    host = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+    host = {"ansible_connection": "local", "ansible_python_interpreter": local_python()}
     gpusrv.write_text(yaml.safe_dump({"all": {"children": {"gpusrv": {"hosts": {"gpusrv-local": host}}}}}))
     return gpusrv
 

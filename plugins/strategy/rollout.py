@@ -35,8 +35,10 @@ description:
   - Hosts that were unreachable before the batch started are left as they were.
 author: EdgeInfer deploy team (@edgeinfer)
 notes:
-  - Uses the linear strategy's internals of ansible-core 2.19 (the unreachable hosts of the task
-    queue manager); the fault matrix of the project (C(tests/faults)) checks it on every change.
+  - Uses the linear strategy's internals (the unreachable hosts of the task queue manager, the task
+    results it processes), which differ between ansible-core releases; it reads both forms that
+    the supported releases have (2.19 and 2.20, then 2.21). The fault matrix of the project
+    (C(tests/faults)) checks it on every change, and C(make test-cores) on each supported release.
 """
 
 from ansible.plugins.strategy.linear import StrategyModule as LinearStrategyModule  # noqa: E402
@@ -53,11 +55,9 @@ class StrategyModule(LinearStrategyModule):
     def _process_pending_results(self, iterator, one_pass=False, max_passes=None):
         results = super()._process_pending_results(iterator, one_pass=one_pass, max_passes=max_passes)
         for res in results:
-            if res.is_unreachable() and not res.task.ignore_unreachable:
-                self._edgeinfer_lost.setdefault(
-                    res.host.name,
-                    {"task": res.task_name, "msg": str(res._return_data.get("msg", "")).strip()},
-                )
+            lost = _lost(res)
+            if lost is not None:
+                self._edgeinfer_lost.setdefault(res.host.name, lost)
         return results
 
     def run(self, iterator, play_context):
@@ -77,3 +77,17 @@ class StrategyModule(LinearStrategyModule):
         if lost and result == self._tqm.RUN_UNREACHABLE_HOSTS and not unreachable:
             result = self._tqm.RUN_FAILED_HOSTS
         return result
+
+
+def _lost(res) -> dict[str, str] | None:
+    """The task and the connection error of a result that left its host unreachable (None for
+    any other result), from either form of the linear strategy's task results: ansible-core 2.21's
+    HostTaskResult (the outcome in ``utr``), or 2.19's and 2.20's _RawTaskResult."""
+    utr = getattr(res, "utr", None)
+    if utr is not None:
+        if not utr.unreachable or utr.ignore_unreachable:
+            return None
+        return {"task": str(res.task.name or "") or res.task.get_name(), "msg": str(utr.msg or "").strip()}
+    if not res.is_unreachable() or res.task.ignore_unreachable:
+        return None
+    return {"task": res.task_name, "msg": str(res._return_data.get("msg", "")).strip()}

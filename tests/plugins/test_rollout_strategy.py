@@ -11,10 +11,11 @@ import json
 import os
 import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from testbed.ansible_run import ansible_command, local_python
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -63,14 +64,14 @@ def run(tmp_path: Path, strategy: str) -> tuple[subprocess.CompletedProcess, dic
             {
                 "fleet": {
                     "hosts": {
-                        "edge-a": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable},
+                        "edge-a": {"ansible_connection": "local", "ansible_python_interpreter": local_python()},
                         "edge-b": {
                             "ansible_connection": "ssh",
                             "ansible_host": "127.0.0.1",
                             "ansible_port": closed_port(),
                             "ansible_user": "nobody",
                         },
-                        "edge-c": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable},
+                        "edge-c": {"ansible_connection": "local", "ansible_python_interpreter": local_python()},
                     }
                 }
             }
@@ -78,7 +79,7 @@ def run(tmp_path: Path, strategy: str) -> tuple[subprocess.CompletedProcess, dic
     )
     env = dict(os.environ, ANSIBLE_TIMEOUT="5", ANSIBLE_HOST_KEY_CHECKING="False")
     proc = subprocess.run(
-        [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inventory), str(play)],
+        [*ansible_command("ansible-playbook"), "-i", str(inventory), str(play)],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -119,7 +120,7 @@ def test_under_linear_the_same_loss_ends_the_run(tmp: Path) -> None:
 
 def test_the_strategy_documents_itself_for_ansible_doc() -> None:
     proc = subprocess.run(
-        [str(Path(sys.executable).parent / "ansible-doc"), "-t", "strategy", "--json", "edgeinfer.deploy.rollout"],
+        [*ansible_command("ansible-doc"), "-t", "strategy", "--json", "edgeinfer.deploy.rollout"],
         cwd=ROOT,
         capture_output=True,
         text=True,
