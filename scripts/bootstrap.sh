@@ -93,8 +93,11 @@ if ! docker info >/dev/null 2>&1; then
   else
     mkdir -p "$STATE_DIR"
     say "no init system runs docker: starting dockerd in the background (log: $DOCKERD_LOG)"
-    # setsid: dockerd outlives this script and the shell that ran it.
-    setsid dockerd >"$DOCKERD_LOG" 2>&1 < /dev/null &
+    # setsid: dockerd outlives this script and the shell that ran it. It keeps no descriptor of
+    # theirs: one inherited from a caller (a `flock` lock, a pipe a CI runner reads to its end)
+    # would be held as long as dockerd runs.
+    setsid bash -c 'for fd in /proc/$$/fd/*; do n=${fd##*/}; [ "$n" -gt 2 ] && eval "exec $n>&-"; done 2>/dev/null
+                    exec dockerd' >"$DOCKERD_LOG" 2>&1 < /dev/null &
     echo $! >"$STATE_DIR/dockerd.pid"
   fi
   for _ in $(seq 1 60); do
