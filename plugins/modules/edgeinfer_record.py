@@ -41,7 +41,7 @@ options:
     required: true
   files:
     description:
-      - File name (no directory part) to its contents, for example C({"20261205T101500Z-abc123.json": "..."}).
+      - Each file's name (no directory part), mapped to its contents as text.
     type: dict
     required: true
   mode:
