@@ -16,7 +16,7 @@ description:
   - Writes each entry of O(files) as C(<dir>/<name>), creating O(dir) (and its parents, mode C(0755)) when it is
     missing. Each file is written to a temporary file beside it, synced, then renamed over the name, so a reader
     never sees half of a record.
-  - Runs on the controller itself, whatever host the task names, in the process that runs the task: a deploy's
+  - Runs on the controller itself, whatever host the task names, in the process that runs the task, so a deploy's
     records (C(records/<edge>/<deploy id>.json), the deployment log, the fleet summary) cost no module transfer.
   - A record changes nothing that an edge serves, so the result is never C(changed); RV(written) lists the files.
 author:
