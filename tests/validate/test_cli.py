@@ -125,6 +125,6 @@ def test_help_documents_the_exit_codes():
 
 def test_cli_and_module_share_one_engine(repo_root):
     """The CLI measures with edgeinfer_load; the module's _load is the same files, linked."""
-    assert cli.ENGINE == str(repo_root / "edgeinfer_load")
+    assert str(repo_root / "edgeinfer_load") == cli.ENGINE
     links = sorted((repo_root / "plugins" / "module_utils" / "_load").glob("*.py"))
     assert links and all(p.resolve().parent == repo_root / "edgeinfer_load" for p in links)
