@@ -185,7 +185,7 @@ ROUTES = {"binary": "/encode", "json": "/encode", "infer": "/infer"}
 
 OPEN_LOOP = """
 import json, sys
-from edgeinfer_validate import loadgen as lg
+import edgeinfer_load as lg
 port, kind, rate, seconds = int(sys.argv[1]), sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
 req = lg.Request("GET", "/") if kind == "plain" else lg.encode_request(binary=kind == "binary")
 r = lg.open_loop(lg.Target("127.0.0.1", port), req, rate, seconds, concurrency=16)
@@ -228,7 +228,7 @@ def pinned() -> bool:
 
 
 def constant_rate(port: int, kind: str, rate: float = 250, seconds: float = 10) -> dict[str, float]:
-    """Open loop through the project's calibrated load engine (edgeinfer_validate.loadgen; its
+    """Open loop through the project's calibrated load engine (edgeinfer_load; its
     accuracy is the "Measuring instrument" section), in a process of its own on LOAD_CPU:
     request i is due at t0 + i/rate, and latency counts from that due time."""
     cmd = [sys.executable, "-c", OPEN_LOOP, str(port), kind, str(rate), str(seconds)]

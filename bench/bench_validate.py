@@ -44,8 +44,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+import edgeinfer_load as lg  # noqa: E402
 from bench import witness  # noqa: E402
-from edgeinfer_validate import loadgen as lg  # noqa: E402
 
 SHARED = Path(os.environ.get("EDGEINFER_SHARED", REPO.parent / "shared"))
 ORIGIN = SHARED / "fixtures" / "origin-v72pct"
@@ -257,7 +257,7 @@ def agreement(target: lg.Target, connections: int, seconds: float, rounds: int =
 
 ENGINE_RUN = """
 import json, sys
-from edgeinfer_validate import loadgen as lg
+import edgeinfer_load as lg
 port, conns, seconds, body = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
 window = json.load(open(body))
 res = lg.closed_loop(lg.Target("127.0.0.1", port), lg.encode_request(window, binary=True), conns, duration_s=seconds)

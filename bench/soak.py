@@ -28,7 +28,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from edgeinfer_validate import loadgen as lg  # noqa: E402
+import edgeinfer_load as lg  # noqa: E402
 from testbed.sidecar import make_release, point_current, start_server, stop_server  # noqa: E402
 
 SHARED = Path(os.environ.get("EDGEINFER_SHARED", REPO.parent / "shared"))

@@ -22,8 +22,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import loadgen as lg
-from . import loadgen_path
+import edgeinfer_load as lg
+
 from .resources import resource_sampler
 
 # Exit status: 0 when every check passed; otherwise the sum of the bits of the
@@ -32,6 +32,8 @@ from .resources import resource_sampler
 EXIT_BITS = {"health": 4, "latency": 8, "throughput": 16, "success": 32, "quality": 64, "memory": 128}
 EXIT_ERROR = 1
 EXIT_USAGE = 2
+# The load engine a report was measured with (the edgeinfer_load package of this checkout or install).
+ENGINE = str(Path(lg.__file__).resolve().parent)
 
 EPILOG = """\
 exit status:
@@ -218,7 +220,7 @@ def _usage_problems(a: argparse.Namespace, s: dict[str, Any]) -> list[str]:
 
 def run(a: argparse.Namespace, progress: Progress) -> tuple[dict[str, Any], dict[str, lg.LoadResult]]:
     s = _settings(a)
-    targets = lg.Targets(
+    thresholds = lg.Thresholds(
         p95_ms=a.p95_ms,
         min_rps=a.min_rps,
         min_success_rate=a.min_success,
@@ -237,7 +239,7 @@ def run(a: argparse.Namespace, progress: Progress) -> tuple[dict[str, Any], dict
         timeout_s=a.timeout,
         wait_s=a.wait,
         expect={"model_version": a.expect_model_version, "model_sha256": a.expect_sha256},
-        golden=lg.load_golden(a.golden) if a.golden else None,  # ValueError: reported by main as a usage error
+        golden=lg.GoldenSet.load(a.golden) if a.golden else None,  # ValueError: reported by main as a usage error
         golden_limit=s["golden_limit"],
         replay=lg.load_replay(a.replay) if a.replay else None,  # ValueError: reported by main as a usage error
     )
@@ -253,10 +255,10 @@ def run(a: argparse.Namespace, progress: Progress) -> tuple[dict[str, Any], dict
             "python": platform.python_version(),
             "cpus": os.cpu_count(),
         },
-        "engine": loadgen_path,
+        "engine": ENGINE,
     }
     sampler = resource_sampler(a, _is_loopback(a.host))
-    body, phases = lg.run_benchmark(plan, targets, sampler, progress.say, progress, progress.end)
+    body, phases = lg.run_benchmark(plan, thresholds, sampler, progress.say, progress, progress.end)
     report = {**head, **body}
     report["exit_code"] = sum(EXIT_BITS[c["name"]] for c in report["checks"] if c["status"] == "failed")
     report["elapsed_s"] = round(time.time() - started, 2)

@@ -11,7 +11,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from . import loadgen as lg
+import edgeinfer_load as lg
 
 PLOTS = ("latency_over_time.png", "percentiles.png", "throughput.png")
 

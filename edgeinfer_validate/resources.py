@@ -10,7 +10,7 @@ import argparse
 import os
 import subprocess
 
-from . import loadgen as lg
+import edgeinfer_load as lg
 
 
 def _ssh_find(host: str, service: str, project: str | None) -> str:

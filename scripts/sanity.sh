@@ -12,8 +12,9 @@
 # collection has them) into build/sanity/, which gets a git repository of its own.
 #
 # The Python packages beside the collection (sidecar/, model_tools/, edgeinfer_contract/,
-# edgeinfer_validate/, bench/, tests/, scripts/) are linted by ruff; edgeinfer_contract is
-# also part of the content here, as plugins/module_utils/_contract/ (a link to each of its files).
+# edgeinfer_load/, edgeinfer_validate/, bench/, tests/, scripts/) are linted by ruff;
+# edgeinfer_contract and edgeinfer_load are also part of the content here, as
+# plugins/module_utils/_contract/ and _load/ (a link to each of their files).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

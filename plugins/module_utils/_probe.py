@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The deploy's gates on a running sidecar: health of the expected model, then the golden set.
 
-A thin layer over _loadgen, the one engine behind the benchmark gate and
+A thin layer over _load (the package edgeinfer_load), the one engine behind the benchmark gate and
 edgeinfer-validate: the same /healthz judgement, the same golden replay, the
 same clock. What it adds is the embedding-stamp check and the shape of the
 result the probe module returns. Standard library only: it runs on the edge.
@@ -17,11 +17,11 @@ from ansible.module_utils.urls import ConnectionError as UrlConnectionError
 from ansible.module_utils.urls import open_url
 
 from ansible_collections.edgeinfer.deploy.plugins.module_utils._contract import GoldenSet
-from ansible_collections.edgeinfer.deploy.plugins.module_utils._loadgen import (
+from ansible_collections.edgeinfer.deploy.plugins.module_utils._load import (
     Target,
     check_health,
 )
-from ansible_collections.edgeinfer.deploy.plugins.module_utils._loadgen import (
+from ansible_collections.edgeinfer.deploy.plugins.module_utils._load import (
     golden_replay as _golden_replay,
 )
 

@@ -10,7 +10,8 @@ short_description: Load-test an EdgeInfer sidecar on the managed host and gate o
 version_added: "0.1.0"
 description:
   - Runs on the edge itself against the sidecar's HTTP API, with the same load engine as the
-    C(edgeinfer-validate) command (C(plugins/module_utils/_loadgen.py), standard library only).
+    C(edgeinfer-validate) command (the package C(edgeinfer_load), shipped as C(plugins/module_utils/_load/);
+    standard library only).
   - "Phases: C(GET /healthz) (200 and the expected model), one C(/encode) answer checked for 64 finite
     values, the golden set replayed when O(golden) is given (cosine against the reference embeddings),
     a warm-up, a closed loop at O(concurrency) (maximum throughput), and an open loop at a constant
@@ -260,13 +261,13 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.edgeinfer.deploy.plugins.module_utils._loadgen import (
+from ansible_collections.edgeinfer.deploy.plugins.module_utils._load import (
+    GoldenSet,
     Plan,
     ResourceSampler,
     Target,
-    Targets,
+    Thresholds,
     check_health,
-    load_golden,
     load_replay,
     run_benchmark,
     socket_sampler,
@@ -349,7 +350,7 @@ def main() -> None:
     golden = None
     if p["golden"]:
         try:
-            golden = load_golden(p["golden"])
+            golden = GoldenSet.load(p["golden"])
         except ValueError as exc:
             module.fail_json(msg=f"{exc}; give golden the path of the release's golden.json on this host", **result)
     replay = None
@@ -359,7 +360,7 @@ def main() -> None:
         except ValueError as exc:
             module.fail_json(msg=f"{exc}; give replay a file written by model_tools capture --replay", **result)
     th = p["thresholds"]
-    targets = Targets(
+    thresholds = Thresholds(
         p95_ms=th["p95_ms"],
         min_rps=th["min_rps"],
         min_success_rate=th["min_success_rate"],
@@ -392,10 +393,10 @@ def main() -> None:
         )
         module.exit_json(**result)
     started = time.monotonic()
-    report = run_benchmark(plan, targets, _sampler(p))[0]
+    report = run_benchmark(plan, thresholds, _sampler(p))[0]
     report.pop("targets", None)
     result.update(report)
-    result["thresholds"] = dict(targets.__dict__)
+    result["thresholds"] = dict(thresholds.__dict__)
     result["duration"] = round(time.monotonic() - started, 3)
     if not result["passed"] and p["fail_on_threshold"]:
         missed = "; ".join(

@@ -95,3 +95,45 @@ def test_the_design_commands_run_from_the_repository_root(playbook: str) -> None
     )
     # The same plays and tasks, whichever path names them (the first line names the file).
     assert proc.stdout.splitlines()[2:] == direct.stdout.splitlines()[2:] and "play #1" in proc.stdout, proc.stdout
+
+
+def test_the_installed_benchmark_module_runs_on_an_edge_python_that_has_only_its_payload(
+    installed: Path, tmp_path: Path
+) -> None:
+    """The load engine reaches an edge only in the module's payload (module_utils/_load and _contract):
+    a system Python with none of the project's packages, in a directory outside the repository, runs
+    the installed edgeinfer_benchmark against a calibration server and measures."""
+    from tests.validate.conftest import Server
+
+    engine = installed / "ansible_collections" / "edgeinfer" / "deploy" / "plugins" / "module_utils" / "_load"
+    assert {p.name for p in engine.glob("*.py")} == {p.name for p in (REPO / "edgeinfer_load").glob("*.py")}
+    edge_python = "/usr/bin/python3"
+    for package in ("edgeinfer_load", "edgeinfer_contract"):
+        bare = subprocess.run([edge_python, "-I", "-c", f"import {package}"], capture_output=True, check=False)
+        assert bare.returncode != 0, f"the edge Python has {package} of its own: this test would prove nothing"
+    server = Server([])
+    try:
+        proc = run(
+            [
+                str(BIN / "ansible"),
+                "localhost",
+                "-c",
+                "local",
+                "-e",
+                f"ansible_python_interpreter={edge_python}",
+                "-m",
+                "edgeinfer.deploy.edgeinfer_benchmark",
+                "-a",
+                f"url={server.url} duration=1 warmup=0 rate=50 concurrency=2 skip_memory=true",
+            ],
+            tmp_path,
+            ANSIBLE_COLLECTIONS_PATH=str(installed),
+            ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
+            ANSIBLE_STDOUT_CALLBACK="json",
+        )
+    finally:
+        server.stop()
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    result = json.loads(proc.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]
+    assert result["passed"] is True and result["phases"]["open"]["intended"] == 50, result
+    assert result["health"]["model"]["model_version"] == "calibration", result

@@ -1,5 +1,5 @@
 """Pure parts of the probe gate, without a network: the embedding-stamp judgement
-(the /healthz judgement and the clock are _loadgen's, tested in tests/validate)."""
+(the /healthz judgement and the clock are edgeinfer_load's, tested in tests/unit/load)."""
 
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from edgeinfer_validate import loadgen as lg
+import edgeinfer_load as lg
 
 
 class Server:

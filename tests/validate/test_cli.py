@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
+import edgeinfer_load as lg
 from edgeinfer_validate import cli
-from edgeinfer_validate import loadgen as lg
 
 SHORT = ["--duration", "1", "--warmup", "0", "--no-progress"]
 
@@ -123,7 +123,8 @@ def test_help_documents_the_exit_codes():
         assert f"{bit} {name}" in proc.stdout.replace("   ", " ").replace("  ", " ")
 
 
-def test_cli_and_module_share_one_engine_file(repo_root):
-    from edgeinfer_validate import loadgen_path
-
-    assert loadgen_path == str(repo_root / "plugins" / "module_utils" / "_loadgen.py")
+def test_cli_and_module_share_one_engine(repo_root):
+    """The CLI measures with edgeinfer_load; the module's _load is the same files, linked."""
+    assert str(repo_root / "edgeinfer_load") == cli.ENGINE
+    links = sorted((repo_root / "plugins" / "module_utils" / "_load").glob("*.py"))
+    assert links and all(p.resolve().parent == repo_root / "edgeinfer_load" for p in links)

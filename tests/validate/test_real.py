@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from edgeinfer_validate import loadgen as lg
+import edgeinfer_load as lg
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -6,7 +6,7 @@ import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from edgeinfer_validate import loadgen as lg
+import edgeinfer_load as lg
 
 
 class NonFinite(BaseHTTPRequestHandler):

@@ -1,4 +1,4 @@
-"""The engine against a server whose delays and failures the test controls: exact counts, every request kept."""
+"""edgeinfer_load.loops: the engine against a server whose delays and failures the test controls."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from edgeinfer_validate import loadgen as lg
+import edgeinfer_load as lg
 
 PLAIN = lg.Request("GET", "/")
 

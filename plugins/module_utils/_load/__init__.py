@@ -1,0 +1,1 @@
+../../../edgeinfer_load/__init__.py

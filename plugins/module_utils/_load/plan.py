@@ -1,0 +1,1 @@
+../../../edgeinfer_load/plan.py

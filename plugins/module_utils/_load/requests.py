@@ -1,0 +1,1 @@
+../../../edgeinfer_load/requests.py

@@ -1,0 +1,3 @@
+"""The calibration server (edgeinfer_validate.testserver) the CLI's tests use too."""
+
+from tests.validate.conftest import server, server_factory  # noqa: F401  (fixtures)
