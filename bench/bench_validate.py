@@ -599,7 +599,7 @@ def witness_markdown(w: dict[str, Any]) -> list[str]:
         f"### Agreement with the server's own account (third witness), closed loop, {c} connections, the sidecar",
         "",
         f"The sidecar (origin model, ONNX Runtime, one inference thread) on CPU {SERVER_CPU}, binary `/encode`; "
-        f"wrk (`wrk -t1 -c{c} --latency -s binary.lua`) and the engine (`loadgen.closed_loop`, in a process of "
+        f"wrk (`wrk -t1 -c{c} --latency -s binary.lua`) and the engine (`edgeinfer_load.closed_loop`, in a process of "
         f"its own) in turn on CPU {ENGINE_CPU}, {w['rounds']} runs each. The witness is what the sidecar counted "
         'and timed for the same requests, from its /metrics: req/s is its `edgeinfer_requests_total{route="/encode"}` '
         "over the run's steady middle (1 s after the start to 1 s before the end) per second of that window; p50 "
