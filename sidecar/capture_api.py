@@ -50,26 +50,26 @@ def _headers(reservoir: Reservoir) -> dict[str, str]:
 def routes(authorize: Authorize) -> list[Route]:
     """The two routes, around the sidecar's own token check."""
 
-    async def fetch(request: Request) -> Response:
+    def reservoir_of(request: Request) -> Reservoir | Response:
+        """The sidecar's capture, or the answer that refuses the request (no token, capture off)."""
         state = request.app.state.sidecar
         denied = authorize(request, state)
         if denied is not None:
             return denied
-        reservoir: Reservoir | None = state.capture
-        if reservoir is None:
-            return _off()
+        return _off() if state.capture is None else state.capture
+
+    async def fetch(request: Request) -> Response:
+        reservoir = reservoir_of(request)
+        if isinstance(reservoir, Response):
+            return reservoir
         # On the event loop, where the windows are offered: the copy is of one moment.
         body = reservoir.snapshot()
         return Response(body, 200, _headers(reservoir), media_type="application/octet-stream")
 
     async def clear(request: Request) -> Response:
-        state = request.app.state.sidecar
-        denied = authorize(request, state)
-        if denied is not None:
-            return denied
-        reservoir: Reservoir | None = state.capture
-        if reservoir is None:
-            return _off()
+        reservoir = reservoir_of(request)
+        if isinstance(reservoir, Response):
+            return reservoir
         dropped = reservoir.kept
         reservoir.clear()
         return _json({"outcome": "cleared", "dropped_windows": dropped, "size": reservoir.size})

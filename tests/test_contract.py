@@ -22,6 +22,7 @@ from edgeinfer_contract import (
     symlink_problem,
     verify_signature,
 )
+from testbed.packages import foreign_imports, link_problems
 
 
 def test_origin_model_config_is_read(origin_dir: Path) -> None:
@@ -182,30 +183,9 @@ def test_quality_floor_is_one_table_by_serving_precision():
 
 
 def test_module_utils_reach_every_module_of_the_contract_through_a_link() -> None:
-    """Ansible's module packager ships plugins/module_utils/_contract/ to the edge with a module that
-    imports it: a contract module without its link there would be missing on every edge."""
-    repo = Path(__file__).resolve().parents[1]
-    links = repo / "plugins" / "module_utils" / "_contract"
-    modules = sorted(p.name for p in (repo / "edgeinfer_contract").glob("*.py"))
-    assert sorted(p.name for p in links.iterdir()) == modules
-    for name in modules:
-        assert (links / name).is_symlink() and (links / name).resolve() == repo / "edgeinfer_contract" / name, name
+    assert link_problems("edgeinfer_contract", "_contract") == []
 
 
-def test_the_contract_imports_nothing_but_the_standard_library_and_itself() -> None:
+def test_the_contract_imports_nothing_but_the_standard_library() -> None:
     """The sidecar image and a bare edge Python import it: no third-party package when imported."""
-    import ast
-    import sys
-
-    repo = Path(__file__).resolve().parents[1]
-    for path in (repo / "edgeinfer_contract").glob("*.py"):
-        # Module level only: signing imports cryptography inside the functions that sign or verify.
-        for node in ast.parse(path.read_text()).body:
-            if isinstance(node, ast.Import):
-                names = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.level == 0:
-                names = [node.module or ""]
-            else:
-                continue
-            for name in names:
-                assert name.split(".")[0] in sys.stdlib_module_names, f"{path.name} imports {name}"
+    assert list(foreign_imports("edgeinfer_contract")) == []

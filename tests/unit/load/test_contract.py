@@ -10,6 +10,7 @@ import pytest
 
 import edgeinfer_contract
 import edgeinfer_load as lg
+from testbed.packages import foreign_imports, link_problems
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -29,31 +30,12 @@ def test_in_the_collection_the_engine_takes_the_contract_from_module_utils() -> 
 
 
 def test_module_utils_reach_every_module_of_the_load_engine_through_a_link() -> None:
-    """Ansible's module packager ships plugins/module_utils/_load/ to the edge with a module that
-    imports it: an engine module without its link there would be missing on every edge."""
-    links = REPO / "plugins" / "module_utils" / "_load"
-    modules = sorted(p.name for p in (REPO / "edgeinfer_load").glob("*.py"))
-    assert sorted(p.name for p in links.iterdir() if p.name != "__pycache__") == modules
-    for name in modules:
-        assert (links / name).is_symlink() and (links / name).resolve() == REPO / "edgeinfer_load" / name, name
+    assert link_problems("edgeinfer_load", "_load") == []
 
 
 def test_the_engine_imports_nothing_but_the_standard_library_and_the_contract() -> None:
     """It runs on a bare edge Python: no third-party package, and of the project only the contract."""
-    import ast
-    import sys
-
-    for path in (REPO / "edgeinfer_load").glob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Import):
-                names = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.level == 0:
-                names = [node.module or ""]
-            else:
-                continue
-            for name in names:
-                top = name.split(".")[0]
-                assert top in sys.stdlib_module_names or top in ("__future__", "edgeinfer_contract"), (path.name, name)
+    assert list(foreign_imports("edgeinfer_load", allowed=("edgeinfer_contract",))) == []
 
 
 @pytest.mark.parametrize(
