@@ -15,7 +15,7 @@ from edgeinfer_contract import CHANNELS, WINDOW
 WINDOW_BYTES = WINDOW * CHANNELS * 4
 EXPECTED_WINDOW = f"{WINDOW} rows of {CHANNELS} finite numbers"
 # The input domain: no IMU reading comes near it, in raw units or in standard deviations, and
-# within it the model's arithmetic stays far from float32 overflow (the origin model's output
+# within it the model's arithmetic stays far from float32 overflow (the production model's output
 # is about 0.9 x its input's scale). Beyond it a healthy model could answer Infinity or NaN,
 # which is a 500, so a client could cause a server error: such a value is refused (422).
 MAX_ABS_VALUE = 1e9
