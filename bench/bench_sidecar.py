@@ -571,10 +571,10 @@ def report(r: dict) -> str:
         d = const.get(key)
         if d:
             target(
-                f"{key}: p99 at a constant 250 req/s, ms (client side; the first round's absolute target, "
+                f"{key}: p99 at a constant 250 req/s (the deployment guide's throughput), ms (client side, "
                 f"{250 / ort['batch 1, 1 thread']:.0%} of this machine's batch-1 capacity)",
                 d["p99_ms"],
-                "(informative: it was <= 5 ms on a 2,100/s machine)",
+                "(informative: <= 5 ms on a 2,100/s machine)",
                 None,
             )
     target("host: peak RSS under load, MiB", host["peak_rss_mib"], "<= 128", host["peak_rss_mib"] <= 128)
