@@ -33,7 +33,7 @@ from bench import witness  # noqa: E402
 from bench.bench_sidecar import (  # noqa: E402
     LOAD_CPU,
     LOAD_SHARE,
-    ORIGIN,
+    PRODUCTION,
     SERVER_CPU,
     constant_rate,
     ort_one_core,
@@ -137,12 +137,14 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="bench-ab-"))
     models = work / "models"
     serving = make_release(
-        models / "releases" / "v72pct", ORIGIN / "tcn_encoder_for_edgeinfer.onnx", ORIGIN / "model_config.json"
+        models / "releases" / "v72pct", PRODUCTION / "tcn_encoder_for_edgeinfer.onnx", PRODUCTION / "model_config.json"
     )
     point_current(models, serving)
     # The candidate: the same architecture with other weights (the cost of a retrained model).
     candidate_onnx = perturbed_onnx(serving / "model.onnx", work / "candidate.onnx")
-    make_release(models / "releases" / "candidate", candidate_onnx, ORIGIN / "model_config.json", version="candidate")
+    make_release(
+        models / "releases" / "candidate", candidate_onnx, PRODUCTION / "model_config.json", version="candidate"
+    )
     token = "bench-ab-" + os.urandom(8).hex()
     (work / "token").write_text(token)
     body = work / "w.bin"
@@ -225,8 +227,8 @@ def report(r: dict[str, Any], args: argparse.Namespace) -> str:
         row(r["batch1"]),
         "",
         f"One sidecar process, {where}; "
-        f"the serving model is the origin release, the shadow a release of the same architecture with other "
-        f"weights, at `EDGEINFER_SHADOW_SHARE={r['share']:g}` (the default), loaded and dropped between runs. "
+        f"the serving model is the production model's release, the shadow a release of the same architecture "
+        f"with other weights, at `EDGEINFER_SHADOW_SHARE={r['share']:g}` (the default), loaded and dropped between runs. "
         f"{args.rounds} interleaved pairs per figure (order alternating), the median of the pairs' ratios.",
         "",
         "| target | measured | wanted | verdict |",

@@ -5,7 +5,7 @@
 1. ``export`` (cpu + batch + hailo, each verified against PyTorch) + ``quantize-check``
    (2000 calibration windows, 64 golden windows), wall time, on a seeded untrained model.
 2. ONNX Runtime latency, 1 thread, batch 1: the CPU graph (Conv1d, [1,100,9]),
-   the Conv2d/Hailo graph ([1,9,1,100]), the INT8 graph, and the origin ONNX if found.
+   the Conv2d/Hailo graph ([1,9,1,100]), the INT8 graph, and the production model's ONNX if found.
 """
 
 from __future__ import annotations
@@ -86,12 +86,12 @@ def main() -> int:
             "hailo form (Conv2d, [1,9,1,100])": latency_ms(d / FILES["onnx_hailo"], to_nchw(x), args.runs),
             "int8 (QDQ, [1,100,9])": latency_ms(d / FILES["onnx_int8"], x, args.runs),
         }
-        origin = (
+        production = (
             Path(os.environ.get("EDGEINFER_SHARED", REPO.parent / "shared"))
             / "fixtures/origin-v72pct/tcn_encoder_for_edgeinfer.onnx"
         )
-        if origin.is_file():
-            lat["origin ONNX (Conv1d + Slice chomps)"] = latency_ms(origin, x, args.runs)
+        if production.is_file():
+            lat["production ONNX (Conv1d + Slice chomps)"] = latency_ms(production, x, args.runs)
 
     figures = {
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU, {platform.processor() or platform.platform()}",

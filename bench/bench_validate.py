@@ -8,7 +8,7 @@ runs on 127.0.0.1 against the calibration server
 the engine and wrk are pinned to CPU 0, so "from one core" is literal.
 
 1. Headroom: closed-loop maximum and open-loop constant rates of 5x and
-   10x the seed's 250 req/s target, with the engine's CPU time per request.
+   10x the deployment guide's 250 req/s target, with the engine's CPU time per request.
    For the record, the design alternative (one thread and one http.client
    connection per worker) is measured on the same core.
 2. Agreement with wrk: the same server, connections and duration; throughput,
@@ -48,7 +48,7 @@ import edgeinfer_load as lg  # noqa: E402
 from bench import witness  # noqa: E402
 
 SHARED = Path(os.environ.get("EDGEINFER_SHARED", REPO.parent / "shared"))
-ORIGIN = SHARED / "fixtures" / "origin-v72pct"
+PRODUCTION = SHARED / "fixtures" / "origin-v72pct"  # the files of the model in production
 # The instrument's targets against the server's own account of the same requests.
 WITNESS_RPS, WITNESS_P50 = 0.05, 0.10
 
@@ -267,7 +267,7 @@ print(json.dumps({"rps": res.rps, "requests": res.requests, "failed": res.failed
 
 
 class Sidecar:
-    """The sidecar with the origin model on ONNX Runtime, one inference thread, pinned to SERVER_CPU."""
+    """The sidecar with the production model on ONNX Runtime, one inference thread, pinned to SERVER_CPU."""
 
     def __init__(self) -> None:
         from testbed.sidecar import free_port, make_release, point_current
@@ -275,7 +275,9 @@ class Sidecar:
         self.work = Path(tempfile.mkdtemp(prefix="bench-validate-"))
         models = self.work / "models"
         rel = make_release(
-            models / "releases" / "v72pct", ORIGIN / "tcn_encoder_for_edgeinfer.onnx", ORIGIN / "model_config.json"
+            models / "releases" / "v72pct",
+            PRODUCTION / "tcn_encoder_for_edgeinfer.onnx",
+            PRODUCTION / "model_config.json",
         )
         point_current(models, rel)
         window = json.loads((rel / "golden.json").read_text())["windows"][0]
@@ -414,7 +416,7 @@ def bench(seconds: float) -> dict[str, Any]:
         lg.closed_loop(srv.target, PLAIN, 8, duration_s=1.0)
         if shutil.which("wrk"):
             out["agree_delay2"] = agreement(srv.target, 8, seconds, rounds=5)
-    if shutil.which("wrk") and (ORIGIN / "tcn_encoder_for_edgeinfer.onnx").is_file():
+    if shutil.which("wrk") and (PRODUCTION / "tcn_encoder_for_edgeinfer.onnx").is_file():
         # 8 connections as in the comparisons with wrk above, 16 as edgeinfer-validate's closed loop.
         out["witness"] = witness_agreement((8, 16), seconds)
     with CalibrationServer("--slow-every", "100", "--slow-ms", "20") as srv:
@@ -598,8 +600,8 @@ def witness_markdown(w: dict[str, Any]) -> list[str]:
         "",
         f"### Agreement with the server's own account (third witness), closed loop, {c} connections, the sidecar",
         "",
-        f"The sidecar (origin model, ONNX Runtime, one inference thread) on CPU {SERVER_CPU}, binary `/encode`; "
-        f"wrk (`wrk -t1 -c{c} --latency -s binary.lua`) and the engine (`edgeinfer_load.closed_loop`, in a process of "
+        f"The sidecar (the production model, ONNX Runtime, one inference thread) on CPU {SERVER_CPU}, "
+        f"binary `/encode`; wrk (`wrk -t1 -c{c} --latency -s binary.lua`) and the engine (`edgeinfer_load.closed_loop`, in a process of "
         f"its own) in turn on CPU {ENGINE_CPU}, {w['rounds']} runs each. The witness is what the sidecar counted "
         'and timed for the same requests, from its /metrics: req/s is its `edgeinfer_requests_total{route="/encode"}` '
         "over the run's steady middle (1 s after the start to 1 s before the end) per second of that window; p50 "

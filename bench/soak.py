@@ -32,7 +32,7 @@ import edgeinfer_load as lg  # noqa: E402
 from testbed.sidecar import make_release, point_current, start_server, stop_server  # noqa: E402
 
 SHARED = Path(os.environ.get("EDGEINFER_SHARED", REPO.parent / "shared"))
-ORIGIN = SHARED / "fixtures" / "origin-v72pct"
+PRODUCTION = SHARED / "fixtures" / "origin-v72pct"  # the files of the model in production
 RSS_GROWTH = 0.10
 
 
@@ -79,12 +79,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rate", type=float, default=250.0, help="requests/s of all kinds together (default 250)")
     p.add_argument("--reload-every", type=float, default=60.0, help="seconds between hot reloads (default 60)")
     args = p.parse_args(argv)
-    if not (ORIGIN / "tcn_encoder_for_edgeinfer.onnx").is_file():
-        p.error(f"the origin model is not at {ORIGIN}; set EDGEINFER_SHARED to the shared/ folder")
+    if not (PRODUCTION / "tcn_encoder_for_edgeinfer.onnx").is_file():
+        p.error(f"the production model's files are not at {PRODUCTION}; set EDGEINFER_SHARED to the shared/ folder")
     seconds = args.minutes * 60
     tmp = Path(tempfile.mkdtemp(prefix="edgeinfer-soak-"))
     models = tmp / "models"
-    onnx, config = ORIGIN / "tcn_encoder_for_edgeinfer.onnx", ORIGIN / "model_config.json"
+    onnx, config = PRODUCTION / "tcn_encoder_for_edgeinfer.onnx", PRODUCTION / "model_config.json"
     releases = [make_release(models / "releases" / name, onnx, config, version=name) for name in ("soak-a", "soak-b")]
     point_current(models, releases[0])
     server = start_server(tmp, models / "current")

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
+# The ONNX of the model in production, from the shared fixtures.
 ORIGIN_ONNX = (
     Path(os.environ.get("EDGEINFER_SHARED", REPO.parent / "shared")) / "fixtures" / "origin-v72pct"
 ) / "tcn_encoder_for_edgeinfer.onnx"
@@ -67,7 +68,7 @@ def row(rate: float) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seconds", type=float, default=3.0, help="how long to run ONNX Runtime (default 3)")
-    p.add_argument("--model", type=Path, default=ORIGIN_ONNX, help="the ONNX model (default: the origin encoder)")
+    p.add_argument("--model", type=Path, default=ORIGIN_ONNX, help="the ONNX model (default: the production encoder)")
     args = p.parse_args(argv)
     if not args.model.is_file():
         p.error(f"--model {args.model}: no such file (set EDGEINFER_SHARED to the shared/ folder)")

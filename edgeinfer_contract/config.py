@@ -15,9 +15,9 @@ from .normalization import Normalization, embedding_stamp
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """``model_config.json``: the origin schema, plus our additions.
+    """``model_config.json``: the schema of the production model's export, plus our additions.
 
-    Reads the origin fixture (no hash, no stamp) as well as what model_tools
+    Reads the production model's file (no hash, no stamp) as well as what model_tools
     writes; missing derived fields are computed, never invented.
     """
 
@@ -53,7 +53,7 @@ class ModelConfig:
         specs = data.get("model_specs", {})
         if not isinstance(specs, Mapping):
             raise ContractError("model_specs", "expected an object")
-        # Older origin schema kept the architecture at the top level.
+        # An older form of the export's schema kept the architecture at the top level.
         latent = specs.get("latent_dimension", data.get("latent_dim", LATENT_DIM))
         seq = specs.get("sequence_length", data.get("sequence_length", WINDOW))
         input_dim = data.get("input_dim", CHANNELS)

@@ -11,7 +11,7 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Thresholds:
-    """Pass/fail thresholds; the defaults are the seed guide's."""
+    """Pass/fail thresholds; the defaults are the deployment guide's targets."""
 
     p95_ms: float = 50.0
     min_rps: float = 250.0

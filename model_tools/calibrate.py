@@ -64,19 +64,19 @@ def make_calibration(
         raise InputError(f"count: {count}; expected at least {min_windows} windows (fewer wreck INT8 accuracy)")
     if source is None:
         raw = synthetic_windows(count, seed=seed)
-        origin = "synthetic"
+        source_name = "synthetic"
     else:
         raw = load_user_windows(source)
         if len(raw) < min_windows:
             raise InputError(f"{source}: {len(raw)} windows; expected at least {min_windows} for calibration")
         if len(raw) > count:
             raw = raw[np.sort(np.random.default_rng(seed).choice(len(raw), size=count, replace=False))]
-        origin = str(source)
+        source_name = str(source)
     normalized = normalize(raw, norm)
     stats, warnings = channel_stats(raw, normalized, norm)
     arr = to_nhwc(normalized)
     report = {
-        "source": origin,
+        "source": source_name,
         "count": int(arr.shape[0]),
         "shape": list(arr.shape),
         "dtype": str(arr.dtype),

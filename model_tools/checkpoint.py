@@ -1,4 +1,4 @@
-"""Checkpoints: load origin and model_tools checkpoints into :class:`TCNVAE`, write seeded untrained ones.
+"""Checkpoints: load the training code's and model_tools' checkpoints into :class:`TCNVAE`, write seeded untrained ones.
 
 Accepted layouts: a raw state_dict, or ``{"model_state_dict": ...}`` (also ``state_dict``);
 old-style weight norm (``weight_g``/``weight_v``), new-style parametrizations, or plain
@@ -91,7 +91,7 @@ def _norm_except_dim0(w: torch.Tensor) -> torch.Tensor:
 
 
 def canonical_state_dict(sd: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], list[str]]:
-    """Map origin key variants onto :class:`TCNVAE`'s names; return (state_dict, ignored keys)."""
+    """Map the training code's key variants onto :class:`TCNVAE`'s names; return (state_dict, ignored keys)."""
     if sd and all(k.startswith("module.") for k in sd):
         sd = {k[len("module.") :]: v for k, v in sd.items()}
     if any(k.startswith("network.") for k in sd) and not any(k.startswith("tcn_encoder.") for k in sd):
@@ -186,8 +186,8 @@ def load_checkpoint(path: str | Path, config: dict[str, Any] | None = None, trus
     )
 
 
-def origin_state_dict(model: TCNVAE) -> dict[str, torch.Tensor]:
-    """The state_dict under origin names (old-style ``weight_g``/``weight_v``)."""
+def training_state_dict(model: TCNVAE) -> dict[str, torch.Tensor]:
+    """The state_dict under the training code's names (old-style ``weight_g``/``weight_v``)."""
     return {
         k.replace(_G, "weight_g").replace(_V, "weight_v"): v.detach().clone() for k, v in model.state_dict().items()
     }

@@ -289,7 +289,12 @@ def parser() -> argparse.ArgumentParser:
             cmd_build,
             "checkpoint -> complete release directory (export, golden, calibration, int8, HEF, manifest)",
         ),
-        ("adopt", cmd_adopt, "existing origin-interface ONNX + model_config.json -> release directory"),
+        (
+            "adopt",
+            cmd_adopt,
+            "an existing ONNX with the production model's interface (imu_window [1,100,9] -> "
+            "latent_embeddings [1,64]) + model_config.json -> release directory",
+        ),
     ):
         sp = add(name, fn, help)
         if name == "build":
@@ -324,7 +329,7 @@ def parser() -> argparse.ArgumentParser:
     )
     src = sp.add_mutually_exclusive_group(required=True)
     src.add_argument("--checkpoint", help="a trained checkpoint (build)")
-    src.add_argument("--onnx", help="an origin-interface ONNX (adopt; needs --config)")
+    src.add_argument("--onnx", help="an ONNX with the production model's interface (adopt; needs --config)")
     src.add_argument("--demo-seed", type=int, help="an UNTRAINED demo model of this seed, made on first use")
     sp.add_argument("--artifacts", required=True, help="the artifacts directory; the release is <artifacts>/<version>")
     sp.add_argument("--model-version", required=True)

@@ -1,4 +1,4 @@
-"""``model_config.json``: the origin fields, plus normalization hash, embedding stamp and provenance."""
+"""``model_config.json``: the production export's fields, plus normalization hash, embedding stamp and provenance."""
 
 from __future__ import annotations
 
@@ -24,8 +24,8 @@ from . import __version__
 from .errors import InputError
 from .model import Architecture
 
-# Placeholder normalization for demo models made by ``init`` (the origin release's
-# published per-channel constants). A trained model brings its own.
+# Placeholder normalization for demo models made by ``init`` (the per-channel constants
+# the deployment guide publishes, those of the model in production). A trained model brings its own.
 DEMO_NORMALIZATION = Normalization(
     mean=(0.12, -0.08, 9.78, 0.002, -0.001, 0.003, 22.4, -8.7, 43.2),
     std=(3.92, 3.87, 2.45, 1.24, 1.31, 0.98, 28.5, 31.2, 24.8),
@@ -77,7 +77,7 @@ def provenance(opset: int | None, source_sha256: str | None, source_name: str | 
 
 
 def read_config(path: str | Path) -> dict[str, Any]:
-    """Read a model_config.json (origin or ours) and check it with the release format."""
+    """Read a model_config.json (the production model's or ours) and check it with the release format."""
     try:
         cfg = ModelConfig.load(path)
     except ContractError as exc:
@@ -105,7 +105,8 @@ def build_model_config(
     files: dict[str, Any],
     base: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A model_config for a release; origin fields of ``base`` are kept, ours overwrite theirs."""
+    """A model_config for a release; the fields of ``base`` (such as the production export's) are kept, ours overwrite
+    theirs."""
     cfg: dict[str, Any] = copy.deepcopy(base) if base else {}
     export_info = dict(cfg.get("export_info") or {})
     export_info.update(

@@ -1,8 +1,8 @@
-"""The origin TCN-VAE encoder, and its weight-norm-free export forms.
+"""The TCN-VAE encoder of the model in production, and its weight-norm-free export forms.
 
-``TCNVAE`` keeps the origin parameter names (``tcn_encoder.network.{i}.conv{1,2}``,
-``downsample``, ``fc_mu``, ``fc_logvar``) so its state_dict loads origin
-checkpoints after the key mapping in :mod:`model_tools.checkpoint`. The decoder
+``TCNVAE`` keeps the training code's parameter names (``tcn_encoder.network.{i}.conv{1,2}``,
+``downsample``, ``fc_mu``, ``fc_logvar``) so its state_dict loads the checkpoints the
+training code writes after the key mapping in :mod:`model_tools.checkpoint`. The decoder
 and the classifier heads exist in training only and are not rebuilt here.
 
 ``ExportEncoder`` is what gets exported: weight norm folded into plain weights,
@@ -103,7 +103,7 @@ class TemporalConvNet(nn.Module):
 
 
 class TCNVAE(nn.Module):
-    """The encoder side of the origin TCN-VAE: TCN, global average pool, ``fc_mu`` / ``fc_logvar``."""
+    """The encoder side of the production TCN-VAE: TCN, global average pool, ``fc_mu`` / ``fc_logvar``."""
 
     def __init__(
         self,
@@ -192,7 +192,7 @@ class _FoldedBlock:
 class ExportEncoder(nn.Module):
     """Weight norm folded, causal padding on the left, no chomp; returns mu.
 
-    ``layout="nlc"``: input [B, 100, 9] (origin interface), Conv1d.
+    ``layout="nlc"``: input [B, 100, 9] (the production model's interface), Conv1d.
     ``layout="nchw"``: input [B, 9, 1, 100], Conv2d kernel (1, k) (Hailo form).
     """
 

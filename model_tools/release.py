@@ -27,7 +27,7 @@ from edgeinfer_contract import (
 
 from ._io import progress, replace_dir, staging_dir, write_json
 from .calibrate import make_calibration, save_calibration
-from .checkpoint import load_checkpoint, origin_state_dict
+from .checkpoint import load_checkpoint, training_state_dict
 from .compile_hef import compile_hef, dfc_available
 from .config import DEMO_NORMALIZATION, build_model_config, normalization_of, provenance, read_config
 from .errors import InputError, ModelToolsError, QuantizationError
@@ -53,7 +53,7 @@ def init_checkpoint(
     torch.manual_seed(seed)
     model = TCNVAE.from_architecture(arch)
     payload = {
-        "model_state_dict": origin_state_dict(model),
+        "model_state_dict": training_state_dict(model),
         "edgeinfer": {
             "untrained": True,
             "note": "seeded random weights for demos and tests; not a trained model",
@@ -293,7 +293,7 @@ def _int8_stage(
         }
 
 
-def _check_origin_interface(proto: onnx.ModelProto, path: Path) -> None:
+def _check_production_interface(proto: onnx.ModelProto, path: Path) -> None:
     inits = {i.name for i in proto.graph.initializer}
     ins = [i for i in proto.graph.input if i.name not in inits]
     dims = lambda vi: [d.dim_value if d.HasField("dim_value") else d.dim_param for d in vi.type.tensor_type.shape.dim]  # noqa: E731
@@ -339,7 +339,8 @@ def adopt(
     int8_floor: float | None = None,
     require_int8: bool = False,
 ) -> dict[str, Any]:
-    """Wrap an existing ONNX with the origin interface into a release; references come from ONNX Runtime."""
+    """Wrap an existing ONNX with the production model's interface (``imu_window`` [1,100,9] ->
+    ``latent_embeddings`` [1,64]) into a release; references come from ONNX Runtime."""
     src, out_dir = Path(onnx_path), Path(out)
     if not model_version:
         raise InputError("model_version: expected a non-empty string such as '1.2.0'")
@@ -349,7 +350,7 @@ def adopt(
     norm = normalization_of(cfg_in)
     assert norm is not None  # read_config checked it
     proto = onnx.load(str(src))
-    _check_origin_interface(proto, src)
+    _check_production_interface(proto, src)
     onnx_sha = sha256_file(src)
     mid = model_id or f"tcn-vae-onnx-{onnx_sha[:12]}"
     sess = session(proto)

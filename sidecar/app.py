@@ -69,8 +69,8 @@ class State:
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    # orjson rather than the stdlib encoder: writing the 64 floats of an embedding was
-    # the largest Python cost of a request; orjson writes numpy float32 arrays directly,
+    # orjson rather than the stdlib encoder: with the stdlib, writing the 64 floats of an embedding
+    # is the largest Python cost of a request; orjson writes numpy float32 arrays directly,
     # each as the shortest text that reads back as the same float32.
     return Response(
         orjson.dumps(data, option=orjson.OPT_SERIALIZE_NUMPY), status, headers, media_type="application/json"
@@ -402,10 +402,10 @@ class Service:
     Why not Starlette's router for the two model routes: on an edge whose model runs on the
     Hailo-8, the CPU does only the HTTP work, so the per-request CPU of the Python layers is
     the sidecar's throughput ceiling. Starlette's middleware stack, router and the wrappers
-    around each ``send`` cost the event-loop thread 20 to 35 us of CPU per request on the
-    benchmark machine (about 205 against 225-240 us; the "event-loop CPU per request" figure
-    of ``bench/bench_sidecar.py``). The endpoints, their Request and Response objects and
-    the metrics are the same either way; an exception in an endpoint is a JSON 500.
+    around each ``send`` add 10 to 17 % to the event-loop thread's CPU per request (the
+    "event-loop CPU per request" figure of ``bench/bench_sidecar.py`` measures it). The endpoints,
+    their Request and Response objects and the metrics are the same either way; an exception in
+    an endpoint is a JSON 500.
     """
 
     def __init__(self, app: Starlette, metrics: Metrics) -> None:

@@ -20,7 +20,7 @@ from testbed.ansible_run import REPO, PlaybookRun, local_python, playbook_comman
 IMAGE = "edgeinfer/sidecar:0.1.0"
 
 
-# The releases the deploy tests start from (version: demo seed), built once for the run.
+# The releases the deploy tests start from (version: the demo model's random seed), built once for the run.
 BENCH_RELEASES = {"v1": 1, "v2": 2}
 
 

@@ -1,4 +1,4 @@
-"""Release directories built from the origin fixture, and a real sidecar process on 127.0.0.1."""
+"""Release directories built from the production model's files (shared fixtures); a real sidecar process on 127.0.0.1."""
 
 from __future__ import annotations
 

@@ -22,8 +22,8 @@ description:
   - Memory and CPU of the sidecar container are sampled during the load from the local Docker Engine API
     (O(docker_socket)). When they cannot be read, memory is reported as not measured and the C(memory)
     check fails, unless O(skip_memory=true).
-  - "The checks and their defaults are the seed guide's: O(thresholds.p95_ms) (open-loop p95, or closed-loop
-    when O(rate=0)), O(thresholds.min_rps) (closed-loop successful requests per second),
+  - "The checks and their defaults are the deployment guide's targets: O(thresholds.p95_ms) (open-loop p95, or
+    closed-loop when O(rate=0)), O(thresholds.min_rps) (closed-loop successful requests per second),
     O(thresholds.min_success_rate) (over all load requests), O(thresholds.max_memory_mb) (peak)."
 author:
   - EdgeInfer deploy team (@edgeinfer)
@@ -100,7 +100,7 @@ options:
     type: float
     default: 0.99
   thresholds:
-    description: The targets; the defaults are the seed guide's.
+    description: The targets; the defaults are the deployment guide's (p95 < 50 ms, > 250 req/s, > 99 %, < 512 MB).
     type: dict
     default: {}
     suboptions:
@@ -167,7 +167,7 @@ seealso:
 """
 
 EXAMPLES = r"""
-- name: Gate the deploy on the seed's targets
+- name: Gate the deploy on the deployment guide's targets
   edgeinfer.deploy.edgeinfer_benchmark:
     url: http://127.0.0.1:9000
     golden: /opt/edgeinfer/models/current/golden.json

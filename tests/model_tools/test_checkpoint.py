@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from model_tools.checkpoint import load_checkpoint, origin_state_dict
+from model_tools.checkpoint import load_checkpoint, training_state_dict
 from model_tools.errors import CheckpointError
 from model_tools.model import TCNVAE, parameter_count
 
@@ -43,7 +43,7 @@ def test_init_checkpoint_is_marked_untrained_and_loads(loaded):
 
 @pytest.mark.parametrize("layout", ["raw", "wrapped", "new_style", "plain_weights", "aliases_only", "module_prefix"])
 def test_every_checkpoint_layout_gives_the_same_model(tmp_path, loaded, layout):
-    sd = origin_state_dict(loaded.model)
+    sd = training_state_dict(loaded.model)
     if layout == "new_style":
         sd = loaded.model.state_dict()
     elif layout == "plain_weights":  # weight norm already removed
@@ -67,7 +67,7 @@ def test_every_checkpoint_layout_gives_the_same_model(tmp_path, loaded, layout):
 
 
 def test_duplicated_origin_aliases_load_and_training_heads_are_ignored(tmp_path, loaded):
-    sd = origin_state_dict(loaded.model)
+    sd = training_state_dict(loaded.model)
     for k, v in list(sd.items()):
         if ".conv1." in k:
             sd[k.replace(".conv1.", ".net.0.")] = v.clone()
@@ -79,7 +79,7 @@ def test_duplicated_origin_aliases_load_and_training_heads_are_ignored(tmp_path,
 
 
 def test_conflicting_alias_is_refused(tmp_path, loaded):
-    sd = origin_state_dict(loaded.model)
+    sd = training_state_dict(loaded.model)
     key = "tcn_encoder.network.0.conv1.bias"
     sd[key.replace("conv1", "net.0")] = sd[key] + 1
     torch.save(sd, tmp_path / "c.pth")
@@ -88,7 +88,7 @@ def test_conflicting_alias_is_refused(tmp_path, loaded):
 
 
 def test_mismatch_lists_missing_and_unexpected_keys(tmp_path, loaded):
-    sd = origin_state_dict(loaded.model)
+    sd = training_state_dict(loaded.model)
     del sd["fc_logvar.bias"]
     sd["surprise.weight"] = torch.zeros(1)
     torch.save(sd, tmp_path / "c.pth")
@@ -104,7 +104,7 @@ def test_mismatch_lists_missing_and_unexpected_keys(tmp_path, loaded):
 def test_architecture_comes_from_model_config(tmp_path):
     torch.manual_seed(0)
     small = TCNVAE(hidden_dims=[32, 32], latent_dim=16)
-    torch.save(origin_state_dict(small), tmp_path / "c.pth")
+    torch.save(training_state_dict(small), tmp_path / "c.pth")
     with pytest.raises(CheckpointError, match="shape mismatches"):
         load_checkpoint(tmp_path / "c.pth")  # default architecture [64,128,256]
     got = load_checkpoint(tmp_path / "c.pth", config={"hidden_dims": [32, 32], "model_specs": {"latent_dimension": 16}})
