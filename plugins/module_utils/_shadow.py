@@ -95,24 +95,25 @@ def _series(per_window):
     return "?per_window=true" if per_window else ""
 
 
-def report(url, token, timeout=30.0, per_window=False):
-    """GET /admin/shadow/report (with the per-window series when asked); None when no shadow is loaded."""
-    status, body = call(url, "GET", "/admin/shadow/report" + _series(per_window), token, timeout=timeout)
+def _read(url, method, path, token, timeout):
+    """The answer of a shadow route that needs a loaded shadow; None when the sidecar has none."""
+    status, body = call(url, method, path, token, timeout=timeout)
     if status == 404 and isinstance(body, dict) and body.get("error") == "no_shadow":
         return None
     if status != 200:
-        raise ShadowError(f"GET /admin/shadow/report failed ({explain(status, body)})", status, body)
+        raise ShadowError(f"{method} {path.split('?')[0]} failed ({explain(status, body)})", status, body)
     return body
+
+
+def report(url, token, timeout=30.0, per_window=False):
+    """GET /admin/shadow/report (with the per-window series when asked); None when no shadow is loaded."""
+    return _read(url, "GET", "/admin/shadow/report" + _series(per_window), token, timeout)
 
 
 def stop(url, token, timeout=60.0, per_window=False):
     """DELETE /admin/shadow; the final report (with the per-window series when asked), or None without a shadow."""
-    status, body = call(url, "DELETE", "/admin/shadow" + _series(per_window), token, timeout=timeout)
-    if status == 404 and isinstance(body, dict) and body.get("error") == "no_shadow":
-        return None
-    if status != 200:
-        raise ShadowError(f"DELETE /admin/shadow failed ({explain(status, body)})", status, body)
-    return body.get("final_report")
+    body = _read(url, "DELETE", "/admin/shadow" + _series(per_window), token, timeout)
+    return None if body is None else body.get("final_report")
 
 
 def wait_report(
