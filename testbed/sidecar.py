@@ -111,6 +111,16 @@ def make_release(
     return dest
 
 
+def production_release(models: Path, fixtures: Path) -> Path:
+    """``models/releases/v72pct-<sha8>`` built from the model in production (the fixtures), and
+    ``models/current`` pointing at it: the /models layout the sidecar serves."""
+    release = make_release(
+        models / "releases" / "v72pct", fixtures / "tcn_encoder_for_edgeinfer.onnx", fixtures / "model_config.json"
+    )
+    point_current(models, release)
+    return release
+
+
 def rewrite_manifest(release: Path) -> None:
     """The manifest again over the files it lists, as their bytes are now."""
     old = Manifest.load(release / "manifest.json")

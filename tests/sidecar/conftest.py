@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from edgeinfer_contract import ModelConfig
-from testbed.sidecar import Server, make_release, point_current, start_server, stop_server
+from testbed.sidecar import Server, production_release, start_server, stop_server
 
 
 @pytest.fixture
@@ -39,8 +39,5 @@ def origin_config(origin_dir: Path) -> ModelConfig:
 def models(tmp_path: Path, origin_dir: Path) -> Path:
     """/models layout: releases/v72pct-<sha8> and current -> it."""
     root = tmp_path / "models"
-    rel = make_release(
-        root / "releases" / "v72pct", origin_dir / "tcn_encoder_for_edgeinfer.onnx", origin_dir / "model_config.json"
-    )
-    point_current(root, rel)
+    production_release(root, origin_dir)
     return root

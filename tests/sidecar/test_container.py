@@ -25,6 +25,7 @@ from testbed.sidecar import (
     ort_embed,
     perturbed_onnx,
     point_current,
+    production_release,
     raw_windows,
 )
 
@@ -48,10 +49,7 @@ def image(base_image: str) -> str:
 def world_models(origin_dir: Path) -> Iterator[Path]:
     """A models dir the image's non-root user can read (pytest's tmp dirs are 0700)."""
     root = Path(tempfile.mkdtemp(prefix="edgeinfer-models-"))
-    rel = make_release(
-        root / "releases" / "v72pct", origin_dir / "tcn_encoder_for_edgeinfer.onnx", origin_dir / "model_config.json"
-    )
-    point_current(root, rel)
+    production_release(root, origin_dir)
     (root / "admin_token").write_text("container-token\n")
     yield root
     shutil.rmtree(root, ignore_errors=True)

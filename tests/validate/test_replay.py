@@ -20,7 +20,7 @@ import pytest
 import requests
 
 from edgeinfer_contract import GoldenSet, ModelConfig
-from testbed.sidecar import Server, make_release, point_current, raw_windows, start_server, stop_server
+from testbed.sidecar import Server, production_release, raw_windows, start_server, stop_server
 
 from .test_module import adhoc
 
@@ -54,12 +54,7 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture
 def release(tmp_path: Path, origin_dir: Path) -> Path:
-    root = tmp_path / "models"
-    rel = make_release(
-        root / "releases" / "v72pct", origin_dir / "tcn_encoder_for_edgeinfer.onnx", origin_dir / "model_config.json"
-    )
-    point_current(root, rel)
-    return rel
+    return production_release(tmp_path / "models", origin_dir)
 
 
 @pytest.fixture
