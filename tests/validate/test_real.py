@@ -95,7 +95,7 @@ def test_against_the_real_sidecar_serving_the_origin_onnx(tmp_path, origin_dir):
     """The sidecar (python -m sidecar) with the origin model: healthy, the expected model, golden cosines ~1."""
     sidecar_conftest = pytest.importorskip("testbed.sidecar")
     root = tmp_path / "models"
-    sidecar_conftest.production_release(root, origin_dir)
+    release = sidecar_conftest.production_release(root, origin_dir)
     srv = sidecar_conftest.start_server(tmp_path, root / "current")
     try:
         target = lg.Target.parse(srv.url)
