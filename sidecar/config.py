@@ -77,6 +77,117 @@ class ConfigError(ValueError):
         self.variable = variable
 
 
+class _Env:
+    """The environment being read: a value by its name or its alias, checked against what it may be."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+
+    def get(self, name: str, default: str | None = None) -> tuple[str, str | None]:
+        """Return (the variable actually read, its value)."""
+        e = self.env
+        if name in e and e[name] != "":
+            return name, e[name]
+        alias = ALIASES.get(name)
+        if alias and alias in e and e[alias] != "":
+            return alias, e[alias]
+        return name, default
+
+    def integer(self, name: str, low: int, high: int, default: int | None = None) -> int:
+        var, raw = self.get(name, VARIABLES[name][0] if default is None else str(default))
+        try:
+            value = int(str(raw).strip())
+        except ValueError:
+            raise ConfigError(var, f"expected an integer from {low} to {high}, got {raw!r}") from None
+        if not low <= value <= high:
+            raise ConfigError(var, f"expected an integer from {low} to {high}, got {value}")
+        return value
+
+    def seconds(self, name: str, low: float, high: float) -> float:
+        var, raw = self.get(name, VARIABLES[name][0])
+        try:
+            value = float(str(raw).strip())
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and low <= value <= high):
+            raise ConfigError(var, f"expected a number of seconds from {low:g} to {high:g}, got {raw!r}")
+        return value
+
+    def fraction(self, name: str) -> float:
+        var, raw = self.get(name, VARIABLES[name][0])
+        try:
+            value = float(str(raw).strip())
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and 0 <= value <= 1):
+            raise ConfigError(var, f"expected a number from 0 to 1, got {raw!r}")
+        return value
+
+    def choice(self, name: str, choices: tuple[str, ...]) -> str:
+        var, raw = self.get(name, VARIABLES[name][0])
+        value = str(raw).strip()
+        if value not in choices:
+            raise ConfigError(var, f"expected one of {', '.join(choices)}, got {value!r}")
+        return value
+
+
+def _release_dirs(e: _Env) -> tuple[Path, Path | None]:
+    """EDGEINFER_MODEL_DIR and the last good release beside it.
+
+    The deploy keeps models/last_good beside models/current (docs/artifacts.md), so a model
+    directory named ``current`` implies one unless EDGEINFER_LAST_GOOD_DIR names another.
+    """
+    _, model_dir = e.get("EDGEINFER_MODEL_DIR", VARIABLES["EDGEINFER_MODEL_DIR"][0])
+    _, last_good = e.get("EDGEINFER_LAST_GOOD_DIR")
+    if last_good is not None:
+        last_good_dir: Path | None = Path(last_good)
+    elif Path(str(model_dir)).name == "current":
+        last_good_dir = Path(str(model_dir)).with_name("last_good")
+    else:
+        last_good_dir = None
+    return Path(str(model_dir)), last_good_dir
+
+
+def _admin_token_file(e: _Env) -> Path | None:
+    """EDGEINFER_ADMIN_TOKEN_FILE, checked at start so that a wrong path fails before serving."""
+    var, token_file = e.get("EDGEINFER_ADMIN_TOKEN_FILE")
+    token_path = Path(token_file) if token_file else None
+    if token_path is not None and not token_path.is_file():
+        raise ConfigError(var, f"{token_path} is not a readable file; expected a file holding the admin bearer token")
+    return token_path
+
+
+def _golden_min_cosine(e: _Env) -> float | None:
+    """EDGEINFER_GOLDEN_MIN_COSINE; None leaves the floor to the backend's precision."""
+    var, cosine = e.get("EDGEINFER_GOLDEN_MIN_COSINE")
+    if cosine is None:
+        return None
+    try:
+        min_cosine = float(cosine)
+    except ValueError:
+        raise ConfigError(var, f"expected a number in (0, 1], got {cosine!r}") from None
+    if not (math.isfinite(min_cosine) and 0 < min_cosine <= 1):
+        raise ConfigError(var, f"expected a number in (0, 1], got {cosine!r}")
+    return min_cosine
+
+
+def _shadow_report_windows(e: _Env) -> tuple[int, int, int]:
+    """(max, min, knn_k) of the A/B report, each checked against the others: a report that could
+    never be conclusive, or a kNN wider than its smallest sample, is refused at start."""
+    max_windows = e.integer("EDGEINFER_SHADOW_MAX_WINDOWS", 2, 20_000)
+    var_min, _ = e.get("EDGEINFER_SHADOW_MIN_WINDOWS")
+    min_windows = e.integer("EDGEINFER_SHADOW_MIN_WINDOWS", 2, 20_000)
+    if min_windows > max_windows:
+        raise ConfigError(var_min, f"expected at most EDGEINFER_SHADOW_MAX_WINDOWS ({max_windows}), got {min_windows}")
+    knn_k = e.integer("EDGEINFER_SHADOW_KNN_K", 1, 100)
+    if knn_k >= min_windows:
+        raise ConfigError(
+            "EDGEINFER_SHADOW_KNN_K",
+            f"expected fewer than EDGEINFER_SHADOW_MIN_WINDOWS ({min_windows}), got {knn_k}",
+        )
+    return max_windows, min_windows, knn_k
+
+
 @dataclass(frozen=True)
 class Settings:
     model_dir: Path
@@ -113,132 +224,51 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        e = os.environ if env is None else env
-
-        def get(name: str, default: str | None = None) -> tuple[str, str | None]:
-            """Return (the variable actually read, its value)."""
-            if name in e and e[name] != "":
-                return name, e[name]
-            alias = ALIASES.get(name)
-            if alias and alias in e and e[alias] != "":
-                return alias, e[alias]
-            return name, default
-
-        def integer(name: str, low: int, high: int, default: int | None = None) -> int:
-            var, raw = get(name, VARIABLES[name][0] if default is None else str(default))
-            try:
-                value = int(str(raw).strip())
-            except ValueError:
-                raise ConfigError(var, f"expected an integer from {low} to {high}, got {raw!r}") from None
-            if not low <= value <= high:
-                raise ConfigError(var, f"expected an integer from {low} to {high}, got {value}")
-            return value
-
-        def seconds(name: str, low: float, high: float) -> float:
-            var, raw = get(name, VARIABLES[name][0])
-            try:
-                value = float(str(raw).strip())
-            except ValueError:
-                value = math.nan
-            if not (math.isfinite(value) and low <= value <= high):
-                raise ConfigError(var, f"expected a number of seconds from {low:g} to {high:g}, got {raw!r}")
-            return value
-
-        def fraction(name: str) -> float:
-            var, raw = get(name, VARIABLES[name][0])
-            try:
-                value = float(str(raw).strip())
-            except ValueError:
-                value = math.nan
-            if not (math.isfinite(value) and 0 <= value <= 1):
-                raise ConfigError(var, f"expected a number from 0 to 1, got {raw!r}")
-            return value
-
-        def choice(name: str, choices: tuple[str, ...]) -> str:
-            var, raw = get(name, VARIABLES[name][0])
-            value = str(raw).strip()
-            if value not in choices:
-                raise ConfigError(var, f"expected one of {', '.join(choices)}, got {value!r}")
-            return value
-
-        _, model_dir = get("EDGEINFER_MODEL_DIR", VARIABLES["EDGEINFER_MODEL_DIR"][0])
-        _, last_good = get("EDGEINFER_LAST_GOOD_DIR")
-        # The deploy keeps models/last_good beside models/current (docs/artifacts.md).
-        if last_good is not None:
-            last_good_dir: Path | None = Path(last_good)
-        elif Path(str(model_dir)).name == "current":
-            last_good_dir = Path(str(model_dir)).with_name("last_good")
-        else:
-            last_good_dir = None
-        var, token_file = get("EDGEINFER_ADMIN_TOKEN_FILE")
-        token_path = Path(token_file) if token_file else None
-        if token_path is not None and not token_path.is_file():
-            raise ConfigError(
-                var, f"{token_path} is not a readable file; expected a file holding the admin bearer token"
-            )
-
-        var, cosine = get("EDGEINFER_GOLDEN_MIN_COSINE")
-        min_cosine: float | None = None
-        if cosine is not None:
-            try:
-                min_cosine = float(cosine)
-            except ValueError:
-                raise ConfigError(var, f"expected a number in (0, 1], got {cosine!r}") from None
-            if not (math.isfinite(min_cosine) and 0 < min_cosine <= 1):
-                raise ConfigError(var, f"expected a number in (0, 1], got {cosine!r}")
-
-        _, version = get("EDGEINFER_MODEL_VERSION")
-        _, hef = get("EDGEINFER_HEF_PATH", VARIABLES["EDGEINFER_HEF_PATH"][0])
-        _, device_id = get("EDGEINFER_HAILO_DEVICE_ID")
-        _, host = get("EDGEINFER_HOST", VARIABLES["EDGEINFER_HOST"][0])
-        _, hailo_device = get("EDGEINFER_HAILO_DEVICE", VARIABLES["EDGEINFER_HAILO_DEVICE"][0])
-        _, shadow_root = get("EDGEINFER_SHADOW_ROOT")
-        max_windows = integer("EDGEINFER_SHADOW_MAX_WINDOWS", 2, 20_000)
-        var_min, _ = get("EDGEINFER_SHADOW_MIN_WINDOWS")
-        min_windows = integer("EDGEINFER_SHADOW_MIN_WINDOWS", 2, 20_000)
-        if min_windows > max_windows:
-            raise ConfigError(
-                var_min, f"expected at most EDGEINFER_SHADOW_MAX_WINDOWS ({max_windows}), got {min_windows}"
-            )
-        knn_k = integer("EDGEINFER_SHADOW_KNN_K", 1, 100)
-        if knn_k >= min_windows:
-            raise ConfigError(
-                "EDGEINFER_SHADOW_KNN_K",
-                f"expected fewer than EDGEINFER_SHADOW_MIN_WINDOWS ({min_windows}), got {knn_k}",
-            )
+        e = _Env(os.environ if env is None else env)
+        # Of several invalid values, the one read first is the one the error names.
+        model_dir, last_good_dir = _release_dirs(e)
+        token_path = _admin_token_file(e)
+        min_cosine = _golden_min_cosine(e)
+        _, version = e.get("EDGEINFER_MODEL_VERSION")
+        _, hef = e.get("EDGEINFER_HEF_PATH", VARIABLES["EDGEINFER_HEF_PATH"][0])
+        _, device_id = e.get("EDGEINFER_HAILO_DEVICE_ID")
+        _, host = e.get("EDGEINFER_HOST", VARIABLES["EDGEINFER_HOST"][0])
+        _, hailo_device = e.get("EDGEINFER_HAILO_DEVICE", VARIABLES["EDGEINFER_HAILO_DEVICE"][0])
+        _, shadow_root = e.get("EDGEINFER_SHADOW_ROOT")
+        max_windows, min_windows, knn_k = _shadow_report_windows(e)
         cpus = os.cpu_count() or 1
         return cls(
-            model_dir=Path(str(model_dir)),
+            model_dir=model_dir,
             last_good_dir=last_good_dir,
-            backend=choice("EDGEINFER_BACKEND", BACKENDS),
+            backend=e.choice("EDGEINFER_BACKEND", BACKENDS),
             host=str(host),
-            port=integer("EDGEINFER_PORT", 1, 65535),
+            port=e.integer("EDGEINFER_PORT", 1, 65535),
             admin_token_file=token_path,
-            threads=integer("EDGEINFER_THREADS", 1, 256, default=min(cpus, 4)),
-            max_batch=integer("EDGEINFER_MAX_BATCH", 1, 1024),
-            max_request_windows=integer("EDGEINFER_MAX_REQUEST_WINDOWS", 1, 1024),
-            max_body_bytes=integer("EDGEINFER_MAX_BODY_BYTES", 4096, 256 * 1024 * 1024),
+            threads=e.integer("EDGEINFER_THREADS", 1, 256, default=min(cpus, 4)),
+            max_batch=e.integer("EDGEINFER_MAX_BATCH", 1, 1024),
+            max_request_windows=e.integer("EDGEINFER_MAX_REQUEST_WINDOWS", 1, 1024),
+            max_body_bytes=e.integer("EDGEINFER_MAX_BODY_BYTES", 4096, 256 * 1024 * 1024),
             model_version=version,
             golden_min_cosine=min_cosine,
-            onnx_file=choice("EDGEINFER_ONNX_FILE", ONNX_CHOICES),
+            onnx_file=e.choice("EDGEINFER_ONNX_FILE", ONNX_CHOICES),
             hef_path=str(hef),
             hailo_device=Path(str(hailo_device)),
             hailo_device_id=device_id,
-            hailo_timeout_ms=integer("EDGEINFER_HAILO_TIMEOUT_MS", 1, 600_000),
-            log_level=choice("EDGEINFER_LOG_LEVEL", LOG_LEVELS),
-            max_connections=integer("EDGEINFER_MAX_CONNECTIONS", 1, 65536),
-            max_header_bytes=integer("EDGEINFER_MAX_HEADER_BYTES", 1024, 1024 * 1024),
-            max_headers=integer("EDGEINFER_MAX_HEADERS", 8, 10_000),
-            header_timeout_s=seconds("EDGEINFER_HEADER_TIMEOUT_S", 0.1, 3600),
-            body_timeout_s=seconds("EDGEINFER_BODY_TIMEOUT_S", 0.1, 3600),
-            keepalive_timeout_s=seconds("EDGEINFER_KEEPALIVE_TIMEOUT_S", 0.1, 3600),
-            shadow_root=Path(shadow_root) if shadow_root else Path(str(model_dir)).parent,
-            shadow_share=fraction("EDGEINFER_SHADOW_SHARE"),
-            shadow_queue_windows=integer("EDGEINFER_SHADOW_QUEUE_WINDOWS", 1, 100_000),
+            hailo_timeout_ms=e.integer("EDGEINFER_HAILO_TIMEOUT_MS", 1, 600_000),
+            log_level=e.choice("EDGEINFER_LOG_LEVEL", LOG_LEVELS),
+            max_connections=e.integer("EDGEINFER_MAX_CONNECTIONS", 1, 65536),
+            max_header_bytes=e.integer("EDGEINFER_MAX_HEADER_BYTES", 1024, 1024 * 1024),
+            max_headers=e.integer("EDGEINFER_MAX_HEADERS", 8, 10_000),
+            header_timeout_s=e.seconds("EDGEINFER_HEADER_TIMEOUT_S", 0.1, 3600),
+            body_timeout_s=e.seconds("EDGEINFER_BODY_TIMEOUT_S", 0.1, 3600),
+            keepalive_timeout_s=e.seconds("EDGEINFER_KEEPALIVE_TIMEOUT_S", 0.1, 3600),
+            shadow_root=Path(shadow_root) if shadow_root else model_dir.parent,
+            shadow_share=e.fraction("EDGEINFER_SHADOW_SHARE"),
+            shadow_queue_windows=e.integer("EDGEINFER_SHADOW_QUEUE_WINDOWS", 1, 100_000),
             shadow_max_windows=max_windows,
             shadow_min_windows=min_windows,
             shadow_knn_k=knn_k,
-            capture_windows=integer("EDGEINFER_CAPTURE_WINDOWS", 0, MAX_CAPTURE_WINDOWS),
+            capture_windows=e.integer("EDGEINFER_CAPTURE_WINDOWS", 0, MAX_CAPTURE_WINDOWS),
         )
 
     def admin_token(self) -> str | None:
