@@ -93,10 +93,32 @@ class CaptureMetrics:
 
 
 class Metrics:
+    """Every metric of the process, registered in the order ``/metrics`` lists them."""
+
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry()
         # process_resident_memory_bytes & co: the memory alert needs no cAdvisor.
         ProcessCollector(registry=r)
+        self._add_request_metrics(r)
+        self._add_model_metrics(r)
+        self.connections_closed = Counter(
+            "edgeinfer_connections_closed",
+            "Connections the server closed at a limit (max_connections, header_timeout, body_timeout, header_too_large)",
+            ["reason"],
+            registry=r,
+        )
+        for reason in CLOSE_REASONS:
+            self.connections_closed.labels(reason)
+
+        self.shadow = ShadowMetrics(r)
+        self.capture = CaptureMetrics(r)
+
+        # Labelled children looked up once: .labels() takes a lock and builds a key each call.
+        self._requests: dict[tuple[str, int], MetricWrapperBase] = {}
+        self._latency: dict[str, MetricWrapperBase] = {}
+
+    def _add_request_metrics(self, r: CollectorRegistry) -> None:
+        """What each request and each backend call cost."""
         self.requests = Counter(
             "edgeinfer_requests", "HTTP requests by route and status", ["route", "status"], registry=r
         )
@@ -118,6 +140,9 @@ class Metrics:
             "edgeinfer_batch_size", "Windows per backend call", buckets=BATCH_BUCKETS, registry=r
         )
         self.in_flight = Gauge("edgeinfer_in_flight_requests", "Requests being served", registry=r)
+
+    def _add_model_metrics(self, r: CollectorRegistry) -> None:
+        """Which model serves, on which backend, and how its reloads and answers went."""
         self.model_info = Gauge(
             "edgeinfer_model_info",
             "The model now serving (value 1); backend_reason says why that backend serves: configured, "
@@ -144,21 +169,6 @@ class Metrics:
             "Requests answered 500 because the model returned NaN or Infinity for them",
             registry=r,
         )
-        self.connections_closed = Counter(
-            "edgeinfer_connections_closed",
-            "Connections the server closed at a limit (max_connections, header_timeout, body_timeout, header_too_large)",
-            ["reason"],
-            registry=r,
-        )
-        for reason in CLOSE_REASONS:
-            self.connections_closed.labels(reason)
-
-        self.shadow = ShadowMetrics(r)
-        self.capture = CaptureMetrics(r)
-
-        # Labelled children looked up once: .labels() takes a lock and builds a key each call.
-        self._requests: dict[tuple[str, int], MetricWrapperBase] = {}
-        self._latency: dict[str, MetricWrapperBase] = {}
 
     def observe_request(self, route: str, status: int, seconds: float) -> None:
         counter = self._requests.get((route, status))
