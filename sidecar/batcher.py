@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .metrics import Metrics
-from .release import Model
+from .model import Model
 
 
 class NonFiniteOutput(RuntimeError):

@@ -6,8 +6,6 @@ import json
 import logging
 import os
 import time
-from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -35,116 +33,11 @@ from .backends import (
     import_hailo,
 )
 from .config import Settings
+from .model import Choice, Model
 
 
 class ReleaseError(RuntimeError):
     """The release cannot be served; the message says why."""
-
-
-@dataclass(frozen=True)
-class Choice:
-    """Which backend the loader picked and why: ``code`` for metrics, ``reason`` for people."""
-
-    hailo: bool
-    code: str
-    reason: str
-
-
-@dataclass
-class Model:
-    """A release that has passed its self-check and can serve."""
-
-    directory: Path
-    version: str
-    sha256: str
-    onnx_file: str
-    hef_file: str
-    config: ModelConfig
-    backend: Backend
-    mean: np.ndarray
-    std: np.ndarray
-    channel_order: tuple[str, ...]
-    self_check: dict[str, Any]
-    choice: Choice
-    motif_prototypes: np.ndarray | None = None
-    hailo_fallback: str | None = None
-    hailo_fallback_status: int | None = None
-    build_quality: dict[str, Any] | None = None
-    loaded_at: float = field(default_factory=time.time)
-
-    @property
-    def backend_name(self) -> str:
-        return self.backend.name
-
-    @property
-    def served_file(self) -> str:
-        return self.hef_file if self.backend_name == "hailo" else self.onnx_file
-
-    @property
-    def ran_out_of_hailo(self) -> bool:
-        return isinstance(self.backend, FallbackBackend) and self.backend.fallback_reason is not None
-
-    @property
-    def backend_reason(self) -> str:
-        """Why this backend serves now: the loader's choice, or the fallback that overrode it since."""
-        if isinstance(self.backend, FallbackBackend) and self.backend.fallback_reason:
-            return f"hailo fell back at run time: {self.backend.fallback_reason}"
-        return self.choice.reason
-
-    @property
-    def backend_reason_code(self) -> str:
-        return "hailo_fallback_run_time" if self.ran_out_of_hailo else self.choice.code
-
-    @property
-    def fallback_status(self) -> int | None:
-        if isinstance(self.backend, FallbackBackend) and self.backend.fallback_reason:
-            return self.backend.fallback_status
-        return self.hailo_fallback_status
-
-    # Computed once: each is a sha256 over the canonical JSON of the normalization, and
-    # every response names the stamp.
-    @cached_property
-    def stamp(self) -> dict[str, Any]:
-        return self.config.stamp
-
-    @cached_property
-    def normalization_hash(self) -> str:
-        return self.config.normalization_hash
-
-    @property
-    def fallback_reason(self) -> str | None:
-        if isinstance(self.backend, FallbackBackend) and self.backend.fallback_reason:
-            return self.backend.fallback_reason
-        return self.hailo_fallback
-
-    def normalize(self, raw: np.ndarray) -> np.ndarray:
-        return ((raw - self.mean) / self.std).astype(np.float32, copy=False)
-
-    def motif_scores(self, emb: np.ndarray) -> np.ndarray | None:
-        """Cosine of each embedding with each shipped prototype; None when the release has none."""
-        if self.motif_prototypes is None:
-            return None
-        e = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
-        return e @ self.motif_prototypes.T
-
-    def info(self) -> dict[str, Any]:
-        return {
-            "model_version": self.version,
-            "model_sha256": self.sha256,
-            "model_dir": str(self.directory),
-            "served_file": self.served_file,
-            "backend": self.backend_name,
-            "backend_detail": self.backend.detail,
-            "backend_reason": self.backend_reason,
-            "backend_reason_code": self.backend_reason_code,
-            "hailo_fallback": self.fallback_reason,
-            "hailo_status": self.fallback_status,
-            "build_quality": self.build_quality,
-            "normalization_hash": self.normalization_hash,
-            "embedding_stamp": self.stamp,
-            "untrained": self.config.untrained,
-            "self_check": self.self_check,
-        }
 
 
 MOTIF_PROTOTYPES = FILES["motif_prototypes"]
@@ -251,12 +144,8 @@ def _build_quality(manifest: Manifest, backend: str, served_file: str) -> dict[s
     return record.to_dict() if record is not None else None
 
 
-def load_release(settings: Settings, hailo_device: HailoDevice | None, last_good: bool = False) -> Model:
-    """Resolve EDGEINFER_MODEL_DIR now (the ``current`` symlink may have moved), load and self-check it;
-    with ``last_good``, EDGEINFER_LAST_GOOD_DIR instead.
-
-    Every file read is one that manifest.json lists, checked against its size and sha256 first.
-    """
+def _release_directory(settings: Settings, last_good: bool) -> Path:
+    """EDGEINFER_MODEL_DIR (or EDGEINFER_LAST_GOOD_DIR) resolved now: ``current`` may have moved."""
     variable, where = (
         ("EDGEINFER_LAST_GOOD_DIR", settings.last_good_dir)
         if last_good
@@ -267,8 +156,11 @@ def load_release(settings: Settings, hailo_device: HailoDevice | None, last_good
     directory = Path(os.path.realpath(where))
     if not directory.is_dir():
         raise ReleaseError(f"{variable}={where}: {directory} is not a directory")
-    manifest = _manifest(directory)
-    listed = {f.name for f in manifest.files}
+    return directory
+
+
+def _config_and_golden(directory: Path, manifest: Manifest) -> tuple[ModelConfig, GoldenSet]:
+    """model_config.json and golden.json, verified against the manifest, and made with the same normalization."""
     if not (directory / FILES["golden"]).is_file():
         raise ReleaseError("golden.json is missing: the release cannot pass its self-check without a golden set")
     _verify(directory, manifest, [FILES["config"], FILES["golden"]])
@@ -284,7 +176,71 @@ def load_release(settings: Settings, hailo_device: HailoDevice | None, last_good
         raise ReleaseError(
             f"golden.json was made with normalization {golden.normalization_hash[:12]}, the model config has {cfg.normalization_hash[:12]}"
         )
+    return cfg, golden
 
+
+def _hailo_files(hef: Path, hef_name: str | None, listed: set[str], hailo_device: HailoDevice | None) -> list[str]:
+    """The release's files that the Hailo backend reads (the HEF when inside it, the deployment
+    metadata when listed), once the device owner and the HEF are known to exist."""
+    if hailo_device is None:
+        hp = import_hailo()
+        if hp is None:
+            raise ReleaseError("EDGEINFER_BACKEND=hailo but the hailo_platform module (HailoRT) is not installed")
+        raise ReleaseError("hailo backend requested but no HailoRT device owner was created")
+    if not hef.is_file():
+        raise ReleaseError(f"EDGEINFER_HEF_PATH: {hef} does not exist")
+    names: list[str] = [] if hef_name is None else [hef_name]
+    if FILES["hailo_metadata"] in listed:
+        names.append(FILES["hailo_metadata"])
+    return names
+
+
+def _listed_motifs(motifs: Path, listed: set[str]) -> list[str]:
+    """The motif prototypes' file when the manifest lists it; an unlisted one is ignored, with a warning."""
+    if motifs.name in listed:
+        return [motifs.name]
+    if motifs.is_file():
+        log.warning("%s: ignoring %s, which manifest.json does not list", motifs.parent, motifs.name)
+    return []
+
+
+def _open_backend(
+    settings: Settings,
+    hailo_device: HailoDevice | None,
+    choice: Choice,
+    onnx_path: Path,
+    hef: Path,
+    on_chip_normalization: tuple[np.ndarray, np.ndarray] | None,
+) -> tuple[Backend, Choice, HailoUnavailable | None]:
+    """The backend the choice asks for: Hailo (with ONNX Runtime behind it for a run-time fallback),
+    or ONNX Runtime, also when the HEF does not load; then the choice says so and the HailoRT
+    error is returned."""
+    fallback: HailoUnavailable | None = None
+    if choice.hailo and hailo_device is not None:
+        try:
+            primary = HailoBackend(hailo_device, hef, settings.hailo_timeout_ms, on_chip_normalization)
+            return FallbackBackend(primary, lambda: OrtBackend(onnx_path, settings.threads)), choice, None
+        except HailoUnavailable as exc:
+            fallback = exc
+            choice = Choice(False, "hailo_fallback_load", f"hailo fell back at load: {exc}")
+        except BackendError as exc:
+            raise ReleaseError(str(exc)) from None
+    try:
+        return OrtBackend(onnx_path, settings.threads), choice, fallback
+    except BackendError as exc:
+        raise ReleaseError(str(exc)) from None
+
+
+def load_release(settings: Settings, hailo_device: HailoDevice | None, last_good: bool = False) -> Model:
+    """Resolve EDGEINFER_MODEL_DIR now (the ``current`` symlink may have moved), load and self-check it;
+    with ``last_good``, EDGEINFER_LAST_GOOD_DIR instead.
+
+    Every file read is one that manifest.json lists, checked against its size and sha256 first.
+    """
+    directory = _release_directory(settings, last_good)
+    manifest = _manifest(directory)
+    listed = {f.name for f in manifest.files}
+    cfg, golden = _config_and_golden(directory, manifest)
     onnx_path = _pick_onnx(directory, cfg, settings, listed)
     used = [onnx_path.name]
 
@@ -293,50 +249,21 @@ def load_release(settings: Settings, hailo_device: HailoDevice | None, last_good
     # operator's explicit EDGEINFER_HEF_PATH.
     hef_name = hef.relative_to(directory).as_posix() if hef.is_relative_to(directory) else None
     choice = choose_backend(settings, hef, hef_name, listed)
-    want_hailo = choice.hailo
-    metadata = directory / FILES["hailo_metadata"]
-    if want_hailo:
-        if hailo_device is None:
-            hp = import_hailo()
-            if hp is None:
-                raise ReleaseError("EDGEINFER_BACKEND=hailo but the hailo_platform module (HailoRT) is not installed")
-            raise ReleaseError("hailo backend requested but no HailoRT device owner was created")
-        if not hef.is_file():
-            raise ReleaseError(f"EDGEINFER_HEF_PATH: {hef} does not exist")
-        if hef_name is not None:
-            used.append(hef_name)
-        if metadata.name in listed:
-            used.append(metadata.name)
+    if choice.hailo:
+        used += _hailo_files(hef, hef_name, listed, hailo_device)
     motifs = directory / MOTIF_PROTOTYPES
-    if motifs.name in listed:
-        used.append(motifs.name)
-    elif motifs.is_file():
-        log.warning("%s: ignoring %s, which manifest.json does not list", directory, motifs.name)
+    used += _listed_motifs(motifs, listed)
     _verify(directory, manifest, used)
     prototypes = _motifs(motifs, cfg) if motifs.name in used else None
 
     norm = cfg.normalization
     mean = np.asarray(norm.mean, dtype=np.float32)
     std = np.asarray(norm.std, dtype=np.float32)
-    backend: Backend | None = None
-    fallback: HailoUnavailable | None = None
-    if want_hailo and hailo_device is not None:
-        raw = metadata.name in used and _hailo_input_units(metadata) == "raw"
-        try:
-            primary = HailoBackend(hailo_device, hef, settings.hailo_timeout_ms, (mean, std) if raw else None)
-            backend = FallbackBackend(primary, lambda: OrtBackend(onnx_path, settings.threads))
-        except HailoUnavailable as exc:
-            fallback = exc
-            choice = Choice(False, "hailo_fallback_load", f"hailo fell back at load: {exc}")
-        except BackendError as exc:
-            raise ReleaseError(str(exc)) from None
-
-    if backend is None:
-        try:
-            backend = OrtBackend(onnx_path, settings.threads)
-        except BackendError as exc:
-            raise ReleaseError(str(exc)) from None
-
+    metadata = directory / FILES["hailo_metadata"]
+    raw = choice.hailo and metadata.name in used and _hailo_input_units(metadata) == "raw"
+    backend, choice, fallback = _open_backend(
+        settings, hailo_device, choice, onnx_path, hef, (mean, std) if raw else None
+    )
     model = Model(
         directory=directory,
         version=settings.model_version or manifest.model_version,

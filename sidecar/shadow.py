@@ -25,7 +25,8 @@ from .compare import compare, per_window
 from .config import BACKENDS, ONNX_CHOICES, Settings
 from .inputs import InputError
 from .metrics import ShadowMetrics
-from .release import Model, load_release
+from .model import Model
+from .release import load_release
 
 if TYPE_CHECKING:
     from .backends import HailoDevice
