@@ -16,8 +16,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from .inputs import InputError
+from .model import Model
 from .release import ReleaseError
-from .shadow import Shadow, load_shadow, parse_request
+from .shadow import Shadow, ShadowRequest, load_shadow, parse_request
 
 # A shadow request is a few short fields.
 MAX_BODY_BYTES = 16 * 1024
@@ -43,6 +44,49 @@ def _wants_series(request: Request) -> bool:
     return request.query_params.get("per_window", "").lower() in ("1", "true", "yes")
 
 
+async def _shadow_request(request: Request, settings: Any, read_body: ReadBody) -> ShadowRequest:
+    """The body of ``POST /admin/shadow``, checked against the settings; InputError says what is wrong."""
+    body = await read_body(request, MAX_BODY_BYTES)
+    try:
+        obj = orjson.loads(body) if body.strip() else None
+    except orjson.JSONDecodeError as exc:
+        raise InputError("body", 'a JSON object such as {"release": "releases/<name>"}', str(exc)[:80], 400) from None
+    return parse_request(obj, settings)
+
+
+def _refused(state: Any, shadow_request: ShadowRequest, exc: Exception) -> Response:
+    """The 422 for a shadow that failed to load or its self-check: why, and what still serves."""
+    reason = str(exc) if isinstance(exc, ReleaseError) else f"{type(exc).__name__}: {exc}"
+    serving = state.model.version if state.model is not None else None
+    return _error(
+        422,
+        "shadow_refused",
+        f"the shadow was not loaded: {reason}",
+        release=str(shadow_request.release),
+        serving=serving,
+    )
+
+
+async def _swap_in(state: Any, model: Model) -> tuple[Shadow, Shadow | None]:
+    """Start the new shadow, then close the one it replaces (returned); the caller holds ``shadow_lock``."""
+    new = Shadow(model, state.settings, state.metrics.shadow)
+    new.start()
+    old, state.shadow = state.shadow, new
+    if old is not None:
+        await asyncio.to_thread(old.close)
+        old.clear_metrics()
+    new.publish_info()
+    return new, old
+
+
+async def _report(request: Request, shadow: Shadow) -> dict[str, Any]:
+    """The shadow's A/B report, with its per-window series when the request asks for it."""
+    body = await asyncio.to_thread(shadow.report)
+    if _wants_series(request):
+        body["per_window"] = await asyncio.to_thread(shadow.per_window)
+    return body
+
+
 def routes(authorize: Authorize, read_body: ReadBody) -> list[Route]:
     """The three routes, around the sidecar's own token check and bounded body reader."""
 
@@ -52,14 +96,7 @@ def routes(authorize: Authorize, read_body: ReadBody) -> list[Route]:
         if denied is not None:
             return denied
         try:
-            body = await read_body(request, MAX_BODY_BYTES)
-            try:
-                obj = orjson.loads(body) if body.strip() else None
-            except orjson.JSONDecodeError as exc:
-                raise InputError(
-                    "body", 'a JSON object such as {"release": "releases/<name>"}', str(exc)[:80], 400
-                ) from None
-            shadow_request = parse_request(obj, state.settings)
+            shadow_request = await _shadow_request(request, state.settings, read_body)
         except InputError as exc:
             return _json(exc.body(), exc.status)
         if state.shadow_lock.locked():
@@ -68,22 +105,8 @@ def routes(authorize: Authorize, read_body: ReadBody) -> list[Route]:
             try:
                 model = await asyncio.to_thread(load_shadow, state.settings, state.hailo, shadow_request)
             except Exception as exc:
-                reason = str(exc) if isinstance(exc, ReleaseError) else f"{type(exc).__name__}: {exc}"
-                serving = state.model.version if state.model is not None else None
-                return _error(
-                    422,
-                    "shadow_refused",
-                    f"the shadow was not loaded: {reason}",
-                    release=str(shadow_request.release),
-                    serving=serving,
-                )
-            new = Shadow(model, state.settings, state.metrics.shadow)
-            new.start()
-            old, state.shadow = state.shadow, new
-            if old is not None:
-                await asyncio.to_thread(old.close)
-                old.clear_metrics()
-            new.publish_info()
+                return _refused(state, shadow_request, exc)
+            new, old = await _swap_in(state, model)
         return _json(
             {
                 "outcome": "ok",
@@ -103,9 +126,7 @@ def routes(authorize: Authorize, read_body: ReadBody) -> list[Route]:
             if shadow is None:
                 return _no_shadow()
             state.shadow = None  # no window is mirrored from here on
-            final = await asyncio.to_thread(shadow.report)
-            if _wants_series(request):
-                final["per_window"] = await asyncio.to_thread(shadow.per_window)
+            final = await _report(request, shadow)
             await asyncio.to_thread(shadow.close)
             shadow.clear_metrics()
         return _json({"outcome": "dropped", "final_report": final})
@@ -118,10 +139,7 @@ def routes(authorize: Authorize, read_body: ReadBody) -> list[Route]:
         shadow = state.shadow
         if shadow is None:
             return _no_shadow()
-        body = await asyncio.to_thread(shadow.report)
-        if _wants_series(request):
-            body["per_window"] = await asyncio.to_thread(shadow.per_window)
-        return _json(body)
+        return _json(await _report(request, shadow))
 
     return [
         Route("/admin/shadow", load, methods=["POST"]),
