@@ -2,7 +2,7 @@
 
 Each default's description is the comment block right above it; a templated default is shown
 as text (its value is only known at run time). The defaults and their comments are the one home
-of the role's options: run it after changing a default (tests/ops/test_argument_specs.py fails
+of the role's options: run it after changing a default (tests/integration/ops/test_argument_specs.py fails
 while the committed file differs from what it writes):
 
     .venv/bin/python scripts/gen_argument_specs.py && git diff roles/edgeinfer/meta/argument_specs.yml

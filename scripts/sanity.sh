@@ -24,7 +24,7 @@ BIN=${BIN:-.venv/bin}
 CONTENT=(galaxy.yml README.md meta plugins roles playbooks deploy.yml rollback.yml changelogs tests/config.yml extensions)
 # Slow on this bench (2 cores, warm): pylint about 45 s, ansible-doc about 20 s; the others
 # take 15 s together. `make lint` (and so CI) runs pylint and skips ansible-doc, which
-# tests/collection renders for every plugin in text mode anyway; `make lint-full` runs both.
+# tests/integration/collection renders for every plugin in text mode anyway; `make lint-full` runs both.
 SLOW=(ansible-doc)
 args=()
 if [ "$#" -gt 0 ]; then

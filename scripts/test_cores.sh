@@ -8,7 +8,7 @@
 #
 #   scripts/test_cores.sh                 every release
 #   scripts/test_cores.sh 2.21            that release alone (2.19: the dev set's)
-#   CORES_TESTS='tests/plugins/test_rollout_strategy.py' scripts/test_cores.sh 2.21
+#   CORES_TESTS='tests/unit/plugins/test_rollout_strategy.py' scripts/test_cores.sh 2.21
 set -uo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -16,8 +16,8 @@ REPO="$(dirname "$HERE")"
 cd "$REPO"
 PY="${PY:-$REPO/.venv/bin/python}"
 REPORTS="${REPORTS:-build/test-reports}"
-TESTS=(${CORES_TESTS:-tests/plugins/test_rollout_strategy.py tests/plugins/test_rollout_filters.py
-  tests/deploy/test_deploy_one_edge.py::test_fresh_deploy_then_the_same_deploy_changes_nothing})
+TESTS=(${CORES_TESTS:-tests/unit/plugins/test_rollout_strategy.py tests/unit/plugins/test_rollout_filters.py
+  tests/integration/deploy/test_deploy_one_edge.py::test_fresh_deploy_then_the_same_deploy_changes_nothing})
 
 dev=$("$PY" -c 'import ansible.release as r; print(r.__version__)')
 dev_minor=$(echo "$dev" | cut -d. -f1-2)

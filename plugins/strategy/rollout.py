@@ -38,7 +38,7 @@ notes:
   - Uses the linear strategy's internals (the unreachable hosts of the task queue manager, the task
     results it processes), which differ between ansible-core releases; it reads both forms that
     the supported releases have (2.19 and 2.20, then 2.21). The fault matrix of the project
-    (C(tests/faults)) checks it on every change, and C(make test-cores) on each supported release.
+    (C(tests/integration/faults)) checks it on every change, and C(make test-cores) on each supported release.
 """
 
 from ansible.plugins.strategy.linear import StrategyModule as LinearStrategyModule  # noqa: E402

@@ -1,3 +1,3 @@
 """The calibration server (edgeinfer_validate.testserver) the CLI's tests use too."""
 
-from tests.validate.conftest import server, server_factory  # noqa: F401  (fixtures)
+from tests.unit.validate.conftest import server, server_factory  # noqa: F401  (fixtures)

@@ -1,0 +1,60 @@
+"""The embedded default: `ansible-playbook playbooks/deploy.yml`, no arguments, from the
+repository root, deploys to this machine (inventory/local), and the model it serves answers
+exactly what ONNX Runtime computes on the exported model."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from edgeinfer_contract import ModelConfig
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def test_deploy_with_no_arguments_serves_the_exported_model(sidecar_image: str) -> None:
+    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"))
+    env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"
+    env.pop("ANSIBLE_STDOUT_CALLBACK", None)
+    proc = subprocess.run(
+        [str(Path(sys.executable).with_name("ansible-playbook")), "playbooks/deploy.yml"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-2000:]
+    assert "edge-local: deployed" in proc.stdout or "edge-local: unchanged" in proc.stdout, proc.stdout[-3000:]
+
+    release = REPO / ".artifacts" / "demo-untrained"
+    cfg = ModelConfig.load(release / "model_config.json")
+    assert cfg.untrained  # the embedded default ships the seeded demo model, and says so
+    with urllib.request.urlopen("http://127.0.0.1:9000/healthz", timeout=5) as r:
+        health = json.loads(r.read())
+    assert health["model_version"] == "demo-untrained"
+
+    rng = np.random.default_rng(3)
+    mean, std = np.asarray(cfg.normalization.mean), np.asarray(cfg.normalization.std)
+    raw = (mean + std * rng.standard_normal((100, 9))).astype(np.float32)
+    body = json.dumps({"imu_window": raw.tolist()}).encode()
+    req = urllib.request.Request("http://127.0.0.1:9000/encode", body, {"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=5) as r:
+        answer = json.loads(r.read())
+    sess = ort.InferenceSession(str(release / "model.onnx"), providers=["CPUExecutionProvider"])
+    x = ((raw - mean) / std).astype(np.float32)[None]
+    (expected,) = sess.run(["latent_embeddings"], {"imu_window": x})
+    got = np.asarray(answer["latent_embedding"], dtype=np.float32)
+    assert got.shape == (64,)
+    np.testing.assert_allclose(got, expected[0], rtol=1e-4, atol=1e-4)
+    assert answer["model_version"] == "demo-untrained" and answer["backend"] == "onnxruntime"

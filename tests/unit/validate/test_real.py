@@ -1,0 +1,142 @@
+"""With real components: a container's memory through the Docker API, and the real sidecar serving the origin ONNX."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+import edgeinfer_load as lg
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture
+def memory_container(base_image: str):
+    """A container holding 64 MiB, labelled like a compose service; removed after the test."""
+    name = f"edgeinfer-validate-test-{uuid.uuid4().hex[:8]}"
+    service = f"svc-{name}"
+    hold = "import time; x = bytearray(64 * 2**20); x[::4096] = b'1' * len(x[::4096]); time.sleep(120)"
+    subprocess.run(
+        [
+            "docker",
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--label",
+            f"com.docker.compose.service={service}",
+            "--label",
+            "com.docker.compose.project=validate-test",
+            base_image,
+            "python3",
+            "-c",
+            hold,
+        ],
+        check=True,
+        capture_output=True,
+    )
+    try:
+        api = lg.DockerSocket()
+        cid = api.find(name)
+        ok, last, _ = lg.wait_for(
+            lambda: lg.docker_memory_bytes(api.stats(cid)) or 0, lambda b: b >= 64 * 2**20, timeout=30, interval=0.2
+        )
+        assert ok, f"the test container never held 64 MiB (last {last} bytes)"
+        yield name, service
+    finally:
+        subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+
+
+@pytest.mark.docker
+def test_memory_is_read_from_the_docker_socket(memory_container):
+    name, service = memory_container
+    sample = lg.socket_sampler(None, service, "validate-test")  # found by its compose labels
+    with lg.ResourceSampler(sample, interval_s=0.2) as s:
+        time.sleep(2.5)
+    summary = s.summary()
+    assert summary["measured"] is True and summary["samples"] >= 2  # the daemon refreshes about once a second
+    assert 60 <= summary["memory_peak_mb"] < 200  # the 64 MiB it holds, plus the interpreter
+    assert summary["cpu_mean_pct"] is not None and summary["cpu_mean_pct"] < 50  # it sleeps
+
+
+@pytest.mark.docker
+def test_cli_gates_on_the_container_memory(memory_container, server, tmp_path):
+    name, _ = memory_container
+    base = [
+        sys.executable,
+        "-m",
+        "edgeinfer_validate",
+        "--port",
+        str(server.target.port),
+        "--duration",
+        "1",
+        "--warmup",
+        "0",
+        "--no-progress",
+        "--container",
+        name,
+        "--json",
+        str(tmp_path / "r.json"),
+    ]
+    assert subprocess.run(base, capture_output=True, timeout=60).returncode == 0
+    assert json.loads((tmp_path / "r.json").read_text())["resources"]["memory_peak_mb"] >= 60
+    proc = subprocess.run([*base, "--max-memory-mb", "32"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 128, proc.stdout
+
+
+@pytest.mark.slow
+def test_against_the_real_sidecar_serving_the_origin_onnx(tmp_path, origin_dir):
+    """The sidecar (python -m sidecar) with the origin model: healthy, the expected model, golden cosines ~1."""
+    sidecar_conftest = pytest.importorskip("testbed.sidecar")
+    root = tmp_path / "models"
+    release = sidecar_conftest.production_release(root, origin_dir)
+    srv = sidecar_conftest.start_server(tmp_path, root / "current")
+    try:
+        target = lg.Target.parse(srv.url)
+        out = tmp_path / "report"
+        cmd = [
+            sys.executable,
+            "-m",
+            "edgeinfer_validate",
+            "--host",
+            target.host,
+            "--port",
+            str(target.port),
+            "--duration",
+            "2",
+            "--warmup",
+            "0.5",
+            "--concurrency",
+            "4",
+            "--rate",
+            "100",
+            "--skip-memory",
+            "--golden",
+            str(release / "golden.json"),
+            "--expect-model-version",
+            "v72pct",
+            # correctness here, not speed: this machine's two cores also run the tests
+            "--min-rps",
+            "1",
+            "--p95-ms",
+            "1000",
+            "--no-progress",
+            "--report",
+            str(out),
+        ]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=REPO)
+        assert proc.returncode == 0, proc.stdout + proc.stderr + srv.output()
+        report = json.loads((out / "report.json").read_text())
+        assert report["health"]["model"]["model_version"] == "v72pct"
+        assert report["quality"]["golden"]["windows"] == 8
+        assert report["quality"]["golden"]["min_cosine"] >= 0.999
+        assert report["phases"]["closed"]["failed"] == 0 and report["phases"]["open"]["failed"] == 0
+        assert report["phases"]["open"]["requests"] == 200
+    finally:
+        sidecar_conftest.stop_server(srv)
