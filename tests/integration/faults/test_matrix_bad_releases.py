@@ -1,7 +1,8 @@
 """The fault matrix, first part: bad releases and refusals, on three loopback edges over
 real SSH with the sidecar in Docker.
 
-Each case ends with every edge serving a model that passed its gates (v1 throughout this
+The cases, their faults and end states are rows 1-9 of the case table (cases.py). Each case
+ends with every edge serving a model that passed its gates (v1 throughout this
 module), the previous release intact, the lock released, and a record that names what
 happened. One fleet serves the module (tests/integration/faults/conftest.py); the fleet faults (lost
 controller, lost edge, killed sidecar, concurrent deploys) are in test_matrix_fleet_faults.py,
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.faults.cases import CANARY_CAUGHT, expect
 from tests.integration.faults.matrix import Matrix, assert_back_on_v1, base, craft, deploy_id, fleet_summary
 
 pytestmark = [pytest.mark.fleet, pytest.mark.docker, pytest.mark.slow]
@@ -34,13 +36,10 @@ def test_01_artifact_corrupted_in_transit_on_one_host(matrix: Matrix) -> None:
     with matrix.host_vars({"edge-2": {"edgeinfer_release_source": bad}}):
         run = matrix.bench.playbook("deploy.yml", base(matrix, edgeinfer_failure_budget=1))
     did = deploy_id(run)
-    assert run.rc != 0, "an edge that did not land the release fails the run"
-    summary = fleet_summary(run)
-    assert summary["edge-2"]["outcome"] == "rolled_back", summary
-    assert summary["edge-1"]["outcome"] == summary["edge-3"]["outcome"] == "unchanged", summary
+    case = expect(1, run.rc, fleet_summary(run), run.explain())
     record = matrix.record("edge-2", did)
     assert record["failure"]["task"].startswith("Stage"), record["failure"]
-    assert "model.onnx: sha256" in json.dumps(record["failure"]), record["failure"]
+    assert case.caught_by in json.dumps(record["failure"]), record["failure"]
     assert record["rolled_back_to"] == before["edge-2"].current
     assert bad["release"] not in matrix.bench.state("edge-2")["releases"]
     assert not (matrix.root("edge-2") / "models" / "releases" / bad["release"]).exists()
@@ -56,14 +55,14 @@ def test_01_artifact_corrupted_in_transit_on_one_host(matrix: Matrix) -> None:
 # -- 2-5: a bad model, caught on the canary; the other edges are never touched ------------------
 
 
-def canary_caught(matrix: Matrix, run, before, phrase: str) -> dict:
-    """The canary (edge-1) is back on v1; edges 2 and 3 were not reached at all."""
-    record = assert_back_on_v1(matrix.bench, run, phrase)
+def canary_caught(matrix: Matrix, run, before, number: int) -> dict:
+    """Case ``number``'s end state: the canary (edge-1) is back on v1, its record naming what the
+    case table says caught the release; edges 2 and 3 were not reached at all."""
+    case = expect(number, run.rc, fleet_summary(run), run.explain())
+    assert case.outcomes == CANARY_CAUGHT, case
+    record = assert_back_on_v1(matrix.bench, run, case.caught_by)
     did = record["deploy_id"]
-    summary = fleet_summary(run)
-    assert summary["edge-1"]["outcome"] == "rolled_back", summary
     for edge in ("edge-2", "edge-3"):
-        assert summary[edge]["outcome"] == "not_reached", summary
         matrix.assert_untouched(edge, before, did)
     matrix.assert_fleet(before)
     return record
@@ -78,7 +77,7 @@ def test_02_model_that_fails_to_load(matrix: Matrix) -> None:
     bad = craft(matrix.bench, "f02-load", garbage)
     before = matrix.snapshot()
     run = matrix.bench.playbook("deploy.yml", base(matrix, edgeinfer_release_source=bad))
-    record = canary_caught(matrix, run, before, "422")
+    record = canary_caught(matrix, run, before, 2)
     assert record["failure"]["task"] == "Gates | Hot reload when the release changed, then health and golden set", (
         record["failure"]
     )
@@ -144,7 +143,7 @@ def test_03_model_that_returns_nan_for_part_of_the_inputs_misses_the_golden_gate
     run = matrix.bench.playbook("deploy.yml", base(matrix, edgeinfer_release_source=bad))
     # Caught by the sidecar's own golden self-check at the hot reload (a NaN window counts as
     # cosine -1), before the new model served a single request: the deploy's golden gate never ran.
-    record = canary_caught(matrix, run, before, "self-check failed: min cosine -1.000000")
+    record = canary_caught(matrix, run, before, 3)
     assert record["failure"]["task"] == "Gates | Hot reload when the release changed, then health and golden set", (
         record["failure"]
     )
@@ -156,7 +155,7 @@ def test_04_model_that_misses_the_benchmark_thresholds(matrix: Matrix) -> None:
     run = matrix.bench.playbook(
         "deploy.yml", base(matrix, edgeinfer_release_source=bad, edgeinfer_benchmark_p95_ms=0.001)
     )
-    record = canary_caught(matrix, run, before, "latency")
+    record = canary_caught(matrix, run, before, 4)
     assert record["failure"]["task"] == "Gates | Benchmark", record["failure"]
     # The golden gate passed: the model was right, only too slow for the thresholds.
     assert record["gates"]["golden"]["min_cosine"] >= 0.999, record["gates"]
@@ -170,7 +169,7 @@ def test_05_sidecar_that_fails_to_start_after_an_image_change(matrix: Matrix, ba
         extra = {"edgeinfer_release_source": bad, "edgeinfer_image": broken, "edgeinfer_health_timeout": 20}
         before = matrix.snapshot()
         run = matrix.bench.playbook("deploy.yml", base(matrix, **extra))
-        record = canary_caught(matrix, run, before, "Start the sidecar, or recreate it")
+        record = canary_caught(matrix, run, before, 5)
         assert record["image"] == broken
         env = (matrix.root("edge-1") / "compose" / ".env").read_text()
         assert f"EDGEINFER_IMAGE={matrix.bench.base_vars['edgeinfer_image']}" in env
@@ -178,10 +177,10 @@ def test_05_sidecar_that_fails_to_start_after_an_image_change(matrix: Matrix, ba
         subprocess.run(["docker", "image", "rm", broken], capture_output=True)
 
 
-# -- 13-14: golden references the model does not meet, at the deploy gate and in the sidecar ----------
+# -- 6-7: golden references the model does not meet, at the deploy gate and in the sidecar ------------
 
 
-def test_13_model_whose_outputs_drifted_misses_the_golden_gate(matrix: Matrix) -> None:
+def test_06_model_whose_outputs_drifted_misses_the_golden_gate(matrix: Matrix) -> None:
     """The sidecar's own self-check is set loose (0.5) so that the model loads and reports
     healthy; the deploy's golden gate (0.999) must still catch outputs that drifted."""
     import random
@@ -199,37 +198,37 @@ def test_13_model_whose_outputs_drifted_misses_the_golden_gate(matrix: Matrix) -
         golden["embeddings"] = out
         (d / "golden.json").write_text(json.dumps(golden))
 
-    bad = craft(matrix.bench, "f13-golden", drifted_references)
+    bad = craft(matrix.bench, "f06-golden", drifted_references)
     before = matrix.snapshot()
     run = matrix.bench.playbook(
         "deploy.yml", base(matrix, edgeinfer_release_source=bad, edgeinfer_sidecar_min_cosine="0.5")
     )
-    record = canary_caught(matrix, run, before, "golden gate missed")
+    record = canary_caught(matrix, run, before, 6)
     assert 0.5 < record["failure"]["figures"]["golden"]["min_cosine"] < 0.999
 
 
-def test_14_golden_references_of_another_model_fail_the_sidecar_self_check(matrix: Matrix) -> None:
+def test_07_golden_references_of_another_model_fail_the_sidecar_self_check(matrix: Matrix) -> None:
     def opposite_references(d: Path) -> None:
         golden = json.loads((d / "golden.json").read_text())
         golden["embeddings"] = [[-x for x in e] for e in golden["embeddings"]]
         (d / "golden.json").write_text(json.dumps(golden))
 
-    bad = craft(matrix.bench, "f14-selfcheck", opposite_references)
+    bad = craft(matrix.bench, "f07-selfcheck", opposite_references)
     before = matrix.snapshot()
     run = matrix.bench.playbook("deploy.yml", base(matrix, edgeinfer_release_source=bad))
-    record = canary_caught(matrix, run, before, "422")
+    record = canary_caught(matrix, run, before, 7)
     assert "self-check" in json.dumps(record["failure"]).lower() or "cosine" in json.dumps(record["failure"]).lower()
 
 
-# -- 10. the edge disk is too full for the new release ---------------------------------------
+# -- 8. the edge disk is too full for the new release ----------------------------------------
 
 
-def test_10_edge_disk_too_full_for_the_new_release_is_refused(matrix: Matrix) -> None:
+def test_08_edge_disk_too_full_for_the_new_release_is_refused(matrix: Matrix) -> None:
     from tests.integration.faults.conftest import TMPFS_EDGE
 
     edge = TMPFS_EDGE
     root = matrix.root(edge)
-    new = craft(matrix.bench, "f10-disk")
+    new = craft(matrix.bench, "f08-disk")
     st = os.statvfs(root)
     free = st.f_bavail * st.f_frsize
     # What goes to the edge: the manifest's files less the GPUSRV-only roles (calibration data).
@@ -244,15 +243,13 @@ def test_10_edge_disk_too_full_for_the_new_release_is_refused(matrix: Matrix) ->
         with matrix.host_vars({edge: {"edgeinfer_release_source": new}}):
             run = matrix.bench.playbook("deploy.yml", base(matrix))
         did = deploy_id(run)
-        assert run.rc != 0
-        summary = fleet_summary(run)
-        assert summary[edge]["outcome"] == "refused", summary
+        case = expect(8, run.rc, fleet_summary(run), run.explain())
         record = matrix.record(edge, did)
         assert record["outcome"] == "refused", record
         assert record["failure"]["task"] == "Preflight | Read the edge once, refuse what cannot land there", record[
             "failure"
         ]
-        assert "MiB free" in record["failure"]["msg"] and "3 x" in record["failure"]["msg"], record["failure"]
+        assert case.caught_by in record["failure"]["msg"] and "3 x" in record["failure"]["msg"], record["failure"]
         log = matrix.deployment_log(edge, did)
         assert "[ ] Free disk checked: too little" in log and "[x] Docker" in log, log
         assert "[ ] Artifacts copied and verified" in log and "Production ready: No (refused)" in log, log
@@ -266,17 +263,17 @@ def test_10_edge_disk_too_full_for_the_new_release_is_refused(matrix: Matrix) ->
     matrix.assert_fleet(before)
 
 
-# -- 12. the failure budget is exceeded in the canary batch ---------------------------------------
+# -- 9. the failure budget is exceeded in the canary batch ----------------------------------------
 
 
-def test_12_failure_budget_exceeded_in_the_canary_batch_leaves_later_batches_untouched(matrix: Matrix) -> None:
+def test_09_failure_budget_exceeded_in_the_canary_batch_leaves_later_batches_untouched(matrix: Matrix) -> None:
     """The canary alone misses its thresholds (a host var); edges 2 and 3 would have passed,
     but the budget (0) is spent in the first batch and they are never touched."""
-    new = craft(matrix.bench, "f12-canary")
+    new = craft(matrix.bench, "f09-canary")
     before = matrix.snapshot()
     extra = base(matrix, edgeinfer_release_source=new)
     p95 = extra.pop("edgeinfer_benchmark_p95_ms")  # an extra var would beat the host var
     with matrix.host_vars({"edge-1": {"edgeinfer_benchmark_p95_ms": 0.001}}, group={"edgeinfer_benchmark_p95_ms": p95}):
         run = matrix.bench.playbook("deploy.yml", extra)
-    record = canary_caught(matrix, run, before, "latency")
+    record = canary_caught(matrix, run, before, 9)
     assert record["failure"]["task"] == "Gates | Benchmark"
