@@ -121,14 +121,14 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     play = _play()
     modules = {t["name"]: {k: v for k, v in t.items() if k.startswith("awx.awx.")} for t in play["tasks"]}
     modules = {k: next(iter(v.values())) for k, v in modules.items() if v}
-    (tmp / "vars.yml").write_text(yaml.safe_dump(play["vars"]))
     (tmp / "args.yml").write_text(yaml.safe_dump({"_args": modules}))
     inline = [
         {
             "name": "render",
             "hosts": "localhost",
             "gather_facts": False,
-            "vars_files": [str(tmp / "vars.yml"), str(tmp / "args.yml")],
+            "vars": play["vars"],
+            "vars_files": [*(str(CONFIGURE.parent / f) for f in play["vars_files"]), str(tmp / "args.yml")],
             "tasks": [{"name": "rendered", "ansible.builtin.debug": {"var": "_args"}}],
         }
     ]
