@@ -30,10 +30,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from bench import witness  # noqa: E402
-from bench.bench_sidecar import (  # noqa: E402
+from bench.bench_sidecar import PRODUCTION  # noqa: E402
+from bench.sidecar_load import (  # noqa: E402
     LOAD_CPU,
-    LOAD_SHARE,
-    PRODUCTION,
     SERVER_CPU,
     constant_rate,
     ort_one_core,
@@ -42,6 +41,7 @@ from bench.bench_sidecar import (  # noqa: E402
     wait_http,
     wrk,
 )
+from bench.sidecar_report import LOAD_SHARE  # noqa: E402
 from bench.speed import row  # noqa: E402
 from testbed.sidecar import free_port, make_release, perturbed_onnx, point_current  # noqa: E402
 
