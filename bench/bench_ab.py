@@ -30,10 +30,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from bench import witness  # noqa: E402
-from bench.bench_sidecar import (  # noqa: E402
+from bench.bench_sidecar import PRODUCTION  # noqa: E402
+from bench.sidecar_load import (  # noqa: E402
     LOAD_CPU,
-    LOAD_SHARE,
-    PRODUCTION,
     SERVER_CPU,
     constant_rate,
     ort_one_core,
@@ -42,6 +41,7 @@ from bench.bench_sidecar import (  # noqa: E402
     wait_http,
     wrk,
 )
+from bench.sidecar_report import LOAD_SHARE  # noqa: E402
 from bench.speed import row  # noqa: E402
 from testbed.sidecar import free_port, make_release, perturbed_onnx, point_current  # noqa: E402
 
@@ -128,13 +128,17 @@ def median(values: list[float]) -> float:
     return float(np.median(values))
 
 
-def main() -> int:
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=10, help="seconds of each constant-load run (default 10)")
     ap.add_argument("--wrk-seconds", type=int, default=6, help="seconds of each wrk run (default 6)")
     ap.add_argument("--rounds", type=int, default=5, help="pairs of runs per figure (default 5)")
-    args = ap.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="bench-ab-"))
+    return ap.parse_args()
+
+
+def prepare(work: Path) -> tuple[Path, Path, str, Path]:
+    """Under ``work``: the serving release (current) and a candidate beside it, the admin token, and
+    a binary /encode body. Returns the models folder, the serving release, the token and the body."""
     models = work / "models"
     serving = make_release(
         models / "releases" / "v72pct", PRODUCTION / "tcn_encoder_for_edgeinfer.onnx", PRODUCTION / "model_config.json"
@@ -150,12 +154,12 @@ def main() -> int:
     body = work / "w.bin"
     raw = np.asarray(json.loads((serving / "golden.json").read_text())["windows"][0], np.float32)
     body.write_bytes(raw.astype("<f4").tobytes())
+    return models, serving, token, body
 
-    batch1 = ort_one_core(serving / "model_batch.onnx", 3, batch=1)
-    rate = round(LOAD_SHARE * batch1, 1)
-    print(f"machine: {batch1:,.0f} inferences/s at batch 1; constant load {rate:g} req/s", file=sys.stderr)
-    port = free_port()
-    env = dict(
+
+def sidecar_env(models: Path, work: Path, port: int) -> dict[str, str]:
+    """One inference thread, the admin API on (the token under ``work``), the shadow at its default share."""
+    return dict(
         os.environ,
         EDGEINFER_MODEL_DIR=str(models / "current"),
         EDGEINFER_HOST="127.0.0.1",
@@ -166,6 +170,58 @@ def main() -> int:
         EDGEINFER_SHADOW_SHARE=SHARE,
         PYTHONPATH=str(REPO),
     )
+
+
+def measure_memory(results: dict[str, Any], toggle: Toggle, pid: int) -> None:
+    """(c) VmRSS serving alone (after a warm-up), then with the shadow just loaded."""
+    results["memory_off"] = rss_mib(pid)
+    toggle.set(True)
+    results["memory_on"] = rss_mib(pid)
+    toggle.set(False)
+
+
+def measure_p99(toggle: Toggle, port: int, rate: float, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """(a) The pairs of constant-load runs, each with the on/off ratio of the sidecar's own p99 too."""
+    print("(a) p99 at the constant load, shadow off and on ...", file=sys.stderr, flush=True)
+    out = pairs(toggle, args.rounds, lambda: at_constant_load(port, rate, args.seconds), "p99_ms")
+    for pair in out:
+        off, on = pair["off"]["served_p99_ms"], pair["on"]["served_p99_ms"]
+        pair["served_ratio"] = round(on / off, 3) if off else float("nan")
+    return out
+
+
+def measure_throughput(toggle: Toggle, port: int, body: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """(b) The pairs of wrk runs at 16 connections, wrk on the load's core."""
+    print("(b) throughput at 16 connections, shadow off and on ...", file=sys.stderr, flush=True)
+    url = f"http://127.0.0.1:{port}/encode"
+    cpu = LOAD_CPU if pinned() else None
+    return pairs(
+        toggle,
+        args.rounds,
+        lambda: wrk(url, body, "application/octet-stream", 16, args.wrk_seconds, cpu=cpu),
+        "rps",
+    )
+
+
+def memory_after_load(toggle: Toggle, port: int, pid: int, rate: float, seconds: float) -> dict[str, float]:
+    """(c) VmRSS (and its peak) with the shadow on after a constant-load run and its final report."""
+    toggle.set(True)
+    constant_rate(port, "binary", rate, seconds=seconds)
+    memory = rss_mib(pid)
+    toggle.set(False)
+    return memory
+
+
+def main() -> int:
+    args = parse_args()
+    work = Path(tempfile.mkdtemp(prefix="bench-ab-"))
+    models, serving, token, body = prepare(work)
+
+    batch1 = ort_one_core(serving / "model_batch.onnx", 3, batch=1)
+    rate = round(LOAD_SHARE * batch1, 1)
+    print(f"machine: {batch1:,.0f} inferences/s at batch 1; constant load {rate:g} req/s", file=sys.stderr)
+    port = free_port()
+    env = sidecar_env(models, work, port)
     pin = ["taskset", "-c", str(SERVER_CPU)] if pinned() else []
     proc = subprocess.Popen([*pin, sys.executable, "-m", "sidecar"], cwd=REPO, env=env)
     results: dict[str, Any] = {"batch1": round(batch1, 1), "rate": rate, "share": float(SHARE), "pinned": pinned()}
@@ -173,28 +229,10 @@ def main() -> int:
         wait_http(port, "/healthz")
         toggle = Toggle(port, token, "releases/candidate")
         constant_rate(port, "binary", rate, seconds=2)  # warm-up
-        results["memory_off"] = rss_mib(proc.pid)
-        toggle.set(True)
-        results["memory_on"] = rss_mib(proc.pid)
-        toggle.set(False)
-        print("(a) p99 at the constant load, shadow off and on ...", file=sys.stderr, flush=True)
-        results["p99"] = pairs(toggle, args.rounds, lambda: at_constant_load(port, rate, args.seconds), "p99_ms")
-        for pair in results["p99"]:
-            off, on = pair["off"]["served_p99_ms"], pair["on"]["served_p99_ms"]
-            pair["served_ratio"] = round(on / off, 3) if off else float("nan")
-        print("(b) throughput at 16 connections, shadow off and on ...", file=sys.stderr, flush=True)
-        url = f"http://127.0.0.1:{port}/encode"
-        cpu = LOAD_CPU if pinned() else None
-        results["throughput"] = pairs(
-            toggle,
-            args.rounds,
-            lambda: wrk(url, body, "application/octet-stream", 16, args.wrk_seconds, cpu=cpu),
-            "rps",
-        )
-        toggle.set(True)
-        constant_rate(port, "binary", rate, seconds=args.seconds)
-        results["memory_on_after_load"] = rss_mib(proc.pid)
-        toggle.set(False)
+        measure_memory(results, toggle, proc.pid)
+        results["p99"] = measure_p99(toggle, port, rate, args)
+        results["throughput"] = measure_throughput(toggle, port, body, args)
+        results["memory_on_after_load"] = memory_after_load(toggle, port, proc.pid, rate, args.seconds)
     finally:
         stop(proc)
     out = REPO / ".bench"
@@ -204,10 +242,10 @@ def main() -> int:
     return 0
 
 
-def report(r: dict[str, Any], args: argparse.Namespace) -> str:
+def p99_verdict(r: dict[str, Any]) -> tuple[float, bool, str]:
+    """The median on/off ratio of the serving p99, whether it meets MAX_P99_RATIO, and the verdict,
+    marked inconclusive when the shadow-off runs show the machine, not the shadow, set the figures."""
     p99 = median([p["ratio"] for p in r["p99"]])
-    served = median([p["served_ratio"] for p in r["p99"]])
-    rps = median([p["ratio"] for p in r["throughput"]])
     ok = p99 <= MAX_P99_RATIO
     offs = [p["off"]["p99_ms"] for p in r["p99"]]
     spread = max(offs) / min(offs)
@@ -218,19 +256,29 @@ def report(r: dict[str, Any], args: argparse.Namespace) -> str:
             f" (inconclusive: the shadow-off p99 was {median(offs):,.1f} ms, {median(offs) / one:,.0f} x one inference, "
             f"and varied {spread:.1f} x between pairs: other work stalled the machine)"
         )
+    return p99, ok, verdict
+
+
+def setup_line(r: dict[str, Any], rounds: int) -> str:
+    """How the figures were taken: the cores, the two releases, the share, the pairs."""
     where = (
         f"pinned to CPU {SERVER_CPU} with one inference thread, the load on CPU {LOAD_CPU}"
         if r["pinned"]
         else "not pinned (fewer than 2 cores or no taskset)"
     )
-    lines = [
-        row(r["batch1"]),
-        "",
+    return (
         f"One sidecar process, {where}; "
         f"the serving model is the production model's release, the shadow a release of the same architecture "
         f"with other weights, at `EDGEINFER_SHADOW_SHARE={r['share']:g}` (the default), loaded and dropped between runs. "
-        f"{args.rounds} interleaved pairs per figure (order alternating), the median of the pairs' ratios.",
-        "",
+        f"{rounds} interleaved pairs per figure (order alternating), the median of the pairs' ratios."
+    )
+
+
+def targets_table(r: dict[str, Any], p99: float, verdict: str) -> list[str]:
+    """The p99 target, its cross-check by the sidecar's own histogram, and the throughput for information."""
+    served = median([p["served_ratio"] for p in r["p99"]])
+    rps = median([p["ratio"] for p in r["throughput"]])
+    return [
         "| target | measured | wanted | verdict |",
         "|---|---|---|---|",
         f"| serving p99 at a constant {r['rate']:g} req/s (binary /encode), shadow on / off | {p99:.3f} | "
@@ -239,7 +287,12 @@ def report(r: dict[str, Any], args: argparse.Namespace) -> str:
         f"<= {MAX_P99_RATIO:g} | **{'PASS' if served <= MAX_P99_RATIO else 'FAIL'}** |",
         f"| throughput at 16 connections (wrk, binary /encode), shadow on as a share of off | {rps:.3f} | "
         "(informative) | **n/a** |",
-        "",
+    ]
+
+
+def pairs_table(r: dict[str, Any]) -> list[str]:
+    """Every pair of runs, with what the shadow mirrored, dropped and failed during the shadow-on run."""
+    lines = [
         "| figure | pair | shadow off | shadow on | on / off | shadow mirrored / dropped / failed windows |",
         "|---|---|---|---|---|---|",
     ]
@@ -255,12 +308,30 @@ def report(r: dict[str, Any], args: argparse.Namespace) -> str:
                 f"| {name} | {i} | {p['off'][key]:,.2f} {unit} | {p['on'][key]:,.2f} {unit} | {p['ratio']:.3f} | "
                 f"{s.get('mirrored_windows')} / {s.get('dropped_windows')} / {s.get('error_windows')} |"
             )
+    return lines
+
+
+def memory_line(r: dict[str, Any], seconds: float) -> str:
     m0, m1, m2 = r["memory_off"], r["memory_on"], r["memory_on_after_load"]
-    lines += [
-        "",
+    return (
         f"Memory of the sidecar process (VmRSS): {m0['VmRSS']} MiB serving alone (after a warm-up), {m1['VmRSS']} MiB "
-        f"with the shadow just loaded, {m2['VmRSS']} MiB with the shadow after {args.seconds:g} s of the constant "
-        f"load and its report (peak VmHWM {m2['VmHWM']} MiB).",
+        f"with the shadow just loaded, {m2['VmRSS']} MiB with the shadow after {seconds:g} s of the constant "
+        f"load and its report (peak VmHWM {m2['VmHWM']} MiB)."
+    )
+
+
+def report(r: dict[str, Any], args: argparse.Namespace) -> str:
+    p99, ok, verdict = p99_verdict(r)
+    lines = [
+        row(r["batch1"]),
+        "",
+        setup_line(r, args.rounds),
+        "",
+        *targets_table(r, p99, verdict),
+        "",
+        *pairs_table(r),
+        "",
+        memory_line(r, args.seconds),
         "",
         f"PASS/FAIL: p99 ratio {p99:.3f} {'<=' if ok else '>'} {MAX_P99_RATIO:g}: {verdict}. "
         "Every figure: `.bench/ab.json`.",

@@ -12,17 +12,12 @@ Results: printed as a Markdown table and written to .bench/sidecar.json.
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
-import math
 import os
-import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -30,8 +25,24 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from bench import build_sidecar_image, witness  # noqa: E402
-from bench.speed import REFERENCE_ORT_BATCH1, ort_rate  # noqa: E402
+from bench import build_sidecar_image  # noqa: E402
+from bench.sidecar_load import (  # noqa: E402
+    LOAD_CPU,
+    ROUTES,
+    SERVER_CPU,
+    RssSampler,
+    constant_rate,
+    ort_one_core,
+    ort_one_core_rates,
+    pinned,
+    served,
+    stop,
+    thread_cpu,
+    wait_http,
+    wrk,
+)
+from bench.sidecar_report import LOAD_SHARE, report  # noqa: E402
+from bench.speed import ort_rate  # noqa: E402
 from testbed.sidecar import free_port, make_release, point_current  # noqa: E402
 
 SHARED = Path(os.environ.get("EDGEINFER_SHARED", REPO.parent / "shared"))
@@ -62,37 +73,6 @@ def ort_limit(model: Path, seconds: float) -> dict[str, float]:
             ("batch 32, 2 threads", 2, 32),
         )
     }
-
-
-def ort_one_core(model: Path, seconds: float, batch: int = 32) -> float:
-    """ONNX Runtime at ``batch``, one thread, in its own process on the server's core: inferences/s."""
-    return ort_one_core_rates(model, seconds, batch)[0]
-
-
-def ort_one_core_rates(model: Path, seconds: float, batch: int = 32) -> tuple[float, float]:
-    """ort_one_core's inferences per second of wall time and per second of its CPU time."""
-    code = "import sys; from speed import ort_rates; print(*ort_rates(sys.argv[1], 1, int(sys.argv[3]), float(sys.argv[2])))"
-    pin = ["taskset", "-c", str(SERVER_CPU)] if pinned() else []
-    out = subprocess.run(
-        [*pin, sys.executable, "-c", code, str(model), str(seconds), str(batch)],
-        cwd=Path(__file__).parent, capture_output=True, text=True, check=True, timeout=120,
-    ).stdout  # fmt: skip
-    wall, cpu = out.split()
-    return float(wall), float(cpu)
-
-
-def thread_cpu(pid: int) -> tuple[float, float]:
-    """CPU seconds of a process so far: its main thread (the event loop), and all its other threads."""
-    tick = os.sysconf("SC_CLK_TCK")
-    main = other = 0.0
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
-        cpu = (int(fields[11]) + int(fields[12])) / tick  # utime + stime
-        if task.name == str(pid):
-            main += cpu
-        else:
-            other += cpu
-    return main, other
 
 
 def paired(
@@ -134,79 +114,6 @@ def paired(
     return {"pairs": pairs, "median_ratio": ratios[len(ratios) // 2]}
 
 
-def wrk(url: str, body: Path, ctype: str, conns: int, seconds: int, cpu: int | None = None) -> dict[str, float]:
-    """wrk (closed loop); on ``cpu`` alone (one wrk thread) when given."""
-    lua = body.with_suffix(".lua")
-    lua.write_text(
-        f'wrk.method = "POST"\nwrk.headers["Content-Type"] = "{ctype}"\nlocal f = io.open("{body}", "rb")\nwrk.body = f:read("*a")\nf:close()\n'
-    )
-    threads = 1 if cpu is not None else min(conns, 2)
-    pin = ["taskset", "-c", str(cpu)] if cpu is not None else []
-    r = subprocess.run(
-        [*pin, "wrk", "-t", str(threads), "-c", str(conns), "-d", f"{seconds}s", "--latency", "-s", str(lua), url],
-        capture_output=True,
-        text=True,
-        timeout=seconds + 60,
-    )
-    text = r.stdout
-
-    def ms(tag: str) -> float:
-        m = re.search(rf"^\s*{tag}%\s+([\d.]+)(us|ms|s)\s*$", text, re.M)
-        if not m:
-            return float("nan")
-        return float(m.group(1)) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[m.group(2)]
-
-    rps = re.search(r"Requests/sec:\s+([\d.]+)", text)
-    done = re.search(r"^\s*(\d+) requests in", text, re.M)
-    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
-    errors = re.search(r"Socket errors: (.*)", text)
-    return {
-        "rps": float(rps.group(1)) if rps else float("nan"),
-        "requests": int(done.group(1)) if done else 0,
-        "p50_ms": ms("50"),
-        "p99_ms": ms("99"),
-        "non2xx": int(non2xx.group(1)) if non2xx else 0,
-        "socket_errors": errors.group(1) if errors else "",
-    }
-
-
-LOAD_CPU, SERVER_CPU = 0, 1
-# The targets, each a ratio to ONNX Runtime on the server's own core measured in the same run, so
-# that they hold on any machine. LOAD_SHARE is the deployment guide's 250 req/s on a machine doing
-# about 2,100 inferences/s at batch 1 (REFERENCE_ORT_BATCH1), where a p99 of 5 ms is about 10 x one
-# inference (0.48 ms).
-LOAD_SHARE = 0.12  # the constant load, as a share of ONNX Runtime's batch-1 capacity on one core
-P99_TIMES_INFERENCE = 6.0  # p99 at that load <= this x ONNX Runtime's single inference
-LONE_EXTRA_MS = 0.3  # a lone request's round trip <= ONNX Runtime's single inference + this
-# Throughput at 16 connections as a share of ONNX Runtime batch 32 on the same core.
-MIN_SHARE = {"binary": 0.85, "json": 0.80, "infer": 0.80}
-ROUTES = {"binary": "/encode", "json": "/encode", "infer": "/infer"}
-
-
-OPEN_LOOP = """
-import json, sys
-import edgeinfer_load as lg
-port, kind, rate, seconds = int(sys.argv[1]), sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
-req = lg.Request("GET", "/") if kind == "plain" else lg.encode_request(binary=kind == "binary")
-r = lg.open_loop(lg.Target("127.0.0.1", port), req, rate, seconds, concurrency=16)
-print(json.dumps(r.to_dict()))
-"""
-
-
-def served(port: int, kind: str, rate: float = 250) -> dict[str, float]:
-    """constant_rate, plus what the sidecar itself measured for those requests (its histogram):
-    the share served within 5 ms and its p50 and p99 (interpolated within their buckets)."""
-    route = ROUTES[kind]
-    before = witness.scrape(port, route).buckets
-    r = constant_rate(port, kind, rate)
-    delta = witness.delta(before, witness.scrape(port, route).buckets)
-    total = delta[math.inf] or 1.0
-    r["served_within_5ms"] = round(delta.get(0.005, 0.0) / total, 4)
-    r["served_p50_ms"] = round(witness.quantile(delta, 0.50)[0] * 1000, 3)
-    r["served_p99_ms"] = round(witness.quantile(delta, 0.99)[0] * 1000, 3)
-    return r
-
-
 def at_share_of_one_core(port: int, model: Path, seconds: float) -> dict[str, object]:
     """The latency targets on the server's core: ONNX Runtime's batch-1 rate there (in a process of its
     own, before and after), a constant load of LOAD_SHARE of it, and a lone request's round trip (wrk,
@@ -221,30 +128,6 @@ def at_share_of_one_core(port: int, model: Path, seconds: float) -> dict[str, ob
     out.update(batch1_before_after=[round(before, 1), round(after, 1)], batch1=round(batch1, 1))
     out["inference_ms"] = round(1000 / batch1, 3)
     return out
-
-
-def pinned() -> bool:
-    return (os.cpu_count() or 1) > 1 and shutil.which("taskset") is not None
-
-
-def constant_rate(port: int, kind: str, rate: float = 250, seconds: float = 10) -> dict[str, float]:
-    """Open loop through the project's calibrated load engine (edgeinfer_load; its
-    accuracy is the "Measuring instrument" section), in a process of its own on LOAD_CPU:
-    request i is due at t0 + i/rate, and latency counts from that due time."""
-    cmd = [sys.executable, "-c", OPEN_LOOP, str(port), kind, str(rate), str(seconds)]
-    if pinned():
-        cmd = ["taskset", "-c", str(LOAD_CPU), *cmd]
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=seconds + 60, check=True)
-    r = json.loads(proc.stdout)
-    lat = r["latency"]
-    return {
-        "rate": rate,
-        "n": r["requests"],
-        "failed": r["failed"],
-        "p50_ms": lat["p50_ms"],
-        "p99_ms": lat["p99_ms"],
-        "max_ms": lat["max_ms"],
-    }
 
 
 def on_one_core(
@@ -266,45 +149,7 @@ def on_one_core(
         }
 
 
-class RssSampler(threading.Thread):
-    def __init__(self, pid: int) -> None:
-        super().__init__(daemon=True)
-        self.pid, self.peak, self.stop = pid, 0, threading.Event()
-
-    def run(self) -> None:
-        while not self.stop.is_set():
-            try:
-                for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-                    if line.startswith("VmRSS:"):
-                        self.peak = max(self.peak, int(line.split()[1]))
-            except OSError:
-                return
-            time.sleep(0.2)
-
-
-def wait_http(port: int, path: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            c = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-            c.request("GET", path)
-            if c.getresponse().status == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"nothing healthy on port {port}{path}")
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-
-
-def main() -> int:
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=int, default=8)
     ap.add_argument(
@@ -314,16 +159,11 @@ def main() -> int:
     )
     ap.add_argument("--base-image", default="edgeinfer/base:bookworm", help="BASE_IMAGE of that build")
     ap.add_argument("--threads", default="1", help="EDGEINFER_THREADS of the sidecar")
-    args = ap.parse_args()
-    if not shutil.which("wrk"):
-        print("wrk is not installed (Debian package wrk)", file=sys.stderr)
-        return 2
-    work = Path(tempfile.mkdtemp(prefix="bench-sidecar-"))
-    models = work / "models"
-    rel = make_release(
-        models / "releases" / "v72pct", PRODUCTION / "tcn_encoder_for_edgeinfer.onnx", PRODUCTION / "model_config.json"
-    )
-    point_current(models, rel)
+    return ap.parse_args()
+
+
+def request_bodies(work: Path, rel: Path) -> dict[str, tuple[Path, str]]:
+    """The first golden window of the release as each route's request body (file, content type)."""
     raw = np.asarray(json.loads((rel / "golden.json").read_text())["windows"][0], np.float32)
     bodies = {
         "binary": (work / "w.bin", "application/octet-stream"),
@@ -333,12 +173,11 @@ def main() -> int:
     bodies["binary"][0].write_bytes(raw.astype("<f4").tobytes())
     bodies["json"][0].write_text(json.dumps({"imu_window": raw.tolist()}))
     bodies["infer"][0].write_text(json.dumps({"x": raw.tolist()}))
-    results: dict[str, object] = {"cpus": os.cpu_count(), "seconds": args.seconds}
+    return bodies
 
-    print("(a) ONNX Runtime in-process ...", file=sys.stderr, flush=True)
-    results["ort"] = ort_limit(rel / "model_batch.onnx", args.seconds / 2)
 
-    print("(b) naive FastAPI peer ...", file=sys.stderr, flush=True)
+def measure_naive(work: Path, rel: Path, bodies: dict[str, tuple[Path, str]], seconds: int) -> dict | str:
+    """(b) The naive FastAPI peer under wrk at 1, 16 and 64 connections."""
     try:
         import fastapi  # noqa: F401
 
@@ -361,23 +200,27 @@ def main() -> int:
         )
         try:
             time.sleep(3)
-            results["naive"] = {
-                f"c{c}": wrk(f"http://127.0.0.1:{port}/infer", *bodies["infer"], c, args.seconds) for c in (1, 16, 64)
-            }
+            return {f"c{c}": wrk(f"http://127.0.0.1:{port}/infer", *bodies["infer"], c, seconds) for c in (1, 16, 64)}
         finally:
             stop(p)
     except ImportError:
-        results["naive"] = "fastapi is not installed"
+        return "fastapi is not installed"
 
-    print("(c) sidecar on the host ...", file=sys.stderr, flush=True)
-    env = dict(
+
+def sidecar_env(models: Path, threads: str) -> dict[str, str]:
+    """The environment of a sidecar on the host serving ``models``/current on ONNX Runtime."""
+    return dict(
         os.environ,
         EDGEINFER_MODEL_DIR=str(models / "current"),
         EDGEINFER_HOST="127.0.0.1",
         EDGEINFER_BACKEND="onnxruntime",
-        EDGEINFER_THREADS=args.threads,
+        EDGEINFER_THREADS=threads,
         PYTHONPATH=str(REPO),
     )
+
+
+def measure_host(env: dict[str, str], bodies: dict[str, tuple[Path, str]], seconds: int) -> dict[str, object]:
+    """(c) The sidecar on the host under wrk, unpinned, with its peak RSS over all the runs."""
     port = free_port()
     p = subprocess.Popen([sys.executable, "-m", "sidecar"], cwd=REPO, env=dict(env, EDGEINFER_PORT=str(port)))
     try:
@@ -387,23 +230,19 @@ def main() -> int:
         url = f"http://127.0.0.1:{port}"
         host: dict[str, object] = {}
         for c in (1, 16, 64):
-            host[f"binary c{c}"] = wrk(url + "/encode", *bodies["binary"], c, args.seconds)
+            host[f"binary c{c}"] = wrk(url + "/encode", *bodies["binary"], c, seconds)
         for c in (1, 16, 64):
-            host[f"json c{c}"] = wrk(url + "/encode", *bodies["json"], c, args.seconds)
-        host["infer c64"] = wrk(url + "/infer", *bodies["infer"], 64, args.seconds)
+            host[f"json c{c}"] = wrk(url + "/encode", *bodies["json"], c, seconds)
+        host["infer c64"] = wrk(url + "/infer", *bodies["infer"], 64, seconds)
         rss.stop.set()
         host["peak_rss_mib"] = round(rss.peak / 1024, 1)
-        results["sidecar_host"] = host
+        return host
     finally:
         stop(p)
 
-    # Latency at a constant 250 req/s: the load engine on one core, the server on the other,
-    # so that neither steals the other's core; first the instrument's own floor (a server
-    # with no model), then the sidecar with one inference thread.
-    print("(d) constant 250 req/s, load and server on separate cores ...", file=sys.stderr, flush=True)
-    pin = ["taskset", "-c", str(SERVER_CPU)] if pinned() else []
-    const: dict[str, object] = {"pinned": pinned()}
-    results["share"], results["lone"], results["one_core"] = {}, {}, {}
+
+def instrument_floor(pin: list[str]) -> dict[str, float]:
+    """The load engine's own latency at the constant rate, against a server with no model."""
     floor = subprocess.Popen(
         [*pin, sys.executable, "-m", "edgeinfer_validate.testserver", "--port", "0"],
         cwd=REPO,
@@ -412,9 +251,24 @@ def main() -> int:
     )
     try:
         fport = int(floor.stdout.readline().strip().rsplit(":", 1)[1])
-        const["instrument floor (no model)"] = constant_rate(fport, "plain")
+        return constant_rate(fport, "plain")
     finally:
         stop(floor)
+
+
+def measure_constant_load(
+    results: dict, env: dict[str, str], rel: Path, bodies: dict[str, tuple[Path, str]], seconds: int
+) -> dict[str, object]:
+    """(d) Latency at a constant 250 req/s and the one-core targets of the pinned sidecar on the host.
+
+    The load engine runs on one core and the server on the other, so that neither steals the
+    other's core; first the instrument's own floor (a server with no model), then the sidecar
+    with one inference thread. Returns the constant-rate figures; the one-core figures go into
+    ``results`` ("share", "lone", "one_core")."""
+    pin = ["taskset", "-c", str(SERVER_CPU)] if pinned() else []
+    const: dict[str, object] = {"pinned": pinned()}
+    results["share"], results["lone"], results["one_core"] = {}, {}, {}
+    const["instrument floor (no model)"] = instrument_floor(pin)
     port = free_port()
     p = subprocess.Popen(
         [*pin, sys.executable, "-m", "sidecar"],
@@ -426,58 +280,104 @@ def main() -> int:
         for kind in ("json", "binary"):
             constant_rate(port, kind, seconds=2)  # warm-up
             const[f"host {kind}"] = served(port, kind)
-        on_one_core(results, "host", port, p.pid, rel / "model_batch.onnx", bodies, args.seconds)
+        on_one_core(results, "host", port, p.pid, rel / "model_batch.onnx", bodies, seconds)
     finally:
         stop(p)
+    return const
+
+
+def make_readable(work: Path) -> None:
+    """Let the container's user (10001, not the owner) read the release: mkdtemp made ``work`` 0700."""
+    for dirpath, _d, files in os.walk(work):
+        os.chmod(dirpath, 0o755)
+        for f in files:
+            os.chmod(os.path.join(dirpath, f), 0o644)
+
+
+def start_container(image: str, models: Path, threads: str, cpuset: str = "") -> tuple[str, int]:
+    """The sidecar container, hardened as deployed, serving ``models`` read-only; its id and host port."""
+    port = free_port()
+    extra = ["--cpuset-cpus", cpuset] if cpuset else []
+    cid = subprocess.run(
+        ["docker", "run", "-d", "--read-only", "--tmpfs", "/tmp", "--cap-drop", "ALL", "--security-opt", "no-new-privileges:true", "--memory", "512m", "--pids-limit", "128",
+         *extra, "-p", f"127.0.0.1:{port}:9000", "-v", f"{models}:/models:ro", "-e", f"EDGEINFER_THREADS={threads}", image],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    wait_http(port, "/healthz", 90)
+    return cid, port
+
+
+def container_under_wrk(
+    image: str, models: Path, threads: str, bodies: dict[str, tuple[Path, str]], seconds: int
+) -> dict[str, object]:
+    """The container under wrk, unpinned, and its memory after the load (docker stats)."""
+    cid, port = start_container(image, models, threads)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        cont: dict[str, object] = {
+            f"binary c{c}": wrk(url + "/encode", *bodies["binary"], c, seconds) for c in (1, 16, 64)
+        }
+        cont["json c16"] = wrk(url + "/encode", *bodies["json"], 16, seconds)
+        cont["mem_usage_after"] = subprocess.run(
+            ["docker", "stats", "--no-stream", "--format", "{{.MemUsage}}", cid], capture_output=True, text=True
+        ).stdout.strip()
+        return cont
+    finally:
+        subprocess.run(["docker", "rm", "-f", cid], capture_output=True)
+
+
+def container_on_one_core(
+    results: dict, const: dict, image: str, models: Path, rel: Path, bodies: dict[str, tuple[Path, str]], seconds: int
+) -> None:
+    """The container pinned to SERVER_CPU with one inference thread: its constant-rate rows go into
+    ``const``, its one-core targets into ``results``."""
+    cid, port = start_container(image, models, "1", str(SERVER_CPU) if pinned() else "")
+    try:
+        for kind in ("json", "binary"):
+            constant_rate(port, kind, seconds=2)  # warm-up
+            const[f"container {kind}"] = served(port, kind)
+        pid = int(
+            subprocess.run(
+                ["docker", "inspect", "-f", "{{.State.Pid}}", cid], capture_output=True, text=True, check=True
+            ).stdout
+        )
+        on_one_core(results, "container", port, pid, rel / "model_batch.onnx", bodies, seconds)
+    finally:
+        subprocess.run(["docker", "rm", "-f", cid], capture_output=True)
+
+
+def main() -> int:
+    args = parse_args()
+    if not shutil.which("wrk"):
+        print("wrk is not installed (Debian package wrk)", file=sys.stderr)
+        return 2
+    work = Path(tempfile.mkdtemp(prefix="bench-sidecar-"))
+    models = work / "models"
+    rel = make_release(
+        models / "releases" / "v72pct", PRODUCTION / "tcn_encoder_for_edgeinfer.onnx", PRODUCTION / "model_config.json"
+    )
+    point_current(models, rel)
+    bodies = request_bodies(work, rel)
+    results: dict[str, object] = {"cpus": os.cpu_count(), "seconds": args.seconds}
+
+    print("(a) ONNX Runtime in-process ...", file=sys.stderr, flush=True)
+    results["ort"] = ort_limit(rel / "model_batch.onnx", args.seconds / 2)
+    print("(b) naive FastAPI peer ...", file=sys.stderr, flush=True)
+    results["naive"] = measure_naive(work, rel, bodies, args.seconds)
+    print("(c) sidecar on the host ...", file=sys.stderr, flush=True)
+    env = sidecar_env(models, args.threads)
+    results["sidecar_host"] = measure_host(env, bodies, args.seconds)
+    print("(d) constant 250 req/s, load and server on separate cores ...", file=sys.stderr, flush=True)
+    const = measure_constant_load(results, env, rel, bodies, args.seconds)
     results["constant_250"] = const
 
     if args.image:
         print(f"(c) building {args.image} from this tree ...", file=sys.stderr, flush=True)
         build_sidecar_image(args.image, args.base_image)
-    if args.image:
         print("(c) sidecar in its container ...", file=sys.stderr, flush=True)
-        for dirpath, _d, files in os.walk(work):
-            os.chmod(dirpath, 0o755)
-            for f in files:
-                os.chmod(os.path.join(dirpath, f), 0o644)
-
-        def container(threads: str, cpuset: str = "") -> tuple[str, int]:
-            port = free_port()
-            extra = ["--cpuset-cpus", cpuset] if cpuset else []
-            cid = subprocess.run(
-                ["docker", "run", "-d", "--read-only", "--tmpfs", "/tmp", "--cap-drop", "ALL", "--security-opt", "no-new-privileges:true", "--memory", "512m", "--pids-limit", "128",
-                 *extra, "-p", f"127.0.0.1:{port}:9000", "-v", f"{models}:/models:ro", "-e", f"EDGEINFER_THREADS={threads}", args.image],
-                capture_output=True, text=True, check=True,
-            ).stdout.strip()  # fmt: skip
-            wait_http(port, "/healthz", 90)
-            return cid, port
-
-        cid, port = container(args.threads)
-        try:
-            url = f"http://127.0.0.1:{port}"
-            cont: dict[str, object] = {
-                f"binary c{c}": wrk(url + "/encode", *bodies["binary"], c, args.seconds) for c in (1, 16, 64)
-            }
-            cont["json c16"] = wrk(url + "/encode", *bodies["json"], 16, args.seconds)
-            cont["mem_usage_after"] = subprocess.run(
-                ["docker", "stats", "--no-stream", "--format", "{{.MemUsage}}", cid], capture_output=True, text=True
-            ).stdout.strip()
-            results["sidecar_container"] = cont
-        finally:
-            subprocess.run(["docker", "rm", "-f", cid], capture_output=True)
-        cid, port = container("1", str(SERVER_CPU) if pinned() else "")
-        try:
-            for kind in ("json", "binary"):
-                constant_rate(port, kind, seconds=2)  # warm-up
-                const[f"container {kind}"] = served(port, kind)
-            pid = int(
-                subprocess.run(
-                    ["docker", "inspect", "-f", "{{.State.Pid}}", cid], capture_output=True, text=True, check=True
-                ).stdout
-            )
-            on_one_core(results, "container", port, pid, rel / "model_batch.onnx", bodies, args.seconds)
-        finally:
-            subprocess.run(["docker", "rm", "-f", cid], capture_output=True)
+        make_readable(work)
+        results["sidecar_container"] = container_under_wrk(args.image, models, args.threads, bodies, args.seconds)
+        container_on_one_core(results, const, args.image, models, rel, bodies, args.seconds)
 
     out = REPO / ".bench"
     out.mkdir(exist_ok=True)
@@ -485,208 +385,6 @@ def main() -> int:
     print(report(results))
     shutil.rmtree(work, ignore_errors=True)
     return 0
-
-
-def _f(v: object, nd: int = 1) -> str:
-    return f"{v:,.{nd}f}" if isinstance(v, (int, float)) else str(v)
-
-
-def report(r: dict) -> str:
-    """The targets of the sidecar first (PASS/FAIL), then every figure behind them."""
-    ort = r["ort"]
-    batched, batched1 = ort["batch 32, 2 threads"], ort["batch 32, 1 thread"]
-    host, const, cont = r["sidecar_host"], r["constant_250"], r.get("sidecar_container", {})
-    one_core, share, lone = r.get("one_core", {}), r.get("share", {}), r.get("lone", {})
-    rows: list[str] = []
-    notes: list[str] = []
-
-    def target(name: str, value: float | None, want: str, ok: bool | None, nd: int = 1) -> None:
-        verdict = "n/a" if ok is None else ("PASS" if ok else "FAIL")
-        rows.append(f"| {name} | {_f(value, nd) if value is not None else '-'} | {want} | **{verdict}** |")
-
-    target(
-        f"machine: ONNX Runtime batch 1 on one thread, inferences/s (the first targets were set at about "
-        f"{REFERENCE_ORT_BATCH1:,.0f}/s)",
-        ort["batch 1, 1 thread"],
-        "(informative: every target below is a ratio to ONNX Runtime on the server's core, measured beside it)",
-        None,
-        nd=0,
-    )
-    for where in ("host", "container"):
-        sh = share.get(where)
-        if sh:
-            one = sh["inference_ms"]
-            for kind in ("json", "binary"):
-                d = sh[kind]
-                limit = P99_TIMES_INFERENCE * one
-                target(
-                    f"{where} {kind}: p99 at a constant {d['rate']:g} req/s ({LOAD_SHARE:.0%} of ONNX Runtime's "
-                    f"batch-1 capacity on the server's core, {sh['batch1']:,.0f}/s), ms (client side)",
-                    d["p99_ms"],
-                    f"<= {P99_TIMES_INFERENCE:g} x {one:.2f} ms (one inference) = {limit:.2f} ms, every request answered",
-                    d["p99_ms"] <= limit and d["failed"] == 0,
-                    nd=2,
-                )
-            for kind, d in lone.get(where, {}).items():
-                limit = one + LONE_EXTRA_MS
-                target(
-                    f"{where} {kind}: a lone request's round trip at 1 connection, p50 ms (wrk on the other core)",
-                    d["p50_ms"],
-                    f"<= {one:.2f} ms (one inference) + {LONE_EXTRA_MS:g} ms = {limit:.2f} ms",
-                    d["p50_ms"] <= limit and d["non2xx"] == 0,
-                    nd=2,
-                )
-        # "On the same core": the server on one core and wrk on the other, against ONNX Runtime
-        # batched on that core. (With wrk beside it on both cores, the server never has the two
-        # cores that ONNX Runtime's two-thread figure had; that run is in the wrk table below.)
-        for kind, d in one_core.get(where, {}).items():
-            ratio = d["median_ratio"]
-            target(
-                f"{where}: {kind} {ROUTES[kind]} at 16 connections on one core, as a share of ONNX Runtime batch 32 "
-                f"on that core (median of {len(d['pairs'])} back-to-back pairs)",
-                ratio,
-                f">= {MIN_SHARE[kind]:.2f}",
-                ratio >= MIN_SHARE[kind],
-                nd=3,
-            )
-            by_cpu = sorted(p["cpu_ratio"] for p in d["pairs"] if "cpu_ratio" in p)
-            if by_cpu:
-                cpu = by_cpu[len(by_cpu) // 2]
-                target(
-                    f"{where}: {kind} {ROUTES[kind]}, the same pairs by CPU time (cross-check: other work on the "
-                    "core moves the rates, not this)",
-                    cpu,
-                    f">= {MIN_SHARE[kind]:.2f}",
-                    cpu >= MIN_SHARE[kind],
-                    nd=3,
-                )
-                if abs(ratio - cpu) > 0.1:
-                    notes.append(
-                        f"{where} {kind}: the ratio of rates ({ratio:.3f}) and the ratio by CPU time ({cpu:.3f}) "
-                        "differ by more than 0.1: other work took the server's core during some of the pairs "
-                        "(a ratio of rates above 1 is one sign), so the rates measured that work too; the CPU-time "
-                        "figure is the one to trust in this run."
-                    )
-    for key in ("host json", "host binary", "container json", "container binary"):
-        d = const.get(key)
-        if d:
-            target(
-                f"{key}: p99 at a constant 250 req/s (the deployment guide's throughput), ms (client side, "
-                f"{250 / ort['batch 1, 1 thread']:.0%} of this machine's batch-1 capacity)",
-                d["p99_ms"],
-                "(informative: <= 5 ms on a 2,100/s machine)",
-                None,
-            )
-    target("host: peak RSS under load, MiB", host["peak_rss_mib"], "<= 128", host["peak_rss_mib"] <= 128)
-    out = [
-        "| target | measured | wanted | verdict |",
-        "|---|---|---|---|",
-        *rows,
-        "",
-    ]
-    for note in notes:
-        out += [note, ""]
-    out += [
-        f"Container memory after its load: {cont.get('mem_usage_after', '-')} (docker stats).",
-        "",
-        "Throughput and latency under wrk (closed loop, 127.0.0.1; wrk shares the 2 cores with the server):",
-        "",
-        "| server | route | connections | req/s | p50 ms | p99 ms | non-2xx | socket errors |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for server, d in (
-        ("naive FastAPI peer", r.get("naive", {})),
-        ("sidecar, host", host),
-        ("sidecar, container", cont),
-    ):
-        if not isinstance(d, dict):
-            continue
-        for k, v in d.items():
-            if not isinstance(v, dict) or "rps" not in v:
-                continue
-            route, conns = ("/infer", k[1:]) if server.startswith("naive") else (k.split(" c")[0], k.split(" c")[1])
-            out.append(
-                f"| {server} | {route} | {conns} | {_f(v['rps'], 0)} | {_f(v['p50_ms'], 2)} | {_f(v['p99_ms'], 2)} "
-                f"| {v['non2xx']} | {v['socket_errors'] or 'none'} |"
-            )
-    out += [
-        "",
-        "On one core (the server pinned to one, wrk pinned to the other), each pair taken back to back: "
-        "ONNX Runtime batch 32 with one thread in its own process on the server's core, the server "
-        "under wrk at 16 connections, then ONNX Runtime again (the limit is the mean of the two). CPU "
-        "per request is the server's own, from /proc: its event-loop thread (HTTP, parsing, batching) "
-        "and its other threads (the model). The ratio by CPU time (informative; the target is the ratio of "
-        "rates) is the server's requests per CPU-second against ONNX Runtime's inferences per CPU-second: "
-        "time that other work on the machine takes from the core moves neither, where it moves the rates.",
-        "",
-        "| server | route | pair | limit inf/s | server req/s | ratio | event-loop CPU us/req | model threads "
-        "CPU us/req | ratio by CPU time | p50 ms | p99 ms | non-2xx |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for where, per_kind in one_core.items():
-        for kind, d in per_kind.items():
-            for i, pr in enumerate(d["pairs"], 1):
-                v = pr["server"]
-                out.append(
-                    f"| sidecar, {where} | {kind} | {i} | {_f(pr['limit'], 0)} | {_f(v['rps'], 0)} | {pr['ratio']:.3f} "
-                    f"| {_f(pr.get('loop_us_per_request', '-'), 0)} | {_f(pr.get('model_us_per_request', '-'), 0)} "
-                    f"| {_f(pr.get('cpu_ratio', '-'), 3)} "
-                    f"| {_f(v['p50_ms'], 2)} | {_f(v['p99_ms'], 2)} | {v['non2xx']} |"
-                )
-    out += [
-        "",
-        f"ONNX Runtime in-process (the limit): {ort['batch 1, 1 thread']:,.0f} inferences/s at batch 1 on one thread, "
-        f"{batched1:,.0f}/s at batch 32 on one, {batched:,.0f}/s at batch 32 on two.",
-        "",
-        "Constant rate (open loop, 10 s, latency from each request's due time; "
-        + (
-            f"load engine on CPU {LOAD_CPU}, server on CPU {SERVER_CPU}, the sidecar with one inference thread):"
-            if const.get("pinned")
-            else "not pinned: fewer than 2 cores or no taskset):"
-        ),
-        "",
-        "| server | req/s | requests | failed | p50 ms | p99 ms | max ms | served p50 ms | served p99 ms "
-        "| served within 5 ms |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    rated = [(k, v) for k, v in const.items() if isinstance(v, dict)]
-    for where, sh in share.items():
-        rated += [(f"{where} {kind}, {LOAD_SHARE:.0%} of one core", sh[kind]) for kind in ("json", "binary")]
-    for k, v in rated:
-        within = f"{v['served_within_5ms']:.2%}" if "served_within_5ms" in v else "-"
-        out.append(
-            f"| {k} | {v['rate']:g} | {v['n']:,} | {v['failed']} | {_f(v['p50_ms'], 2)} | {_f(v['p99_ms'], 2)} "
-            f"| {_f(v['max_ms'], 2)} | {_f(v.get('served_p50_ms', '-'), 2)} | {_f(v.get('served_p99_ms', '-'), 2)} "
-            f"| {within} |"
-        )
-    for where, sh in share.items():
-        b, a = sh["batch1_before_after"]
-        out.append(
-            f"\n{where}: ONNX Runtime batch 1 on the server's core, in a process of its own, {b:,.0f} inferences/s "
-            f"before the constant loads and {a:,.0f} after (mean {sh['batch1']:,.0f}/s: one inference "
-            f"{sh['inference_ms']:.2f} ms); {LOAD_SHARE:.0%} of the first figure set the rate."
-        )
-    out += [
-        "",
-        "Client side is what a caller on this machine sees, from each request's due time; it includes the "
-        "instrument's own floor (the first row: the same load against a server with no model) and this "
-        "VM's wake-up latency of an idle core. Served is the time inside the sidecar, from its request "
-        "histogram (`edgeinfer_request_duration_seconds`, buckets at most 11 % wide, read by linear "
-        "interpolation within a bucket).",
-        "",
-        "A lone request (wrk, one connection, pinned to the other core, against the pinned sidecar):",
-        "",
-        "| server | route | req/s | p50 ms | p99 ms | non-2xx |",
-        "|---|---|---|---|---|---|",
-    ]
-    for where, per_kind in lone.items():
-        for kind, v in per_kind.items():
-            out.append(
-                f"| sidecar, {where} | {kind} {ROUTES[kind]} | {_f(v['rps'], 0)} | {_f(v['p50_ms'], 2)} "
-                f"| {_f(v['p99_ms'], 2)} | {v['non2xx']} |"
-            )
-    out += ["", "Every figure: `.bench/sidecar.json`."]
-    return "\n".join(out) + "\n"
 
 
 if __name__ == "__main__":

@@ -73,64 +73,63 @@ def process_figures(pid: int) -> dict[str, float]:
     return {"rss_mib": rss_kb / 1024, "fds": len(os.listdir(f"/proc/{pid}/fd"))}
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--minutes", type=float, default=10.0, help="how long the load runs (default 10)")
     p.add_argument("--rate", type=float, default=250.0, help="requests/s of all kinds together (default 250)")
     p.add_argument("--reload-every", type=float, default=60.0, help="seconds between hot reloads (default 60)")
-    args = p.parse_args(argv)
-    if not (PRODUCTION / "tcn_encoder_for_edgeinfer.onnx").is_file():
-        p.error(f"the production model's files are not at {PRODUCTION}; set EDGEINFER_SHARED to the shared/ folder")
+    return p
+
+
+def soak(server: Any, models: Path, releases: list[Path], args: argparse.Namespace) -> dict[str, Any]:
+    """The mixed load for ``args.minutes``, one open loop per kind of request, while a thread switches
+    ``models``/current between ``releases`` and hot-reloads every ``args.reload_every`` seconds.
+
+    Returns the server process's figures before and after the load ("before", "after"), after each
+    reload ("samples"), each reload's answer ("reloads") and each kind's load result ("loads")."""
     seconds = args.minutes * 60
-    tmp = Path(tempfile.mkdtemp(prefix="edgeinfer-soak-"))
-    models = tmp / "models"
-    onnx, config = PRODUCTION / "tcn_encoder_for_edgeinfer.onnx", PRODUCTION / "model_config.json"
-    releases = [make_release(models / "releases" / name, onnx, config, version=name) for name in ("soak-a", "soak-b")]
-    point_current(models, releases[0])
-    server = start_server(tmp, models / "current")
     pid = server.proc.pid
-    results: dict[str, Any] = {"minutes": args.minutes, "rate": args.rate, "reload_every_s": args.reload_every}
-    try:
-        before = process_figures(pid)
-        samples: list[dict[str, float]] = []
-        reloads: list[dict[str, Any]] = []
-        loads: dict[str, lg.LoadResult] = {}
-        stop = threading.Event()
+    before = process_figures(pid)
+    samples: list[dict[str, float]] = []
+    reloads: list[dict[str, Any]] = []
+    loads: dict[str, lg.LoadResult] = {}
+    stop = threading.Event()
 
-        def run(name: str, req: lg.Request, rate: float) -> None:
-            # A few connections per kind: the sidecar's own connection limit is not what is soaked.
-            target = lg.Target("127.0.0.1", int(server.url.rsplit(":", 1)[1]))
-            loads[name] = lg.open_loop(target, req, rate, seconds, concurrency=max(2, min(8, int(rate / 10))))
+    def run(name: str, req: lg.Request, rate: float) -> None:
+        # A few connections per kind: the sidecar's own connection limit is not what is soaked.
+        target = lg.Target("127.0.0.1", int(server.url.rsplit(":", 1)[1]))
+        loads[name] = lg.open_loop(target, req, rate, seconds, concurrency=max(2, min(8, int(rate / 10))))
 
-        def reloader() -> None:
-            n = 0
-            while not stop.wait(args.reload_every):
-                n += 1
-                point_current(models, releases[n % 2])
-                t0 = time.monotonic()
-                r = server.reload()
-                reloads.append({"at_s": round(time.monotonic() - started, 1), "status": r.status_code,
-                                "seconds": round(time.monotonic() - t0, 3)})  # fmt: skip
-                samples.append({"at_s": round(time.monotonic() - started, 1), **process_figures(pid)})
+    def reloader() -> None:
+        n = 0
+        while not stop.wait(args.reload_every):
+            n += 1
+            point_current(models, releases[n % 2])
+            t0 = time.monotonic()
+            r = server.reload()
+            reloads.append({"at_s": round(time.monotonic() - started, 1), "status": r.status_code,
+                            "seconds": round(time.monotonic() - t0, 3)})  # fmt: skip
+            samples.append({"at_s": round(time.monotonic() - started, 1), **process_figures(pid)})
 
-        started = time.monotonic()
-        threads = [
-            threading.Thread(target=run, args=(name, req, args.rate * share), daemon=True)
-            for name, (req, share) in mix().items()
-        ]
-        threads.append(threading.Thread(target=reloader, daemon=True))
-        for t in threads:
-            t.start()
-        for t in threads[:-1]:
-            t.join(seconds + 120)
-        stop.set()
-        threads[-1].join(30)
-        time.sleep(2)  # the clients' connections close; the server's side follows
-        after = process_figures(pid)
-    finally:
-        alive = server.alive()
-        stop_server(server)
+    started = time.monotonic()
+    threads = [
+        threading.Thread(target=run, args=(name, req, args.rate * share), daemon=True)
+        for name, (req, share) in mix().items()
+    ]
+    threads.append(threading.Thread(target=reloader, daemon=True))
+    for t in threads:
+        t.start()
+    for t in threads[:-1]:
+        t.join(seconds + 120)
+    stop.set()
+    threads[-1].join(30)
+    time.sleep(2)  # the clients' connections close; the server's side follows
+    after = process_figures(pid)
+    return {"before": before, "after": after, "samples": samples, "reloads": reloads, "loads": loads}
 
+
+def kind_figures(loads: dict[str, lg.LoadResult]) -> dict[str, dict[str, Any]]:
+    """Each kind of request: how many were sent and failed, the failures by kind, and the p99."""
     kinds = {}
     for name, r in loads.items():
         kinds[name] = {
@@ -139,12 +138,24 @@ def main(argv: list[str] | None = None) -> int:
             "failures": dict(r.failures),
             "p99_ms": round(lg.percentile(r.latencies_ms, 99), 2) if r.requests else None,
         }
+    return kinds
+
+
+def rss_warm_and_end(samples: list[dict[str, float]]) -> tuple[float | None, float | None]:
+    """The RSS after the first reload and after the last one (None without a reload)."""
+    warm = samples[0]["rss_mib"] if samples else None
+    end = samples[-1]["rss_mib"] if samples else None
+    return warm, end
+
+
+def checks(kinds: dict[str, dict[str, Any]], run: dict[str, Any], alive: bool) -> dict[str, bool]:
+    """The soak's pass criteria (the module's docstring), each by name."""
     five_xx = sum(n for k in kinds.values() for kind, n in k["failures"].items() if kind.startswith("status_5"))
     good_failed = sum(k["failed"] for name, k in kinds.items() if name.startswith("good"))
     bad_wrong = sum(k["failed"] for name, k in kinds.items() if name.startswith("bad"))
-    warm = samples[0]["rss_mib"] if samples else None
-    end = samples[-1]["rss_mib"] if samples else None
-    checks = {
+    warm, end = rss_warm_and_end(run["samples"])
+    reloads = run["reloads"]
+    return {
         "no good request failed": good_failed == 0,
         "no 5xx": five_xx == 0,
         "every bad request got a 4xx": bad_wrong == 0,
@@ -152,14 +163,17 @@ def main(argv: list[str] | None = None) -> int:
         f"RSS at the end within {RSS_GROWTH:.0%} of after the first reload": (
             warm is not None and end is not None and end <= warm * (1 + RSS_GROWTH)
         ),
-        "file descriptors back to the count before the load": after["fds"] <= before["fds"],
+        "file descriptors back to the count before the load": run["after"]["fds"] <= run["before"]["fds"],
         "the process alive throughout": alive,
     }
-    results.update(kinds=kinds, reloads=reloads, samples=samples, before=before, after=after, checks=checks)
-    out = REPO / ".bench" / "soak.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2) + "\n")
 
+
+def print_report(
+    args: argparse.Namespace, run: dict[str, Any], kinds: dict[str, dict[str, Any]], verdicts: dict[str, bool]
+) -> None:
+    """The Markdown on stdout: the memory and descriptors, each kind's figures, each check's verdict."""
+    before, after = run["before"], run["after"]
+    warm, end = rss_warm_and_end(run["samples"])
     print(f"{args.minutes:g} minutes at {args.rate:g} requests/s, a hot reload every {args.reload_every:g} s; "
           f"RSS {before['rss_mib']:.1f} MiB before the load, {warm or 0:.1f} after the first reload, "
           f"{end or 0:.1f} at the end; open fds {before['fds']:.0f} before, {after['fds']:.0f} after.\n")  # fmt: skip
@@ -167,9 +181,43 @@ def main(argv: list[str] | None = None) -> int:
     for name, k in kinds.items():
         print(f"| {name} | {k['requests']} | {k['failed']} | {k['failures'] or '-'} | {k['p99_ms']} |")
     print("\n| check | verdict |\n|---|---|")
-    for name, ok in checks.items():
+    for name, ok in verdicts.items():
         print(f"| {name} | **{'PASS' if ok else 'FAIL'}** |")
-    return 0 if all(checks.values()) else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = parser()
+    args = p.parse_args(argv)
+    if not (PRODUCTION / "tcn_encoder_for_edgeinfer.onnx").is_file():
+        p.error(f"the production model's files are not at {PRODUCTION}; set EDGEINFER_SHARED to the shared/ folder")
+    tmp = Path(tempfile.mkdtemp(prefix="edgeinfer-soak-"))
+    models = tmp / "models"
+    onnx, config = PRODUCTION / "tcn_encoder_for_edgeinfer.onnx", PRODUCTION / "model_config.json"
+    releases = [make_release(models / "releases" / name, onnx, config, version=name) for name in ("soak-a", "soak-b")]
+    point_current(models, releases[0])
+    server = start_server(tmp, models / "current")
+    results: dict[str, Any] = {"minutes": args.minutes, "rate": args.rate, "reload_every_s": args.reload_every}
+    try:
+        run = soak(server, models, releases, args)
+    finally:
+        alive = server.alive()
+        stop_server(server)
+
+    kinds = kind_figures(run["loads"])
+    verdicts = checks(kinds, run, alive)
+    results.update(
+        kinds=kinds,
+        reloads=run["reloads"],
+        samples=run["samples"],
+        before=run["before"],
+        after=run["after"],
+        checks=verdicts,
+    )
+    out = REPO / ".bench" / "soak.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print_report(args, run, kinds, verdicts)
+    return 0 if all(verdicts.values()) else 1
 
 
 if __name__ == "__main__":

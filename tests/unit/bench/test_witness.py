@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import math
-import sys
-from pathlib import Path
 
 import pytest
 
 from bench import witness
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "bench"))
-import bench_validate  # noqa: E402
+from bench.validate_report import witness_verdicts
 
 METRICS = """\
 # HELP edgeinfer_requests_total HTTP requests by route and status
@@ -72,4 +68,4 @@ def test_a_delta_is_what_happened_between_two_scrapes() -> None:
 def test_the_engine_passes_within_5_percent_of_the_witness_on_req_s_and_10_on_p50(
     rps: float, p50: float, verdicts: dict[str, bool]
 ) -> None:
-    assert bench_validate.witness_verdicts({"rps": rps, "p50_ms": p50, "p99_ms": 1.0}) == verdicts
+    assert witness_verdicts({"rps": rps, "p50_ms": p50, "p99_ms": 1.0}) == verdicts

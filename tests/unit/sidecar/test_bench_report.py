@@ -1,15 +1,12 @@
-"""The verdicts of the sidecar benchmark's report (bench/bench_sidecar.py), from recorded figures."""
+"""The verdicts of the sidecar benchmark's report (bench/sidecar_report.py), from recorded figures."""
 
 from __future__ import annotations
 
 import copy
-import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "bench"))
-import bench_sidecar  # noqa: E402
+from bench.sidecar_report import report
 
 
 def _served(p99: float, rate: float = 250, failed: int = 0) -> dict[str, float]:
@@ -60,7 +57,7 @@ RESULTS = {
 
 
 def verdicts(results: dict) -> dict[str, str]:
-    rows = [line for line in bench_sidecar.report(results).splitlines() if line.startswith("| ") and "**" in line]
+    rows = [line for line in report(results).splitlines() if line.startswith("| ") and "**" in line]
     return {row.split(" | ")[0][2:]: row.rsplit("**", 2)[1] for row in rows}
 
 
@@ -75,7 +72,7 @@ def test_latency_targets_are_judged_against_one_inference_on_the_servers_core() 
     assert _one(v, "host binary: p99 at a constant 60 req/s") == "FAIL"  # 12.1 > 12
     assert _one(v, "host binary: a lone request") == "PASS"  # 2.29 <= 2 + 0.3
     assert _one(v, "host json: a lone request") == "FAIL"
-    text = bench_sidecar.report(RESULTS)
+    text = report(RESULTS)
     assert "<= 6 x 2.00 ms (one inference) = 12.00 ms" in text
     assert "INCONCLUSIVE" not in text
 
@@ -107,4 +104,4 @@ def test_the_ratio_by_cpu_time_is_a_cross_check_and_a_disagreement_is_called_out
     v = verdicts(r)
     assert _one(v, "host: binary /", "at 16 connections") == "PASS"
     assert _one(v, "host: binary /encode, the same pairs by CPU time") == "FAIL"
-    assert "the CPU-time figure is the one to trust in this run" in bench_sidecar.report(r)
+    assert "the CPU-time figure is the one to trust in this run" in report(r)
