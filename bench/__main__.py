@@ -9,6 +9,7 @@ Benchmarks are not tests: they measure this machine.
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import subprocess
@@ -36,8 +37,20 @@ def published_sections(text: str) -> dict[str, str]:
     return {title: text[start:end].rstrip("\n") + "\n" for (start, title), end in zip(marks, ends, strict=True)}
 
 
-def main() -> int:
-    only = sys.argv[1:]
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        prog="python -m bench", description="Run the benchmark suite and write docs/benchmarks.md (make bench)."
+    )
+    ap.add_argument(
+        "parts",
+        nargs="*",
+        help="run only the parts whose script name contains one of these (e.g. deploy, sidecar); "
+        f"the others keep their last section. Parts: {', '.join(Path(cmd[1]).stem for _, cmd in PARTS)}",
+    )
+    only = ap.parse_args(argv).parts
+    unknown = [o for o in only if not any(o in cmd[1] for _, cmd in PARTS)]
+    if unknown:
+        ap.error(f"no part's script name contains {', '.join(unknown)}")
     parts_dir = REPO / ".bench" / "sections"
     parts_dir.mkdir(parents=True, exist_ok=True)
     failed = []
