@@ -44,7 +44,7 @@ from .golden import GoldenSet, cosine
 from .identity import check_member_name, release_id, sha256_file, symlink_problem
 from .layout import CHANNEL_ORDER, CHANNELS, FILES, INPUT_NAME, LATENT_DIM, OUTPUT_NAME, WINDOW, ContractError
 from .manifest import BuildQuality, Manifest, ManifestEntry
-from .normalization import Normalization, embedding_stamp
+from .normalization import GUIDE_NORMALIZATION, Normalization, embedding_stamp
 from .quality import QUALITY_FLOORS, quality_floor, serving_precision
 from .signing import KEY_ID_LENGTH, ed25519_public_pem, ed25519_public_raw, key_id, sign, verify_signature
 
@@ -55,6 +55,7 @@ __all__ = [
     "ContractError",
     "DOCKER_ARCH",
     "FILES",
+    "GUIDE_NORMALIZATION",
     "GoldenSet",
     "INPUT_NAME",
     "KEY_ID_LENGTH",

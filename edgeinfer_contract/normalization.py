@@ -65,6 +65,15 @@ class Normalization:
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+# The per-channel constants the deployment guide publishes (those of the model in production).
+# A trained model brings its own in model_config.json; these make demo models and plausible raw
+# windows where no model's own constants are at hand.
+GUIDE_NORMALIZATION = Normalization(
+    mean=(0.12, -0.08, 9.78, 0.002, -0.001, 0.003, 22.4, -8.7, 43.2),
+    std=(3.92, 3.87, 2.45, 1.24, 1.31, 0.98, 28.5, 31.2, 24.8),
+)
+
+
 def embedding_stamp(model_id: str, latent_dim: int, normalization_hash: str) -> dict[str, Any]:
     """What makes two models' embeddings comparable: a silent same-dimension
     swap changes the stamp even when the shapes still match."""

@@ -12,12 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from .contract import CHANNELS, LATENT_DIM, WINDOW
-
-# The per-channel z-score constants the deployment guide publishes: only used to make a
-# plausible raw window when no golden set is given (the sidecar normalizes with the release's own).
-_GUIDE_MEAN = (0.12, -0.08, 9.78, 0.002, -0.001, 0.003, 22.4, -8.7, 43.2)
-_GUIDE_STD = (3.92, 3.87, 2.45, 1.24, 1.31, 0.98, 28.5, 31.2, 24.8)
+from .contract import CHANNELS, GUIDE_NORMALIZATION, LATENT_DIM, WINDOW
 
 
 def _finite(v: Any) -> bool:
@@ -123,9 +118,8 @@ class Request:
 def synthetic_window(seed: int = 7) -> list[list[float]]:
     """A deterministic 100x9 raw IMU window around the deployment guide's channel means."""
     rng = random.Random(seed)
-    return [
-        [round(_GUIDE_MEAN[c] + _GUIDE_STD[c] * rng.gauss(0, 1), 4) for c in range(CHANNELS)] for _row in range(WINDOW)
-    ]
+    mean, std = GUIDE_NORMALIZATION.mean, GUIDE_NORMALIZATION.std
+    return [[round(mean[c] + std[c] * rng.gauss(0, 1), 4) for c in range(CHANNELS)] for _row in range(WINDOW)]
 
 
 def encode_request(

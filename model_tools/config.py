@@ -11,6 +11,7 @@ from typing import Any
 
 from edgeinfer_contract import (
     CHANNELS,
+    GUIDE_NORMALIZATION,
     INPUT_NAME,
     OUTPUT_NAME,
     WINDOW,
@@ -24,12 +25,8 @@ from . import __version__
 from .errors import InputError
 from .model import Architecture
 
-# Placeholder normalization for demo models made by ``init`` (the per-channel constants
-# the deployment guide publishes, those of the model in production). A trained model brings its own.
-DEMO_NORMALIZATION = Normalization(
-    mean=(0.12, -0.08, 9.78, 0.002, -0.001, 0.003, 22.4, -8.7, 43.2),
-    std=(3.92, 3.87, 2.45, 1.24, 1.31, 0.98, 28.5, 31.2, 24.8),
-)
+# Placeholder normalization for demo models made by ``init``. A trained model brings its own.
+DEMO_NORMALIZATION = GUIDE_NORMALIZATION
 
 
 def now_iso() -> str:
