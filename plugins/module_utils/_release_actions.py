@@ -58,10 +58,9 @@ def _compose(module, store, target):
     p = module.params
     if not store.exists(target) and not module.check_mode:
         raise ReleaseError(f"release {target} is not staged under {store.releases}; available: {store.list_releases()}")
+    before = store.current()
     files = ComposeFiles(p["compose_dir"])
-    return files.write(
-        target, env=p["env"], compose=p["compose_file"], before=store.current(), check_mode=module.check_mode
-    )
+    return files.write(target, env=p["env"], compose=p["compose_file"], before=before, check_mode=module.check_mode)
 
 
 def _compose_fields(files):
