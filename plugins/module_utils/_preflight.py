@@ -65,60 +65,74 @@ def _listening(host, port):
         return False
 
 
-def survey(run, p):
-    """The edge's facts; ``run(argv) -> (rc, stdout, stderr)`` runs a command on the edge."""
+def _versions(run):
+    """The Docker engine's and the compose plugin's versions, or the error of each that does not answer."""
     facts = {}
-    rc, out, err = run(["docker", "version", "--format", "{{.Server.Version}}"])
-    facts["docker"] = {"version": out.strip() if rc == 0 else None, "error": None if rc == 0 else err.strip()}
-    rc, out, err = run(["docker", "compose", "version", "--short"])
-    facts["compose"] = {"version": out.strip() if rc == 0 else None, "error": None if rc == 0 else err.strip()}
-    engine = facts["docker"]["version"] is not None
+    for name, argv in (
+        ("docker", ["docker", "version", "--format", "{{.Server.Version}}"]),
+        ("compose", ["docker", "compose", "version", "--short"]),
+    ):
+        rc, out, err = run(argv)
+        facts[name] = {"version": out.strip() if rc == 0 else None, "error": None if rc == 0 else err.strip()}
+    return facts
 
+
+def _binfmt_entry(arch):
+    """The binfmt_misc entry of qemu-user-static's emulator for ``arch``, words joined; "" when none."""
+    try:
+        with open(f"/proc/sys/fs/binfmt_misc/qemu-{QEMU_NAMES.get(arch, arch)}") as fh:
+            return " ".join(fh.read().split())
+    except OSError:
+        return ""
+
+
+def _arch(run, p, engine):
+    """The kernel's architecture (docker info), the edge's (as declared, else the kernel's), and, when
+    the declared one differs from the kernel's, the emulator entry that must run its images."""
     kernel = None
     if engine:
         rc, out, dummy = run(["docker", "info", "--format", "{{.Architecture}}"])
         kernel = docker_arch(out.strip()) if rc == 0 and out.strip() else None
     declared = docker_arch(p.get("edge_architecture") or "")
-    edge = declared or kernel
-    emulator = None
-    if declared and kernel and declared != kernel:
-        try:
-            with open(f"/proc/sys/fs/binfmt_misc/qemu-{QEMU_NAMES.get(declared, declared)}") as fh:
-                emulator = " ".join(fh.read().split())
-        except OSError:
-            emulator = ""
-    facts["arch"] = {"kernel": kernel, "edge": edge, "declared": declared or None, "emulator": emulator}
-    facts["image"] = _image(run, p.get("image")) if engine else None
-    base = _image(run, p.get("base_image")) if engine else None
-    facts["base_image_id"] = base["id"] if base else None
+    emulator = _binfmt_entry(declared) if declared and kernel and declared != kernel else None
+    return {"kernel": kernel, "edge": declared or kernel, "declared": declared or None, "emulator": emulator}
 
-    container = {"running": False, "image_id": None}
-    if engine and p.get("container"):
-        rc, out, dummy = run(["docker", "inspect", "--format", "{{.State.Running}} {{.Image}}", p["container"]])
-        fields = out.split()
-        if rc == 0 and len(fields) == 2:
-            container = {"running": fields[0] == "true", "image_id": fields[1]}
-    facts["container"] = container
 
+def _container(run, name, engine):
+    """Whether the sidecar container runs, and on which image id."""
+    if not (engine and name):
+        return {"running": False, "image_id": None}
+    rc, out, dummy = run(["docker", "inspect", "--format", "{{.State.Running}} {{.Image}}", name])
+    fields = out.split()
+    if rc == 0 and len(fields) == 2:
+        return {"running": fields[0] == "true", "image_id": fields[1]}
+    return {"running": False, "image_id": None}
+
+
+def _port(run, p, engine):
+    """The containers that publish the sidecar's port, and whether something else listens on it."""
     holders = []
     if engine and p.get("port"):
         rc, out, dummy = run(["docker", "ps", "--filter", f"publish={p['port']}", "--format", "{{.Names}}"])
         holders = out.split() if rc == 0 else []
     listening = bool(p.get("port")) and p.get("container") not in holders and _listening(p["probe_host"], p["port"])
-    facts["port"] = {"holders": holders, "listening_other": listening}
+    return {"holders": holders, "listening_other": listening}
 
-    device = p.get("hailo_device")
+
+def _hailo(device):
+    """Whether the Hailo device node exists, and the group that owns it (the container joins it)."""
     try:
         st = os.stat(device) if device else None
     except OSError:
         st = None
-    facts["hailo"] = {"present": st is not None, "gid": st.st_gid if st is not None else None}
+    return {"present": st is not None, "gid": st.st_gid if st is not None else None}
 
-    root = p["root"]
-    store = ReleaseStore(root)
+
+def _state(store, root):
+    """The release store as the edge has it: links, releases, what state.json knows, lock and trusted keys."""
     state = store.read_state() if os.path.isdir(root) else {"previous": None, "releases": {}}
     releases = store.list_releases()
-    facts["state"] = {
+    return {
         "current": store.current(),
         "previous": state.get("previous"),
         "last_good": store.last_good(),
@@ -127,19 +141,44 @@ def survey(run, p):
         "lock": store.lock.read(),
         "trusted_key_ids": store.trust.files(),
     }
-    release = p.get("release")
-    facts["staged"] = bool(release) and store.exists(release)
+
+
+def _disk(root):
+    """Free space where the root is (or, before the first deploy, its nearest existing parent)."""
     probe = root
     while probe and not os.path.exists(probe):
         probe = os.path.dirname(probe)
     vfs = os.statvfs(probe or "/")
-    facts["disk"] = {"free_bytes": vfs.f_bavail * vfs.f_frsize, "path": probe}
-    compose_dir = p.get("compose_dir") or os.path.join(root, "compose")
-    facts["files"] = {
+    return {"free_bytes": vfs.f_bavail * vfs.f_frsize, "path": probe}
+
+
+def _files(compose_dir):
+    """The sha256 of the compose env and file the sidecar runs with, and whether its admin token exists."""
+    return {
         "env_sha256": _sha256_of(os.path.join(compose_dir, ".env")),
         "compose_sha256": _sha256_of(os.path.join(compose_dir, "compose.yaml")),
         "admin_token": os.path.exists(os.path.join(compose_dir, "admin_token")),
     }
+
+
+def survey(run, p):
+    """The edge's facts; ``run(argv) -> (rc, stdout, stderr)`` runs a command on the edge."""
+    facts = _versions(run)
+    engine = facts["docker"]["version"] is not None
+    facts["arch"] = _arch(run, p, engine)
+    facts["image"] = _image(run, p.get("image")) if engine else None
+    base = _image(run, p.get("base_image")) if engine else None
+    facts["base_image_id"] = base["id"] if base else None
+    facts["container"] = _container(run, p.get("container"), engine)
+    facts["port"] = _port(run, p, engine)
+    facts["hailo"] = _hailo(p.get("hailo_device"))
+    root = p["root"]
+    store = ReleaseStore(root)
+    facts["state"] = _state(store, root)
+    release = p.get("release")
+    facts["staged"] = bool(release) and store.exists(release)
+    facts["disk"] = _disk(root)
+    facts["files"] = _files(p.get("compose_dir") or os.path.join(root, "compose"))
     return facts
 
 

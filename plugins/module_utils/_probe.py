@@ -4,8 +4,10 @@
 
 A thin layer over _load (the package edgeinfer_load), the one engine behind the benchmark gate and
 edgeinfer-validate: the same /healthz judgement, the same golden replay, the
-same clock. What it adds is the embedding-stamp check and the shape of the
-result the probe module returns. Standard library only: it runs on the edge.
+same clock. What it adds is the embedding-stamp check and the probe module's steps:
+its option checks, the words of a refused hot reload, the result of the health wait, then
+the gates (the expected backend, the golden set against its floor). Standard library only:
+it runs on the edge.
 """
 
 from __future__ import annotations
@@ -16,7 +18,11 @@ import urllib.error
 from ansible.module_utils.urls import ConnectionError as UrlConnectionError
 from ansible.module_utils.urls import open_url
 
-from ansible_collections.edgeinfer.deploy.plugins.module_utils._contract import GoldenSet
+from ansible_collections.edgeinfer.deploy.plugins.module_utils._contract import (
+    QUALITY_FLOORS,
+    GoldenSet,
+    serving_precision,
+)
 from ansible_collections.edgeinfer.deploy.plugins.module_utils._load import (
     Target,
     check_health,
@@ -107,3 +113,91 @@ def hot_reload(url, token_file, timeout):
     except ValueError:
         body = {"raw": raw[:500].decode(errors="replace")}
     return status == 200, status, body
+
+
+def option_problem(p):
+    """The first of the probe module's options out of range, naming the fix; None when they all hold."""
+    if not p["url"].rstrip("/").startswith(("http://", "https://")):
+        return f"url={p['url']!r}: expected http://host:port"
+    if p["min_cosine"] is not None and not -1.0 <= p["min_cosine"] <= 1.0:
+        return f"min_cosine={p['min_cosine']}: a cosine similarity lies in [-1, 1]; 0.999 is a usual floor"
+    return None
+
+
+def reload_refusal(status, answer):
+    """The failure of a refused hot reload, in the sidecar's own words."""
+    why = ": ".join(str(answer[k]) for k in ("error", "detail", "raw") if answer.get(k)) or answer
+    return f"hot reload refused (HTTP {status}): {why}; the model served before keeps serving"
+
+
+def health_result(url, p, reloaded=None):
+    """The probe's result once /healthz served the expected model or the wait ran out (before the gates)."""
+    ok, reason, body, duration = wait_healthy(
+        url,
+        p["timeout"],
+        expect_version=p["expect_version"],
+        expect_sha256=p["expect_sha256"],
+        expect_stamp=p["expect_stamp"],
+    )
+    result = {"changed": False, "healthy": ok, "reason": reason, "duration": duration, "health": body or {}}
+    if reloaded is not None:
+        result.update(changed=True, reload=reloaded)
+    return result
+
+
+def backend_mismatch(health, expect_backend):
+    """Why the sidecar does not serve on the expected backend (with its own reason for it); None when it does."""
+    serving = health.get("backend")
+    if not expect_backend or serving == expect_backend:
+        return None
+    why = health.get("backend_reason") or health.get("hailo_fallback")
+    return f"the sidecar serves on {serving}, expected {expect_backend}" + (f": {why}" if why else "")
+
+
+def golden_floor(health, min_cosine):
+    """The cosine floor of the golden gate: ``min_cosine`` when given, else the release contract's floor
+    for the way /healthz says the model is served. ContractError when /healthz does not say."""
+    if min_cosine is not None:
+        return {"min_cosine": min_cosine, "source": "min_cosine"}
+    precision = serving_precision(str(health.get("backend")), str(health.get("served_file") or ""))
+    return {"min_cosine": QUALITY_FLOORS[precision], "source": precision}
+
+
+def golden_miss(figures, floor):
+    """Why the golden figures miss the floor, a NaN or Infinity answer named as such; None when they pass."""
+    if not (figures["min_cosine"] is None or figures["min_cosine"] < floor["min_cosine"]):
+        return None
+    reason = (
+        f"golden gate missed: min cosine {figures['min_cosine']} < {floor['min_cosine']} "
+        f"({floor['source']} floor) over {figures['count']} windows "
+        f"({figures['failed']} without a usable answer)"
+    )
+    # A NaN or Infinity answer is a failure by name, not a low cosine.
+    non_finite = [f for f in figures["failures"] if "non_finite_output" in f or "not a finite number" in f]
+    if non_finite:
+        reason += f"; non-finite output (NaN or Infinity) for {len(non_finite)} of them"
+    return reason
+
+
+def gates(url, p, golden, result):
+    """Judge the healthy sidecar of ``result`` (health_result's): the expected backend, then the golden set.
+
+    Fills in ``reason`` on a miss, and ``floor`` and ``golden`` when the golden set ran; returns
+    whether the probe passed. ContractError when no floor can be taken from /healthz.
+    """
+    if not result["healthy"]:
+        return False
+    mismatch = backend_mismatch(result["health"], p["expect_backend"])
+    if mismatch:
+        result["reason"] = mismatch
+        return False
+    if golden is None:
+        return True
+    floor = golden_floor(result["health"], p["min_cosine"])
+    result["floor"] = floor
+    result["golden"] = golden_gate(url, golden, floor["min_cosine"], limit=p["golden_limit"] or None)
+    miss = golden_miss(result["golden"], floor)
+    if miss:
+        result["reason"] = miss
+        return False
+    return True

@@ -45,6 +45,66 @@ def _restore_image(run, image, image_id, check_mode):
     return "retagged"
 
 
+def _switch_back(store, release, compose_dir, previous, reason, check_mode):
+    """Restore the env the release served with, then switch ``current`` to it.
+
+    Returns the compose write, whether ``current`` moved, and the revert's result so far.
+    """
+    files = ComposeFiles(compose_dir).write(release, token=False, check_mode=check_mode)
+    switched, before, dummy = store.switch(release, reason=reason, previous=previous, check_mode=check_mode)
+    out = {"before": before, "actions": [], "applied": "none", "image": None, "reload": None, "health": None}
+    if switched:
+        out["actions"].append(f"current -> {release}")
+    if files["env_changed"]:
+        out["actions"].append(f"compose env <- env/{release}.env")
+    return files, switched, out
+
+
+def _sidecar_names(env, url, compose_project, container):
+    """The sidecar's URL, compose project and container name: as given, else as the restored env says."""
+    url = url or f"http://127.0.0.1:{env.get('EDGEINFER_PORT', '9000')}"
+    compose_project = compose_project or env.get("COMPOSE_PROJECT_NAME", "edgeinfer")
+    container = container or env.get("EDGEINFER_CONTAINER_NAME", f"{compose_project}-sidecar")
+    return url, compose_project, container
+
+
+def _bring_back_image(run, known, check_mode, out):
+    """Make the image tag the release was committed on name its image id again, when both were recorded."""
+    if known.get("image") and known.get("image_id"):
+        out["image"] = _restore_image(run, known["image"], known["image_id"], check_mode)
+        if out["image"] == "retagged":
+            out["actions"].append(f"{known['image']} -> {known['image_id']}")
+
+
+def _compose_up(run, compose_dir, compose_project, timeout, out):
+    """Recreate the sidecar with compose; False, with the health saying why, when compose fails."""
+    cmd = ["docker", "compose", "--project-directory", compose_dir, "-p", compose_project]
+    rc, dummy, err = run([*cmd, "up", "-d", "--wait", "--wait-timeout", str(int(timeout))])
+    out["compose"] = {"rc": rc, "stderr": err[-2000:]}
+    if rc != 0:
+        out["health"] = {"ok": False, "reason": f"docker compose up failed: {err.strip()[-500:]}"}
+        return False
+    out["applied"] = "restart"
+    out["actions"].append("compose up")
+    return True
+
+
+def _reload(url, compose_dir, timeout, out):
+    """Ask the running sidecar to load ``current`` (hot reload, with the token compose_dir holds)."""
+    ok, status, body = hot_reload(url, os.path.join(compose_dir, "admin_token"), timeout)
+    out["reload"] = {"ok": ok, "status": status, "body": body}
+    if ok and out["applied"] == "none":
+        out["applied"] = "reload"
+
+
+def _health(url, timeout, known):
+    """Whether /healthz names the release's model (its version and digest from state.json)."""
+    ok, why, _body, waited = wait_healthy(
+        url, timeout, expect_version=known.get("model_version"), expect_sha256=known.get("digest")
+    )
+    return {"ok": ok, "reason": why, "duration": waited}
+
+
 def revert(
     run,
     store,
@@ -71,22 +131,11 @@ def revert(
         )
     compose_dir = compose_dir or os.path.join(store.root, "compose")
     known = store.read_state().get("releases", {}).get(release, {})
-    files = ComposeFiles(compose_dir).write(release, token=False, check_mode=check_mode)
-    switched, before, dummy = store.switch(release, reason=reason, previous=previous, check_mode=check_mode)
-    out = {"before": before, "actions": [], "applied": "none", "image": None, "reload": None, "health": None}
-    if switched:
-        out["actions"].append(f"current -> {release}")
-    if files["env_changed"]:
-        out["actions"].append(f"compose env <- env/{release}.env")
+    files, switched, out = _switch_back(store, release, compose_dir, previous, reason, check_mode)
     env = env_keys(files["diff"]["after"])
-    url = url or f"http://127.0.0.1:{env.get('EDGEINFER_PORT', '9000')}"
-    compose_project = compose_project or env.get("COMPOSE_PROJECT_NAME", "edgeinfer")
-    container = container or env.get("EDGEINFER_CONTAINER_NAME", f"{compose_project}-sidecar")
+    url, compose_project, container = _sidecar_names(env, url, compose_project, container)
     running, running_image, container_id = _container(run, container)
-    if known.get("image") and known.get("image_id"):
-        out["image"] = _restore_image(run, known["image"], known["image_id"], check_mode)
-        if out["image"] == "retagged":
-            out["actions"].append(f"{known['image']} -> {known['image_id']}")
+    _bring_back_image(run, known, check_mode, out)
     wrong_image = out["image"] in ("kept", "retagged") and running_image != known.get("image_id")
     restart = not running or wrong_image or needs_compose(files)
     out["changed"] = bool(switched or files["changed"] or out["image"] == "retagged" or restart)
@@ -94,23 +143,11 @@ def revert(
         out["applied"] = "restart" if restart else ("reload" if switched else "none")
         return out
     if restart:
-        cmd = ["docker", "compose", "--project-directory", compose_dir, "-p", compose_project]
-        rc, dummy, err = run([*cmd, "up", "-d", "--wait", "--wait-timeout", str(int(timeout))])
-        out["compose"] = {"rc": rc, "stderr": err[-2000:]}
-        if rc != 0:
-            out["health"] = {"ok": False, "reason": f"docker compose up failed: {err.strip()[-500:]}"}
+        if not _compose_up(run, compose_dir, compose_project, timeout, out):
             return out
-        out["applied"] = "restart"
-        out["actions"].append("compose up")
         # Compose keeps a container whose configuration did not change: it must still load the release.
         switched = switched and _container(run, container)[2] == container_id
     if switched:
-        ok, status, body = hot_reload(url, os.path.join(compose_dir, "admin_token"), timeout)
-        out["reload"] = {"ok": ok, "status": status, "body": body}
-        if ok and out["applied"] == "none":
-            out["applied"] = "reload"
-    ok, why, _body, waited = wait_healthy(
-        url, timeout, expect_version=known.get("model_version"), expect_sha256=known.get("digest")
-    )
-    out["health"] = {"ok": ok, "reason": why, "duration": waited}
+        _reload(url, compose_dir, timeout, out)
+    out["health"] = _health(url, timeout, known)
     return out

@@ -143,6 +143,78 @@ def _p95(body, side):
     return float(value) if isinstance(value, (int, float)) else None
 
 
+def _figures(body):
+    """The report's figures the verdict reads; the cosine mean only when both releases are the same network."""
+    cosine = (body.get("cosine") or {}).get("mean") if body.get("same_network") else None
+    p95_primary, p95_shadow = _p95(body, "primary"), _p95(body, "shadow")
+    factor = round(p95_shadow / p95_primary, 3) if p95_primary and p95_shadow is not None else None
+    return {
+        "windows": int(body.get("windows") or 0),
+        "error_windows": int(body.get("error_windows") or 0),
+        "dropped_windows": int(body.get("dropped_windows") or 0),
+        "linear_cka": body.get("linear_cka"),
+        "knn_jaccard": body.get("knn_jaccard"),
+        "cosine_mean": cosine,
+        "p95_ms_primary": p95_primary,
+        "p95_ms_shadow": p95_shadow,
+        "p95_factor": factor,
+    }
+
+
+def _shadow_failure(body, errors, max_error_windows):
+    """Why a shadow that failed on too many windows is discarded, with its last error."""
+    reason = f"the shadow failed on {errors} windows (at most {max_error_windows} allowed)"
+    if body.get("last_error"):
+        reason += f": {body['last_error']}"
+    return reason
+
+
+def _missing(body, figures, min_windows):
+    """Why the report cannot decide yet: too few paired windows, the sidecar's own word, or a missing figure."""
+    windows, missing = figures["windows"], []
+    if windows < min_windows:
+        missing.append(f"{windows} paired windows, fewer than the {min_windows} required")
+    elif body.get("conclusive") is False:
+        missing.append(body.get("inconclusive_reason") or "the sidecar says the report is not conclusive")
+    needed = (("linear_cka", figures["linear_cka"]), ("knn_jaccard", figures["knn_jaccard"]))
+    for name, value in (*needed, ("p95 of both models", figures["p95_factor"])):
+        if value is None and not missing:
+            missing.append(f"the report has no {name}")
+    return missing
+
+
+def _misses(figures, th):
+    """Every threshold the shadow misses; the cosine mean counts only when both are the same network."""
+    cka, knn, factor = figures["linear_cka"], figures["knn_jaccard"], figures["p95_factor"]
+    cosine, reasons = figures["cosine_mean"], []
+    if cka < th["min_cka"]:
+        reasons.append(f"linear CKA {cka} < {th['min_cka']}")
+    if knn < th["min_knn_jaccard"]:
+        reasons.append(f"kNN Jaccard {knn} < {th['min_knn_jaccard']}")
+    if th["min_cosine"] is not None and cosine is not None and cosine < th["min_cosine"]:
+        reasons.append(f"cosine mean {cosine} < {th['min_cosine']} (the same network)")
+    if factor > th["max_p95_factor"]:
+        reasons.append(
+            f"shadow p95 {figures['p95_ms_shadow']} ms is {factor} x the serving model's "
+            f"{figures['p95_ms_primary']} ms (at most {th['max_p95_factor']} x)"
+        )
+    return reasons
+
+
+def _passes(figures, th):
+    """Every threshold the shadow met, as the reasons of a promotion."""
+    cosine = figures["cosine_mean"]
+    passed = [
+        f"{figures['windows']} paired windows, no shadow error",
+        f"linear CKA {figures['linear_cka']} >= {th['min_cka']}",
+        f"kNN Jaccard {figures['knn_jaccard']} >= {th['min_knn_jaccard']}",
+        f"shadow p95 {figures['p95_factor']} x the serving model's (at most {th['max_p95_factor']} x)",
+    ]
+    if th["min_cosine"] is not None and cosine is not None:
+        passed.append(f"cosine mean {cosine} >= {th['min_cosine']} (the same network)")
+    return passed
+
+
 def decide(body, min_windows, min_cka, min_knn_jaccard, max_p95_factor, max_error_windows=0, min_cosine=None):
     """Pure: the A/B verdict on a shadow report.
 
@@ -171,58 +243,18 @@ def decide(body, min_windows, min_cka, min_knn_jaccard, max_p95_factor, max_erro
             "thresholds": thresholds,
             "figures": {},
         }
-    windows = int(body.get("windows") or 0)
-    errors = int(body.get("error_windows") or 0)
-    cka, knn = body.get("linear_cka"), body.get("knn_jaccard")
-    cosine = (body.get("cosine") or {}).get("mean") if body.get("same_network") else None
-    p95_primary, p95_shadow = _p95(body, "primary"), _p95(body, "shadow")
-    factor = round(p95_shadow / p95_primary, 3) if p95_primary and p95_shadow is not None else None
-    figures = {
-        "windows": windows,
-        "error_windows": errors,
-        "dropped_windows": int(body.get("dropped_windows") or 0),
-        "linear_cka": cka,
-        "knn_jaccard": knn,
-        "cosine_mean": cosine,
-        "p95_ms_primary": p95_primary,
-        "p95_ms_shadow": p95_shadow,
-        "p95_factor": factor,
-    }
+    figures = _figures(body)
     out = {"thresholds": thresholds, "figures": figures}
-    if errors > max_error_windows:
-        reason = f"the shadow failed on {errors} windows (at most {max_error_windows} allowed)"
-        if body.get("last_error"):
-            reason += f": {body['last_error']}"
-        return {"verdict": DISCARD, "reasons": [reason], **out}
-    missing = []
-    if windows < min_windows:
-        missing.append(f"{windows} paired windows, fewer than the {min_windows} required")
-    elif body.get("conclusive") is False:
-        missing.append(body.get("inconclusive_reason") or "the sidecar says the report is not conclusive")
-    for name, value in (("linear_cka", cka), ("knn_jaccard", knn), ("p95 of both models", factor)):
-        if value is None and not missing:
-            missing.append(f"the report has no {name}")
+    if figures["error_windows"] > max_error_windows:
+        return {
+            "verdict": DISCARD,
+            "reasons": [_shadow_failure(body, figures["error_windows"], max_error_windows)],
+            **out,
+        }
+    missing = _missing(body, figures, min_windows)
     if missing:
         return {"verdict": INCONCLUSIVE, "reasons": missing, **out}
-    reasons = []
-    if cka < min_cka:
-        reasons.append(f"linear CKA {cka} < {min_cka}")
-    if knn < min_knn_jaccard:
-        reasons.append(f"kNN Jaccard {knn} < {min_knn_jaccard}")
-    if min_cosine is not None and cosine is not None and cosine < min_cosine:
-        reasons.append(f"cosine mean {cosine} < {min_cosine} (the same network)")
-    if factor > max_p95_factor:
-        reasons.append(
-            f"shadow p95 {p95_shadow} ms is {factor} x the serving model's {p95_primary} ms (at most {max_p95_factor} x)"
-        )
+    reasons = _misses(figures, thresholds)
     if reasons:
         return {"verdict": DISCARD, "reasons": reasons, **out}
-    passed = [
-        f"{windows} paired windows, no shadow error",
-        f"linear CKA {cka} >= {min_cka}",
-        f"kNN Jaccard {knn} >= {min_knn_jaccard}",
-        f"shadow p95 {factor} x the serving model's (at most {max_p95_factor} x)",
-    ]
-    if min_cosine is not None and cosine is not None:
-        passed.append(f"cosine mean {cosine} >= {min_cosine} (the same network)")
-    return {"verdict": PROMOTE, "reasons": passed, **out}
+    return {"verdict": PROMOTE, "reasons": _passes(figures, thresholds), **out}

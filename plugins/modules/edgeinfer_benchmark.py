@@ -257,20 +257,15 @@ duration:
   type: float
 """
 
-import time
-
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.edgeinfer.deploy.plugins.module_utils._load import (
-    GoldenSet,
-    Plan,
-    ResourceSampler,
-    Target,
-    Thresholds,
-    check_health,
-    load_replay,
-    run_benchmark,
-    socket_sampler,
+from ansible_collections.edgeinfer.deploy.plugins.module_utils._benchmark import (
+    check_mode_look,
+    measure,
+    missed_message,
+    plan_of,
+    read_inputs,
+    thresholds_of,
 )
 
 THRESHOLDS = dict(
@@ -307,106 +302,22 @@ ARGUMENT_SPEC = dict(
 )
 
 
-def _option_problems(p: dict) -> list[str]:
-    out = []
-    for name in ("concurrency", "open_concurrency"):
-        if p[name] < 1:
-            out.append(f"{name}={p[name]} must be at least 1")
-    for name in ("duration", "timeout"):
-        if p[name] <= 0:
-            out.append(f"{name}={p[name]} must be positive")
-    for name in ("warmup", "wait"):
-        if p[name] < 0:
-            out.append(f"{name}={p[name]} must be 0 or more")
-    if p["rate"] is not None and p["rate"] < 0:
-        out.append(f"rate={p['rate']} must be 0 (no open loop) or positive")
-    sr = p["thresholds"]["min_success_rate"]
-    if not 0 < sr <= 1:
-        out.append(f"thresholds.min_success_rate={sr} is a fraction in (0, 1]; 99 % is 0.99")
-    return out
-
-
-def _sampler(p: dict) -> ResourceSampler:
-    if p["skip_memory"] and not p["container"]:
-        return ResourceSampler(None, reason="skip_memory=true")
-    try:
-        sample = socket_sampler(p["container"], p["compose_service"], p["compose_project"], p["docker_socket"])
-    except (OSError, ValueError, KeyError) as exc:
-        return ResourceSampler(None, reason=f"Docker API on {p['docker_socket']}: {exc}")
-    return ResourceSampler(sample)
-
-
 def main() -> None:
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     p = module.params
     result: dict = {"changed": False, "passed": False, "failed_checks": [], "checks": []}
-    problems = _option_problems(p)
-    if problems:
-        module.fail_json(msg="; ".join(problems), **result)
     try:
-        target = Target.parse(p["url"])
+        target, golden, replay = read_inputs(p)
     except ValueError as exc:
         module.fail_json(msg=str(exc), **result)
-    golden = None
-    if p["golden"]:
-        try:
-            golden = GoldenSet.load(p["golden"])
-        except ValueError as exc:
-            module.fail_json(msg=f"{exc}; give golden the path of the release's golden.json on this host", **result)
-    replay = None
-    if p["replay"]:
-        try:
-            replay = load_replay(p["replay"])
-        except ValueError as exc:
-            module.fail_json(msg=f"{exc}; give replay a file written by model_tools capture --replay", **result)
-    th = p["thresholds"]
-    thresholds = Thresholds(
-        p95_ms=th["p95_ms"],
-        min_rps=th["min_rps"],
-        min_success_rate=th["min_success_rate"],
-        max_memory_mb=None if p["skip_memory"] else th["max_memory_mb"],
-        min_cosine=p["min_cosine"],
-    )
-    plan = Plan(
-        target=target,
-        path=p["path"],
-        binary=p["payload"] == "binary",
-        concurrency=p["concurrency"],
-        duration_s=p["duration"],
-        warmup_s=p["warmup"],
-        rate=th["min_rps"] if p["rate"] is None else p["rate"],
-        open_concurrency=p["open_concurrency"],
-        timeout_s=p["timeout"],
-        wait_s=p["wait"],
-        expect={"model_version": p["expect_model_version"], "model_sha256": p["expect_sha256"]},
-        golden=golden,
-        golden_limit=p["golden_limit"],
-        replay=replay,
-    )
+    thresholds = thresholds_of(p)
+    plan = plan_of(p, target, golden, replay)
     if module.check_mode:
-        health = check_health(target, plan.expect, timeout_s=p["timeout"])
-        result.update(
-            check_mode=True,
-            health={"ok": health["ok"], "problems": health["problems"]},
-            msg=f"check mode: no load sent to {target.url(p['path'])}; /healthz "
-            + ("answers for the expected model" if health["ok"] else "; ".join(health["problems"])),
-        )
+        result.update(check_mode_look(plan, p["timeout"]))
         module.exit_json(**result)
-    started = time.monotonic()
-    report = run_benchmark(plan, thresholds, _sampler(p))[0]
-    report.pop("targets", None)
-    result.update(report)
-    result["thresholds"] = dict(thresholds.__dict__)
-    result["duration"] = round(time.monotonic() - started, 3)
+    result.update(measure(plan, thresholds, p))
     if not result["passed"] and p["fail_on_threshold"]:
-        missed = "; ".join(
-            f"{c['name']}: {c['detail']}" for c in result["checks"] if c["status"] in ("failed", "not_run")
-        )
-        module.fail_json(
-            msg=f"benchmark of {target.url(p['path'])} missed its targets ({missed}); "
-            "fix the service, or set fail_on_threshold=false to record the figures without failing",
-            **result,
-        )
+        module.fail_json(msg=missed_message(result, plan), **result)
     module.exit_json(**result)
 
 

@@ -164,16 +164,14 @@ golden:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.edgeinfer.deploy.plugins.module_utils._contract import (
-    QUALITY_FLOORS,
-    ContractError,
-    serving_precision,
-)
+from ansible_collections.edgeinfer.deploy.plugins.module_utils._contract import ContractError
 from ansible_collections.edgeinfer.deploy.plugins.module_utils._probe import (
-    golden_gate,
+    gates,
+    health_result,
     hot_reload,
     load_golden,
-    wait_healthy,
+    option_problem,
+    reload_refusal,
 )
 
 
@@ -196,12 +194,9 @@ def main():
     )
     p = module.params
     base = p["url"].rstrip("/")
-    if not base.startswith(("http://", "https://")):
-        module.fail_json(msg=f"url={p['url']!r}: expected http://host:port")
-    if p["min_cosine"] is not None and not -1.0 <= p["min_cosine"] <= 1.0:
-        module.fail_json(
-            msg=f"min_cosine={p['min_cosine']}: a cosine similarity lies in [-1, 1]; 0.999 is a usual floor"
-        )
+    problem = option_problem(p)
+    if problem:
+        module.fail_json(msg=problem)
     golden = None
     if p["golden"]:
         try:
@@ -216,56 +211,14 @@ def main():
         ok, status, answer = hot_reload(base, p["reload_token_file"], p["timeout"])
         reloaded = {"status": status, "body": answer}
         if not ok:
-            why = ": ".join(str(answer[k]) for k in ("error", "detail", "raw") if answer.get(k)) or answer
-            module.fail_json(
-                msg=f"hot reload refused (HTTP {status}): {why}; the model served before keeps serving",
-                reload=reloaded,
-                passed=False,
-            )
+            module.fail_json(msg=reload_refusal(status, answer), reload=reloaded, passed=False)
 
-    ok, reason, body, duration = wait_healthy(
-        base,
-        p["timeout"],
-        expect_version=p["expect_version"],
-        expect_sha256=p["expect_sha256"],
-        expect_stamp=p["expect_stamp"],
-    )
-    result = {"changed": False, "healthy": ok, "reason": reason, "duration": duration, "health": body or {}}
-    if reloaded is not None:
-        result.update(changed=True, reload=reloaded)
-    passed = ok
-    serving = result["health"].get("backend")
-    if ok and p["expect_backend"] and serving != p["expect_backend"]:
-        passed, ok = False, False
-        why = result["health"].get("backend_reason") or result["health"].get("hailo_fallback")
-        result["reason"] = f"the sidecar serves on {serving}, expected {p['expect_backend']}" + (
-            f": {why}" if why else ""
-        )
-    if ok and golden is not None:
-        if p["min_cosine"] is not None:
-            floor = {"min_cosine": p["min_cosine"], "source": "min_cosine"}
-        else:
-            try:
-                precision = serving_precision(str(serving), str(result["health"].get("served_file") or ""))
-            except ContractError as exc:
-                module.fail_json(msg=f"/healthz: {exc}; set min_cosine to gate this sidecar", **result)
-            floor = {"min_cosine": QUALITY_FLOORS[precision], "source": precision}
-        result["floor"] = floor
-        figures = golden_gate(base, golden, floor["min_cosine"], limit=p["golden_limit"] or None)
-        result["golden"] = figures
-        if figures["min_cosine"] is None or figures["min_cosine"] < floor["min_cosine"]:
-            passed = False
-            result["reason"] = (
-                f"golden gate missed: min cosine {figures['min_cosine']} < {floor['min_cosine']} "
-                f"({floor['source']} floor) over {figures['count']} windows "
-                f"({figures['failed']} without a usable answer)"
-            )
-            # A NaN or Infinity answer is a failure by name, not a low cosine.
-            non_finite = [f for f in figures["failures"] if "non_finite_output" in f or "not a finite number" in f]
-            if non_finite:
-                result["reason"] += f"; non-finite output (NaN or Infinity) for {len(non_finite)} of them"
-    result["passed"] = passed
-    if not passed and p["fail_on_gate"]:
+    result = health_result(base, p, reloaded)
+    try:
+        result["passed"] = gates(base, p, golden, result)
+    except ContractError as exc:
+        module.fail_json(msg=f"/healthz: {exc}; set min_cosine to gate this sidecar", **result)
+    if not result["passed"] and p["fail_on_gate"]:
         module.fail_json(msg=result["reason"], **result)
     module.exit_json(**result)
 
