@@ -173,7 +173,7 @@ def cmd_ensure(a: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_adopt(a: argparse.Namespace) -> dict[str, Any]:
-    from .release import adopt
+    from .adopt import adopt
 
     return adopt(
         a.onnx, a.config, a.out, a.model_version, a.signing_key, a.model_id, a.golden_count, a.calibration_count,
