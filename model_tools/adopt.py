@@ -162,5 +162,6 @@ def adopt(
         }
         result["edge_serving"] = edge_serving(result["hailo"])
         cfg = _adopted_config(stage, src, proto, cfg_in, norm, mid, model_version, onnx_sha)
-        seal(stage, out_dir, model_version, signing_key, result, cfg, onnx_sha, "onnx", untrained=False)
+        source = {"source_sha256": onnx_sha, "source_kind": "onnx", "untrained": False}
+        seal(stage, out_dir, model_version, signing_key, result, cfg, source)
     return result

@@ -214,5 +214,6 @@ def build(
         result["hailo"] = _hailo_stage(stage, calib, golden, norm, hw_arch, hailo_floor, compile, calib_sha)
         result["edge_serving"] = edge_serving(result["hailo"])
         cfg = _built_config(stage, loaded, cfg_in, norm, mid, model_version, opset)
-        seal(stage, out_dir, model_version, signing_key, result, cfg, loaded.sha256, "checkpoint", loaded.untrained)
+        source = {"source_sha256": loaded.sha256, "source_kind": "checkpoint", "untrained": loaded.untrained}
+        seal(stage, out_dir, model_version, signing_key, result, cfg, source)
     return result

@@ -125,18 +125,20 @@ def seal(
     signing_key: str | Path | None,
     result: dict[str, Any],
     cfg: dict[str, Any],
-    source_sha256: str,
-    source_kind: str,
-    untrained: bool,
+    source: dict[str, Any],
 ) -> None:
     """Manifest, signature and verification of the stage, then the rename to ``out``; ``result``
-    gains what the manifest says (digest, signed, files, embedding stamp)."""
+    gains what the manifest says (digest, signed, files, embedding stamp).
+
+    ``source``: what the release was made from, for the manifest: ``source_sha256``,
+    ``source_kind`` ("checkpoint" or "onnx") and ``untrained``.
+    """
     meta = {
         "model_id": result["model_id"],
-        "source_sha256": source_sha256,
-        "source_kind": source_kind,
+        "source_sha256": source["source_sha256"],
+        "source_kind": source["source_kind"],
         "embedding_stamp": cfg["embedding_stamp"],
-        "untrained": untrained,
+        "untrained": source["untrained"],
     }
     man = _finish(stage, out, model_version, signing_key, meta, _quality(stage, result))
     result.update(
