@@ -66,15 +66,8 @@ def _version() -> str:
         return "unknown (not installed)"
 
 
-def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(
-        prog="edgeinfer-validate",
-        description="Validate an EdgeInfer sidecar against the deploy targets (P95 < 50 ms, > 250 req/s, "
-        "success > 99 %, memory < 512 MB) with persistent connections, every request counted.",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    ap.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+def _add_target_args(ap: argparse.ArgumentParser) -> None:
+    """Which sidecar, which endpoint, and what it must say it serves."""
     t = ap.add_argument_group("target")
     t.add_argument("--host", default="127.0.0.1", help="sidecar host (default 127.0.0.1)")
     t.add_argument("--port", type=int, default=9000, help="sidecar port (default 9000)")
@@ -89,6 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--wait", type=float, default=0.0, metavar="S", help="wait up to S s for /healthz to be healthy")
     t.add_argument("--expect-model-version", metavar="V", help="/healthz must report this model_version")
     t.add_argument("--expect-sha256", metavar="HEX", help="/healthz model_sha256 must start with this")
+
+
+def _add_load_args(ap: argparse.ArgumentParser) -> None:
+    """How long and how hard: the closed loop's connections, the open loop's rate."""
     load = ap.add_argument_group("load")
     load.add_argument("--quick", action="store_true", help="about 10 s in all: 1 s warm-up, 4 s per load phase")
     load.add_argument("--duration", type=float, metavar="S", help="seconds per load phase (default 15, quick 4)")
@@ -102,10 +99,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     load.add_argument("--open-concurrency", type=int, default=64, help="most requests in flight in the open loop")
     load.add_argument("--timeout", type=float, default=5.0, metavar="S", help="a request slower than this fails")
+
+
+def _add_quality_args(ap: argparse.ArgumentParser) -> None:
     q = ap.add_argument_group("output quality")
     q.add_argument("--golden", metavar="PATH", help="golden.json of the release: replay it and compare cosines")
     q.add_argument("--golden-limit", type=int, metavar="N", help="replay only the first N windows (quick: 8)")
     q.add_argument("--min-cosine", type=float, default=0.99, help="lowest golden cosine that passes (default 0.99)")
+
+
+def _add_threshold_args(ap: argparse.ArgumentParser) -> None:
+    """The deploy targets each check is judged against."""
     g = ap.add_argument_group("targets")
     g.add_argument(
         "--p95-ms", type=float, default=50.0, help="highest 95th percentile latency that passes, ms (default 50)"
@@ -116,6 +120,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--min-success", type=float, default=0.99, help="fraction, default 0.99")
     g.add_argument("--max-memory-mb", type=float, default=512.0, help="MiB, default 512")
     g.add_argument("--skip-memory", action="store_true", help="do not gate on memory (it is still reported if seen)")
+
+
+def _add_resource_args(ap: argparse.ArgumentParser) -> None:
+    """Where to read the sidecar container's memory and CPU: the local Docker socket, or over ssh."""
     r = ap.add_argument_group("memory and CPU of the sidecar container")
     r.add_argument(
         "--docker",
@@ -134,10 +142,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument("--docker-socket", default="/var/run/docker.sock", help="Docker engine socket (default %(default)s)")
     r.add_argument("--ssh-host", metavar="[USER@]HOST", help="default: --host")
+
+
+def _add_report_args(ap: argparse.ArgumentParser) -> None:
     o = ap.add_argument_group("report")
     o.add_argument("--json", metavar="PATH", help="write the full report as JSON")
     o.add_argument("--report", metavar="DIR", help="write report.json, report.md and PNG plots into DIR")
     o.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="edgeinfer-validate",
+        description="Validate an EdgeInfer sidecar against the deploy targets (P95 < 50 ms, > 250 req/s, "
+        "success > 99 %, memory < 512 MB) with persistent connections, every request counted.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ap.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    # One argument group each, in the order --help lists them.
+    _add_target_args(ap)
+    _add_load_args(ap)
+    _add_quality_args(ap)
+    _add_threshold_args(ap)
+    _add_resource_args(ap)
+    _add_report_args(ap)
     return ap
 
 

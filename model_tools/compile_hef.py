@@ -107,21 +107,9 @@ def _stage(stage: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         ) from None
 
 
-def compile_hef(
-    hailo_onnx: str | Path,
-    calibration: np.ndarray,
-    golden: GoldenSet,
-    norm: Normalization,
-    out_dir: str | Path,
-    hw_arch: str = "hailo8",
-    net_name: str = "tcn_encoder",
-    floor: float | None = None,
-    calibration_sha256: str | None = None,
-) -> dict[str, Any]:
-    """``floor``: the least emulator cosine on every golden window; None for QUALITY_FLOORS["hailo"]."""
-    floor_source = "edgeinfer_contract.QUALITY_FLOORS['hailo']" if floor is None else "--floor"
-    floor = DEFAULT_FLOOR if floor is None else floor
-    src, out = Path(hailo_onnx), Path(out_dir)
+def _check_inputs(src: Path, calibration: np.ndarray, hw_arch: str, net_name: str) -> None:
+    """Refuse what the DFC would fail on, late and obscurely: an unknown arch, a bad name, a graph
+    that breaks the Hailo-8 rules, a calibration set of the wrong layout."""
     if hw_arch not in HW_ARCHS:
         raise CompileError(f"hw_arch: {hw_arch!r}; expected one of {', '.join(HW_ARCHS)} (Hailo-8 family, DFC 3.x)")
     if not re.fullmatch(r"[a-z0-9_]+", net_name):
@@ -131,8 +119,12 @@ def compile_hef(
         raise HailoLintError(f"{src} breaks Hailo-8 constraints: {lint.summary()}", lint=lint.to_dict())
     if calibration.ndim != 4 or calibration.shape[1:] != (1, 100, 9) or calibration.dtype != np.float32:
         raise CompileError(f"calibration: {calibration.dtype} {list(calibration.shape)}; expected float32 [N,1,100,9]")
-    dfc = import_dfc()
-    version = dfc_version(dfc)
+
+
+def _translate_and_optimize(
+    dfc: ModuleType, src: Path, calibration: np.ndarray, hw_arch: str, net_name: str, version: str
+) -> tuple[Any, str]:
+    """The runner after parsing, the model script and INT8 calibration; with the script it was given."""
     progress(f"compile: DFC {version}, hw_arch {hw_arch}: translate")
     runner = _stage("ClientRunner", dfc.ClientRunner, hw_arch=hw_arch)
     _stage(
@@ -148,6 +140,20 @@ def compile_hef(
     _stage("load_model_script", runner.load_model_script, script)
     progress(f"compile: optimize (INT8 calibration on {len(calibration)} windows)")
     _stage("optimize", runner.optimize, calibration)
+    return runner, script
+
+
+def _emulator_fidelity(
+    dfc: ModuleType,
+    runner: Any,
+    src: Path,
+    golden: GoldenSet,
+    norm: Normalization,
+    floor: float,
+    floor_source: str,
+) -> tuple[dict[str, Any], np.ndarray]:
+    """The quantized model in the emulator against ONNX Runtime on the golden windows; below
+    ``floor`` nothing is compiled. Returns the fidelity figures and the ONNX Runtime outputs."""
     x, _ = golden_inputs(golden, norm)
     ort_sess = session(str(src))
     nchw = to_nchw(x)
@@ -166,6 +172,11 @@ def compile_hef(
             "no HEF written (check the calibration set and the model script)",
             fidelity=fid,
         )
+    return fid, reference
+
+
+def _compile(runner: Any) -> bytes:
+    """``compile()``'s HEF, refused unless it starts with the magic every real HEF starts with."""
     progress("compile: compile()")
     hef = _stage("compile", runner.compile)
     if not isinstance(hef, (bytes, bytearray)) or bytes(hef[:4]) != HEF_MAGIC:
@@ -173,7 +184,39 @@ def compile_hef(
         raise CompileError(
             f"compile() returned {head!r}, not a HEF (expected it to start with {HEF_MAGIC!r}); nothing written"
         )
-    hef = bytes(hef)
+    return bytes(hef)
+
+
+def _write(out: Path, hef: bytes, metadata: dict[str, Any]) -> None:
+    """model.hef, then deployment_metadata.json, each replaced whole: a reader never sees half a file."""
+    out.mkdir(parents=True, exist_ok=True)
+    write_atomic(out / FILES["hef"], hef)
+    tmp_meta = out / f".{FILES['hailo_metadata']}.tmp"
+    write_json(tmp_meta, metadata)
+    tmp_meta.replace(out / FILES["hailo_metadata"])
+
+
+def compile_hef(
+    hailo_onnx: str | Path,
+    calibration: np.ndarray,
+    golden: GoldenSet,
+    norm: Normalization,
+    out_dir: str | Path,
+    hw_arch: str = "hailo8",
+    net_name: str = "tcn_encoder",
+    floor: float | None = None,
+    calibration_sha256: str | None = None,
+) -> dict[str, Any]:
+    """``floor``: the least emulator cosine on every golden window; None for QUALITY_FLOORS["hailo"]."""
+    floor_source = "edgeinfer_contract.QUALITY_FLOORS['hailo']" if floor is None else "--floor"
+    floor = DEFAULT_FLOOR if floor is None else floor
+    src, out = Path(hailo_onnx), Path(out_dir)
+    _check_inputs(src, calibration, hw_arch, net_name)
+    dfc = import_dfc()
+    version = dfc_version(dfc)
+    runner, script = _translate_and_optimize(dfc, src, calibration, hw_arch, net_name, version)
+    fid, reference = _emulator_fidelity(dfc, runner, src, golden, norm, floor, floor_source)
+    hef = _compile(runner)
     metadata = {
         "created": now_iso(),
         "dfc_version": version,
@@ -194,9 +237,5 @@ def compile_hef(
         "hef_bytes": len(hef),
         "normalization_hash": norm.hash(),
     }
-    out.mkdir(parents=True, exist_ok=True)
-    write_atomic(out / FILES["hef"], hef)
-    tmp_meta = out / f".{FILES['hailo_metadata']}.tmp"
-    write_json(tmp_meta, metadata)
-    tmp_meta.replace(out / FILES["hailo_metadata"])
+    _write(out, hef, metadata)
     return {"hef": FILES["hef"], "metadata": FILES["hailo_metadata"], **metadata}

@@ -90,18 +90,15 @@ def _dims(vi: onnx.ValueInfoProto) -> list[int | str]:
     return [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in vi.type.tensor_type.shape.dim]
 
 
-def lint_model(model: onnx.ModelProto) -> LintReport:
-    g = model.graph
-    report = LintReport()
-    add = report.violations.append
-    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
-    report.opset = opset
-    if opset not in OPSETS:
-        add(Violation("opset", [], f"opset {opset} is outside {OPSETS[0]}-{OPSETS[-1]}", "re-export with --opset 13"))
-    inits = {i.name for i in g.initializer}
-    inputs = [i for i in g.input if i.name not in inits]
+def _opset(model: onnx.ModelProto) -> int | None:
+    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+
+
+def _io_violations(inputs: list[onnx.ValueInfoProto], outputs: list[onnx.ValueInfoProto]) -> list[Violation]:
+    """One input, static batch-1 shapes everywhere, and an NCHW ``[1,C,1,W]`` input."""
+    found = []
     if len(inputs) != 1:
-        add(
+        found.append(
             Violation(
                 "inputs",
                 [i.name for i in inputs],
@@ -109,10 +106,10 @@ def lint_model(model: onnx.ModelProto) -> LintReport:
                 "export a single-input encoder",
             )
         )
-    for vi in list(inputs) + list(g.output):
+    for vi in inputs + outputs:
         dims = _dims(vi)
         if any(not isinstance(d, int) or d <= 0 for d in dims):
-            add(
+            found.append(
                 Violation(
                     "static_shapes",
                     [vi.name],
@@ -121,11 +118,13 @@ def lint_model(model: onnx.ModelProto) -> LintReport:
                 )
             )
         elif dims and dims[0] != 1:
-            add(Violation("static_shapes", [vi.name], f"{vi.name} batch {dims[0]}; expected 1", "export with batch 1"))
+            found.append(
+                Violation("static_shapes", [vi.name], f"{vi.name} batch {dims[0]}; expected 1", "export with batch 1")
+            )
     if inputs:
         dims = _dims(inputs[0])
         if len(dims) != 4 or dims[2] != 1:
-            add(
+            found.append(
                 Violation(
                     "input_layout",
                     [inputs[0].name],
@@ -133,16 +132,27 @@ def lint_model(model: onnx.ModelProto) -> LintReport:
                     "export with --target hailo (Conv2d over H=1)",
                 )
             )
+    return found
+
+
+def _count_ops(g: onnx.GraphProto) -> dict[str, int]:
+    ops: dict[str, int] = {}
+    for node in g.node:
+        ops[node.op_type] = ops.get(node.op_type, 0) + 1
+    return ops
+
+
+def _op_violations(g: onnx.GraphProto, input_name: str | None) -> list[Violation]:
+    """One violation per op outside the allow-list, saying whether it sits at the input and how to avoid it."""
     consumers: dict[str, list[onnx.NodeProto]] = {}
     for node in g.node:
-        report.ops[node.op_type] = report.ops.get(node.op_type, 0) + 1
         for name in node.input:
             consumers.setdefault(name, []).append(node)
     by_op: dict[str, list[str]] = {}
     for node in g.node:
         if node.op_type not in ALLOWED_OPS or node.domain not in ("", "ai.onnx"):
             by_op.setdefault(node.op_type, []).append(node.name or node.output[0])
-    input_name = inputs[0].name if inputs else None
+    found = []
     for op, nodes in sorted(by_op.items()):
         at_input = input_name is not None and any(
             n.name in nodes or n.output[0] in nodes for n in consumers.get(input_name, []) if n.op_type == op
@@ -153,7 +163,12 @@ def lint_model(model: onnx.ModelProto) -> LintReport:
         )
         if op in _WEIGHT_NORM_OPS:
             fix = "remove weight norm before export (fold g * v / ||v|| into the Conv weight)"
-        add(Violation(f"op:{op}", nodes, f"{len(nodes)} {op} node(s) {where}: {', '.join(nodes[:6])}", fix))
+        found.append(Violation(f"op:{op}", nodes, f"{len(nodes)} {op} node(s) {where}: {', '.join(nodes[:6])}", fix))
+    return found
+
+
+def _conv_violations(g: onnx.GraphProto, inits: set[str]) -> list[Violation]:
+    """Conv kernels must be 2-D ``(1,k)`` and their weights initializers (weight norm computes them)."""
     bad_kernel, computed_weight = [], []
     for node in g.node:
         if node.op_type != "Conv":
@@ -164,8 +179,9 @@ def lint_model(model: onnx.ModelProto) -> LintReport:
             bad_kernel.append(f"{name} {kernel}")
         if len(node.input) > 1 and node.input[1] not in inits:
             computed_weight.append(name)
+    found = []
     if bad_kernel:
-        add(
+        found.append(
             Violation(
                 "conv_kernel",
                 [k.rsplit(" ", 1)[0] for k in bad_kernel],
@@ -174,7 +190,7 @@ def lint_model(model: onnx.ModelProto) -> LintReport:
             )
         )
     if computed_weight:
-        add(
+        found.append(
             Violation(
                 "conv_weights",
                 computed_weight,
@@ -182,6 +198,24 @@ def lint_model(model: onnx.ModelProto) -> LintReport:
                 "remove weight norm before export (fold g * v / ||v|| into the Conv weight)",
             )
         )
+    return found
+
+
+def lint_model(model: onnx.ModelProto) -> LintReport:
+    """Every Hailo-8 violation in ``model``: opset, then inputs and shapes, then ops, then Conv nodes."""
+    g = model.graph
+    opset = _opset(model)
+    report = LintReport(opset=opset)
+    if opset not in OPSETS:
+        report.violations.append(
+            Violation("opset", [], f"opset {opset} is outside {OPSETS[0]}-{OPSETS[-1]}", "re-export with --opset 13")
+        )
+    inits = {i.name for i in g.initializer}
+    inputs = [i for i in g.input if i.name not in inits]
+    report.violations += _io_violations(inputs, list(g.output))
+    report.ops = _count_ops(g)
+    report.violations += _op_violations(g, inputs[0].name if inputs else None)
+    report.violations += _conv_violations(g, inits)
     return report
 
 

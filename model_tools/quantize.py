@@ -39,6 +39,70 @@ def run_each(sess: Any, x: np.ndarray, input_name: str = INPUT_NAME, output_name
     return np.concatenate([sess.run([output_name], {input_name: x[i : i + 1]})[0] for i in range(len(x))])
 
 
+def _calibration_windows(calibration: np.ndarray) -> np.ndarray:
+    """The calibration set as contiguous float32 [N,100,9]: the Hailo layout [N,1,100,9] is accepted too."""
+    if calibration.ndim == 4:
+        calibration = calibration[:, 0]
+    if calibration.ndim != 3 or calibration.shape[1:] != (100, 9):
+        raise InputError(f"calibration: shape {list(calibration.shape)}; expected [N,1,100,9] or [N,100,9]")
+    return np.ascontiguousarray(calibration, dtype=np.float32)
+
+
+def _calibration_reader(calib: np.ndarray) -> Any:
+    """ONNX Runtime's calibration reader over ``calib``, one window a batch."""
+    from onnxruntime.quantization import CalibrationDataReader
+
+    class _Reader(CalibrationDataReader):  # type: ignore[misc]
+        def __init__(self) -> None:
+            self.i = 0
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            if self.i >= len(calib):
+                return None
+            self.i += 1
+            return {INPUT_NAME: calib[self.i - 1 : self.i]}
+
+    return _Reader()
+
+
+def _quantize(model_input: Path, tmp: Path, calib: np.ndarray) -> None:
+    """QDQ, per-channel int8 weights, int8 activations (MinMax), written to ``tmp``."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        quantize_static(
+            str(model_input),
+            str(tmp),
+            _calibration_reader(calib),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QInt8,
+            weight_type=QuantType.QInt8,
+            calibrate_method=CalibrationMethod.MinMax,
+            extra_options={"CalibTensorRangeSymmetric": False},
+            calibration_providers=["CPUExecutionProvider"],
+            use_external_data_format=False,
+        )
+
+
+def _staging_paths(out: Path) -> tuple[Path, Path]:
+    """A temp file beside ``out`` for the INT8 graph, and a name for the opset-13 copy of the input."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".onnx", dir=out.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    return tmp, tmp.with_suffix(".opset13.onnx")
+
+
+def _golden_fidelity(
+    fp32: Path, int8: Path, golden: GoldenSet, norm: Normalization
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Both graphs against the golden set's references: the fp32 figures say what INT8 alone costs."""
+    x, ref = golden_inputs(golden, norm)
+    return fidelity(run_each(session(str(fp32)), x), ref), fidelity(run_each(session(str(int8)), x), ref)
+
+
 def quantize_check(
     fp32_onnx: str | Path,
     calibration: np.ndarray,
@@ -53,64 +117,21 @@ def quantize_check(
     """
     floor_source = "edgeinfer_contract.QUALITY_FLOORS['int8']" if floor is None else "--floor"
     floor = DEFAULT_FLOOR if floor is None else floor
-    from onnxruntime.quantization import (
-        CalibrationDataReader,
-        CalibrationMethod,
-        QuantFormat,
-        QuantType,
-        quantize_static,
-    )
-
     src, out = Path(fp32_onnx), Path(out_path)
     if not src.is_file():
         raise InputError(f"onnx: {src} does not exist")
-    if calibration.ndim == 4:
-        calibration = calibration[:, 0]
-    if calibration.ndim != 3 or calibration.shape[1:] != (100, 9):
-        raise InputError(f"calibration: shape {list(calibration.shape)}; expected [N,1,100,9] or [N,100,9]")
-    calib = np.ascontiguousarray(calibration, dtype=np.float32)
+    calib = _calibration_windows(calibration)
     model = onnx.load(str(src))
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
-
-    class _Reader(CalibrationDataReader):  # type: ignore[misc]
-        def __init__(self) -> None:
-            self.i = 0
-
-        def get_next(self) -> dict[str, np.ndarray] | None:
-            if self.i >= len(calib):
-                return None
-            self.i += 1
-            return {INPUT_NAME: calib[self.i - 1 : self.i]}
-
     progress(f"quantize-check: calibrating INT8 on {len(calib)} windows")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".onnx", dir=out.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    upgraded = tmp.with_suffix(".opset13.onnx")
+    tmp, upgraded = _staging_paths(out)
     try:
         model_input = src
         if opset < 13:  # per-channel QDQ needs the axis attribute of opset 13
             onnx.save(version_converter.convert_version(model, 13), str(upgraded))
             model_input = upgraded
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            quantize_static(
-                str(model_input),
-                str(tmp),
-                _Reader(),
-                quant_format=QuantFormat.QDQ,
-                per_channel=True,
-                activation_type=QuantType.QInt8,
-                weight_type=QuantType.QInt8,
-                calibrate_method=CalibrationMethod.MinMax,
-                extra_options={"CalibTensorRangeSymmetric": False},
-                calibration_providers=["CPUExecutionProvider"],
-                use_external_data_format=False,
-            )
-        x, ref = golden_inputs(golden, norm)
-        fp32 = fidelity(run_each(session(str(src)), x), ref)
-        int8 = fidelity(run_each(session(str(tmp)), x), ref)
+        _quantize(model_input, tmp, calib)
+        fp32, int8 = _golden_fidelity(src, tmp, golden, norm)
         result = {
             "file": out.name,
             "floor": floor,

@@ -9,7 +9,7 @@ def test_the_latency_axis_is_labelled_in_plain_milliseconds() -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from edgeinfer_validate.report import plain_ms_log_axis
+    from edgeinfer_validate.plots import plain_ms_log_axis
 
     fig, ax = plt.subplots()
     ax.plot([0, 1, 2], [0.8, 3.0, 40.0])
