@@ -64,9 +64,9 @@ def main(argv: list[str] | None = None) -> int:
         section = [f"\n## {title}\n", f"Command: `.venv/bin/python {' '.join(cmd[1:])}` (run {stamp})\n"]
         if proc.returncode != 0:
             failed.append(title)
+            # What it measured before it failed stays: its FAIL verdicts are the finding.
             section.append(f"This part failed (exit {proc.returncode}):\n\n```\n{proc.stderr[-3000:]}\n```\n")
-        else:
-            section.append(proc.stdout)
+        section.append(proc.stdout)
         (parts_dir / Path(cmd[1]).with_suffix(".md").name).write_text("\n".join(section))
     out = [
         "# Benchmarks\n",
