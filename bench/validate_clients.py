@@ -12,44 +12,23 @@ import http.client
 import os
 import re
 import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import edgeinfer_load as lg
 from bench import witness
-
-REPO = Path(__file__).resolve().parents[1]
+from testbed import testserver
 
 ENGINE_CPU, SERVER_CPU = 0, 1
 PLAIN = lg.Request("GET", "/")
 
 
-class CalibrationServer:
+class CalibrationServer(testserver.CalibrationServer):
+    """The calibration server pinned to SERVER_CPU (when there is more than one core)."""
+
     def __init__(self, *args: str) -> None:
-        self.args = ["--cpu", str(SERVER_CPU), *args] if (os.cpu_count() or 1) > 1 else list(args)
-        self.cmd = [sys.executable, "-m", "edgeinfer_validate.testserver", "--port", "0", *self.args]
-        self.proc = subprocess.Popen(self.cmd, stdout=subprocess.PIPE, text=True, cwd=REPO)
-        line = self.proc.stdout.readline().strip()
-        host, port = line.removeprefix("listening on ").rsplit(":", 1)
-        self.target = lg.Target(host, int(port))
-
-    def __enter__(self) -> CalibrationServer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-    @property
-    def shown(self) -> str:
-        return "python -m edgeinfer_validate.testserver " + " ".join(self.args)
+        super().__init__(*(["--cpu", str(SERVER_CPU), *args] if (os.cpu_count() or 1) > 1 else args))
 
 
 def cpu_seconds() -> float:

@@ -21,6 +21,7 @@ from typing import Any
 import edgeinfer_load as lg
 from bench import witness
 from bench.validate_clients import ENGINE_CPU, SERVER_CPU, median, wrk_ms
+from testbed.testserver import stop_process
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("EDGEINFER_SHARED", REPO.parent / "shared"))
@@ -90,12 +91,7 @@ class Sidecar:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc, timeout=15)
         shutil.rmtree(self.work, ignore_errors=True)
 
 

@@ -5,6 +5,7 @@
     ansible_run  real ansible-playbook from the repository root, its results as JSON
     deploy       the deploy bench: loopback edges, GPUSRV on this machine, bench releases
     load         background traffic at a constant rate during a deploy
+    testserver   edgeinfer_validate's calibration server as a child process, and how a child is stopped
     sidecar      release directories built from the production model's files (shared fixtures), a real sidecar process
 
 It imports nothing of tests/, so that bench/ can use it and tests/ can test bench/.

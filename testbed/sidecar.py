@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -17,6 +16,7 @@ import numpy as np
 import requests
 
 from edgeinfer_contract import GoldenSet, Manifest, ModelConfig
+from testbed.testserver import stop_process
 
 REPO = Path(__file__).resolve().parents[1]
 DOUBLES = REPO / "tests" / "doubles"
@@ -206,13 +206,7 @@ def start_server(tmp: Path, model_dir: Path, env: dict[str, str] | None = None, 
 
 
 def stop_server(server: Server) -> None:
-    if server.proc.poll() is None:
-        server.proc.send_signal(signal.SIGTERM)
-        try:
-            server.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.proc.kill()
-            server.proc.wait(timeout=5)
+    stop_process(server.proc, timeout=15)
 
 
 def broken_onnx(dst: Path) -> Path:

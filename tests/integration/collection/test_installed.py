@@ -103,7 +103,7 @@ def test_the_installed_benchmark_module_runs_on_an_edge_python_that_has_only_its
     """The load engine reaches an edge only in the module's payload (module_utils/_load and _contract):
     a system Python with none of the project's packages, in a directory outside the repository, runs
     the installed edgeinfer_benchmark against a calibration server and measures."""
-    from tests.unit.validate.conftest import Server
+    from testbed.testserver import CalibrationServer
 
     engine = installed / "ansible_collections" / "edgeinfer" / "deploy" / "plugins" / "module_utils" / "_load"
     assert {p.name for p in engine.glob("*.py")} == {p.name for p in (REPO / "edgeinfer_load").glob("*.py")}
@@ -111,7 +111,7 @@ def test_the_installed_benchmark_module_runs_on_an_edge_python_that_has_only_its
     for package in ("edgeinfer_load", "edgeinfer_contract"):
         bare = subprocess.run([edge_python, "-I", "-c", f"import {package}"], capture_output=True, check=False)
         assert bare.returncode != 0, f"the edge Python has {package} of its own: this test would prove nothing"
-    server = Server([])
+    server = CalibrationServer()
     try:
         proc = run(
             [
