@@ -129,7 +129,7 @@ def test_one_window_of_a_micro_batch_that_comes_back_nan_fails_only_its_own_requ
         batcher = Batcher(lambda: model, 32, Metrics())  # type: ignore[arg-type, return-value]
         batcher.start()
         try:
-            # submitted before the worker runs: one backend call takes all three
+            # submitted together: however the inference thread batches them, only the bad request fails
             return await asyncio.gather(
                 batcher.submit(good, True),
                 batcher.submit(bad, True),
