@@ -41,7 +41,7 @@ from bench.sidecar_load import (  # noqa: E402
     wait_http,
     wrk,
 )
-from bench.sidecar_report import LOAD_SHARE, report  # noqa: E402
+from bench.sidecar_report import LOAD_SHARE, LOOPBACK_PROXY, report  # noqa: E402
 from bench.speed import ort_rate  # noqa: E402
 from testbed.sidecar import free_port, make_release, point_current  # noqa: E402
 
@@ -114,7 +114,7 @@ def paired(
     return {"pairs": pairs, "median_ratio": ratios[len(ratios) // 2]}
 
 
-def at_share_of_one_core(port: int, model: Path, seconds: float) -> dict[str, object]:
+def at_share_of_one_core(port: int, model: Path, seconds: float, host: str = "127.0.0.1") -> dict[str, object]:
     """The latency targets on the server's core: ONNX Runtime's batch-1 rate there (in a process of its
     own, before and after), a constant load of LOAD_SHARE of it, and a lone request's round trip (wrk,
     one connection, pinned to the other core). The limit is the mean of before and after."""
@@ -122,7 +122,7 @@ def at_share_of_one_core(port: int, model: Path, seconds: float) -> dict[str, ob
     rate = round(LOAD_SHARE * before, 1)
     out: dict[str, object] = {"rate": rate}
     for kind in ("json", "binary"):
-        out[kind] = served(port, kind, rate)
+        out[kind] = served(port, kind, rate, host)
     after = ort_one_core(model, seconds / 4, batch=1)
     batch1 = (before + after) / 2
     out.update(batch1_before_after=[round(before, 1), round(after, 1)], batch1=round(batch1, 1))
@@ -130,18 +130,30 @@ def at_share_of_one_core(port: int, model: Path, seconds: float) -> dict[str, ob
     return out
 
 
-def on_one_core(
-    results: dict, where: str, port: int, pid: int, model: Path, bodies: dict[str, tuple[Path, str]], seconds: int
-) -> None:
-    """The targets judged on the server's core (the server pinned to SERVER_CPU with one inference thread,
-    the load on LOAD_CPU): the constant load and the lone request against ONNX Runtime's batch 1, then
-    the throughput pairs against its batch 32."""
-    url = f"http://127.0.0.1:{port}"
-    results["share"][where] = at_share_of_one_core(port, model, seconds)
-    results["lone"][where] = {
+def lone(url: str, bodies: dict[str, tuple[Path, str]], seconds: int) -> dict[str, dict[str, float]]:
+    """A lone request's round trip: wrk with one connection, on the other core."""
+    return {
         kind: wrk(url + ROUTES[kind], *bodies[kind], 1, max(seconds // 2, 3), cpu=LOAD_CPU if pinned() else None)
         for kind in ("binary", "json")
     }
+
+
+def on_one_core(
+    results: dict,
+    where: str,
+    port: int,
+    pid: int,
+    model: Path,
+    bodies: dict[str, tuple[Path, str]],
+    seconds: int,
+    host: str = "127.0.0.1",
+) -> None:
+    """The targets judged on the server's core (the server pinned to SERVER_CPU with one inference thread,
+    the load on LOAD_CPU), reached at ``host``: the constant load and the lone request against ONNX
+    Runtime's batch 1, then the throughput pairs against its batch 32."""
+    url = f"http://{host}:{port}"
+    results["share"][where] = at_share_of_one_core(port, model, seconds, host)
+    results["lone"][where] = lone(url, bodies, seconds)
     if pinned():
         results["one_core"][where] = {
             kind: paired(model, url + ROUTES[kind], bodies[kind], seconds, pid=pid)
@@ -294,10 +306,24 @@ def make_readable(work: Path) -> None:
             os.chmod(os.path.join(dirpath, f), 0o644)
 
 
-def start_container(image: str, models: Path, threads: str, cpuset: str = "") -> tuple[str, int]:
-    """The sidecar container, hardened as deployed, serving ``models`` read-only; its id and host port."""
+def bridge_gateway() -> str:
+    """The Docker bridge's gateway: an address of this host, where a published port is reached through
+    the kernel's NAT as from the LAN or the tailnet; '' when Docker does not say."""
+    out = subprocess.run(
+        ["docker", "network", "inspect", "bridge", "-f", "{{range .IPAM.Config}}{{.Gateway}} {{end}}"],
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    return next((a for a in out if a.count(".") == 3), "")
+
+
+def start_container(image: str, models: Path, threads: str, cpuset: str = "", also_on: str = "") -> tuple[str, int]:
+    """The sidecar container, hardened as deployed, serving ``models`` read-only, its port published on
+    127.0.0.1 (and on ``also_on``); its id and host port."""
     port = free_port()
     extra = ["--cpuset-cpus", cpuset] if cpuset else []
+    if also_on:
+        extra += ["-p", f"{also_on}:{port}:9000"]
     cid = subprocess.run(
         ["docker", "run", "-d", "--read-only", "--tmpfs", "/tmp", "--cap-drop", "ALL", "--security-opt", "no-new-privileges:true", "--memory", "512m", "--pids-limit", "128",
          *extra, "-p", f"127.0.0.1:{port}:9000", "-v", f"{models}:/models:ro", "-e", f"EDGEINFER_THREADS={threads}", image],
@@ -330,18 +356,28 @@ def container_on_one_core(
     results: dict, const: dict, image: str, models: Path, rel: Path, bodies: dict[str, tuple[Path, str]], seconds: int
 ) -> None:
     """The container pinned to SERVER_CPU with one inference thread: its constant-rate rows go into
-    ``const``, its one-core targets into ``results``."""
-    cid, port = start_container(image, models, "1", str(SERVER_CPU) if pinned() else "")
+    ``const``, its one-core targets into ``results``.
+
+    The load reaches it as a client on the LAN or the tailnet does (``inventory/production`` publishes
+    on 0.0.0.0): through the port published on the bridge's gateway, by the kernel's NAT. A client on
+    the edge itself, through 127.0.0.1, also passes Docker's userland proxy (docker-proxy, a process
+    that copies each byte across): its lone round trip is measured beside, for information."""
+    gateway = bridge_gateway()
+    host = gateway or "127.0.0.1"
+    cid, port = start_container(image, models, "1", str(SERVER_CPU) if pinned() else "", also_on=gateway)
     try:
         for kind in ("json", "binary"):
-            constant_rate(port, kind, seconds=2)  # warm-up
-            const[f"container {kind}"] = served(port, kind)
+            constant_rate(port, kind, seconds=2, host=host)  # warm-up
+            const[f"container {kind}"] = served(port, kind, host=host)
         pid = int(
             subprocess.run(
                 ["docker", "inspect", "-f", "{{.State.Pid}}", cid], capture_output=True, text=True, check=True
             ).stdout
         )
-        on_one_core(results, "container", port, pid, rel / "model_batch.onnx", bodies, seconds)
+        on_one_core(results, "container", port, pid, rel / "model_batch.onnx", bodies, seconds, host)
+        if gateway:
+            results["container_gateway"] = gateway
+            results["lone"][LOOPBACK_PROXY] = lone(f"http://127.0.0.1:{port}", bodies, seconds)
     finally:
         subprocess.run(["docker", "rm", "-f", cid], capture_output=True)
 

@@ -31,9 +31,9 @@ ROUTES = {"binary": "/encode", "json": "/encode", "infer": "/infer"}
 OPEN_LOOP = """
 import json, sys
 import edgeinfer_load as lg
-port, kind, rate, seconds = int(sys.argv[1]), sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
+port, kind, rate, seconds, host = int(sys.argv[1]), sys.argv[2], float(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
 req = lg.Request("GET", "/") if kind == "plain" else lg.encode_request(binary=kind == "binary")
-r = lg.open_loop(lg.Target("127.0.0.1", port), req, rate, seconds, concurrency=16)
+r = lg.open_loop(lg.Target(host, port), req, rate, seconds, concurrency=16)
 print(json.dumps(r.to_dict()))
 """
 
@@ -109,11 +109,13 @@ def wrk(url: str, body: Path, ctype: str, conns: int, seconds: int, cpu: int | N
     }
 
 
-def constant_rate(port: int, kind: str, rate: float = 250, seconds: float = 10) -> dict[str, float]:
+def constant_rate(
+    port: int, kind: str, rate: float = 250, seconds: float = 10, host: str = "127.0.0.1"
+) -> dict[str, float]:
     """Open loop through the project's calibrated load engine (edgeinfer_load; its
     accuracy is the "Measuring instrument" section), in a process of its own on LOAD_CPU:
     request i is due at t0 + i/rate, and latency counts from that due time."""
-    cmd = [sys.executable, "-c", OPEN_LOOP, str(port), kind, str(rate), str(seconds)]
+    cmd = [sys.executable, "-c", OPEN_LOOP, str(port), kind, str(rate), str(seconds), host]
     if pinned():
         cmd = ["taskset", "-c", str(LOAD_CPU), *cmd]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=seconds + 60, check=True)
@@ -129,12 +131,13 @@ def constant_rate(port: int, kind: str, rate: float = 250, seconds: float = 10) 
     }
 
 
-def served(port: int, kind: str, rate: float = 250) -> dict[str, float]:
-    """constant_rate, plus what the sidecar itself measured for those requests (its histogram):
-    the share served within 5 ms and its p50 and p99 (interpolated within their buckets)."""
+def served(port: int, kind: str, rate: float = 250, host: str = "127.0.0.1") -> dict[str, float]:
+    """constant_rate against ``host``, plus what the sidecar itself measured for those requests (its
+    histogram, read through 127.0.0.1): the share served within 5 ms and its p50 and p99
+    (interpolated within their buckets)."""
     route = ROUTES[kind]
     before = witness.scrape(port, route).buckets
-    r = constant_rate(port, kind, rate)
+    r = constant_rate(port, kind, rate, host=host)
     delta = witness.delta(before, witness.scrape(port, route).buckets)
     total = delta[math.inf] or 1.0
     r["served_within_5ms"] = round(delta.get(0.005, 0.0) / total, 4)
