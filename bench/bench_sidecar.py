@@ -26,6 +26,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from bench import build_sidecar_image  # noqa: E402
+from bench.edge_python import edge_python  # noqa: E402
 from bench.sidecar_load import (  # noqa: E402
     LOAD_CPU,
     ROUTES,
@@ -188,17 +189,20 @@ def request_bodies(work: Path, rel: Path) -> dict[str, tuple[Path, str]]:
     return bodies
 
 
-def measure_naive(work: Path, rel: Path, bodies: dict[str, tuple[Path, str]], seconds: int) -> dict | str:
-    """(b) The naive FastAPI peer under wrk at 1, 16 and 64 connections."""
+def measure_naive(
+    work: Path, rel: Path, bodies: dict[str, tuple[Path, str]], seconds: int, python: str = sys.executable
+) -> dict | str:
+    """(b) The naive FastAPI peer under wrk at 1, 16 and 64 connections, on ``python``."""
+    has = subprocess.run([python, "-c", "import fastapi"], capture_output=True).returncode == 0
     try:
-        import fastapi  # noqa: F401
-
+        if not has:
+            raise ImportError("fastapi")
         app_py = work / "naive_app.py"
         app_py.write_text(f"MODEL = {str(rel / 'model.onnx')!r}\n" + NAIVE)
         port = free_port()
         p = subprocess.Popen(
             [
-                sys.executable,
+                python,
                 "-m",
                 "uvicorn",
                 "naive_app:app",
@@ -231,10 +235,12 @@ def sidecar_env(models: Path, threads: str) -> dict[str, str]:
     )
 
 
-def measure_host(env: dict[str, str], bodies: dict[str, tuple[Path, str]], seconds: int) -> dict[str, object]:
+def measure_host(
+    env: dict[str, str], bodies: dict[str, tuple[Path, str]], seconds: int, python: str = sys.executable
+) -> dict[str, object]:
     """(c) The sidecar on the host under wrk, unpinned, with its peak RSS over all the runs."""
     port = free_port()
-    p = subprocess.Popen([sys.executable, "-m", "sidecar"], cwd=REPO, env=dict(env, EDGEINFER_PORT=str(port)))
+    p = subprocess.Popen([python, "-m", "sidecar"], cwd=REPO, env=dict(env, EDGEINFER_PORT=str(port)))
     try:
         wait_http(port, "/healthz")
         rss = RssSampler(p.pid)
@@ -269,7 +275,12 @@ def instrument_floor(pin: list[str]) -> dict[str, float]:
 
 
 def measure_constant_load(
-    results: dict, env: dict[str, str], rel: Path, bodies: dict[str, tuple[Path, str]], seconds: int
+    results: dict,
+    env: dict[str, str],
+    rel: Path,
+    bodies: dict[str, tuple[Path, str]],
+    seconds: int,
+    python: str = sys.executable,
 ) -> dict[str, object]:
     """(d) Latency at a constant 250 req/s and the one-core targets of the pinned sidecar on the host.
 
@@ -283,7 +294,7 @@ def measure_constant_load(
     const["instrument floor (no model)"] = instrument_floor(pin)
     port = free_port()
     p = subprocess.Popen(
-        [*pin, sys.executable, "-m", "sidecar"],
+        [*pin, python, "-m", "sidecar"],
         cwd=REPO,
         env=dict(env, EDGEINFER_PORT=str(port), EDGEINFER_THREADS="1"),
     )
@@ -398,13 +409,14 @@ def main() -> int:
 
     print("(a) ONNX Runtime in-process ...", file=sys.stderr, flush=True)
     results["ort"] = ort_limit(rel / "model_batch.onnx", args.seconds / 2)
-    print("(b) naive FastAPI peer ...", file=sys.stderr, flush=True)
-    results["naive"] = measure_naive(work, rel, bodies, args.seconds)
+    python, results["interpreter"] = edge_python()
+    print(f"(b) naive FastAPI peer, on {results['interpreter']} ...", file=sys.stderr, flush=True)
+    results["naive"] = measure_naive(work, rel, bodies, args.seconds, python)
     print("(c) sidecar on the host ...", file=sys.stderr, flush=True)
     env = sidecar_env(models, args.threads)
-    results["sidecar_host"] = measure_host(env, bodies, args.seconds)
+    results["sidecar_host"] = measure_host(env, bodies, args.seconds, python)
     print("(d) constant 250 req/s, load and server on separate cores ...", file=sys.stderr, flush=True)
-    const = measure_constant_load(results, env, rel, bodies, args.seconds)
+    const = measure_constant_load(results, env, rel, bodies, args.seconds, python)
     results["constant_250"] = const
 
     if args.image:

@@ -74,6 +74,8 @@ def targets(r: dict) -> list[str]:
     host = r["sidecar_host"]
     rows.append(_target("host: peak RSS under load, MiB", host["peak_rss_mib"], "<= 128", host["peak_rss_mib"] <= 128))
     lines = ["| target | measured | wanted | verdict |", "|---|---|---|---|", *rows]
+    if r.get("interpreter"):
+        notes.insert(0, f"The host rows (the sidecar and the naive peer) run on {r['interpreter']}.")
     if r.get("container_gateway"):
         notes.insert(
             0,
