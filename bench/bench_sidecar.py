@@ -28,21 +28,17 @@ sys.path.insert(0, str(REPO))
 from bench import build_sidecar_image  # noqa: E402
 from bench.edge_python import edge_python  # noqa: E402
 from bench.sidecar_load import (  # noqa: E402
-    LOAD_CPU,
-    ROUTES,
     SERVER_CPU,
     RssSampler,
     constant_rate,
-    ort_one_core,
-    ort_one_core_rates,
     pinned,
     served,
     stop,
-    thread_cpu,
     wait_http,
     wrk,
 )
-from bench.sidecar_report import LOAD_SHARE, LOOPBACK_PROXY, report  # noqa: E402
+from bench.sidecar_one_core import lone, on_one_core  # noqa: E402
+from bench.sidecar_report import LOOPBACK_PROXY, report  # noqa: E402
 from bench.speed import ort_rate  # noqa: E402
 from testbed.sidecar import free_port, make_release, point_current  # noqa: E402
 
@@ -74,92 +70,6 @@ def ort_limit(model: Path, seconds: float) -> dict[str, float]:
             ("batch 32, 2 threads", 2, 32),
         )
     }
-
-
-def paired(
-    model: Path, url: str, body: tuple[Path, str], seconds: int, rounds: int = 3, pid: int | None = None
-) -> dict[str, object]:
-    """The limit and the server measured by turns on the same core, ``rounds`` times.
-
-    This VM's CPU speed drifts by 20 % and more between minutes (other tenants), so a
-    ratio of two figures taken minutes apart measures the drift; each pair here is
-    taken back to back, the limit both before and after the server (their mean is the
-    pair's limit, which cancels a steady drift), and the median of the pairs' ratios is
-    the figure. With the server's ``pid``, each pair also splits the server's CPU per
-    request between its event-loop thread (HTTP, parsing, batching) and its other threads
-    (the model)."""
-    pairs = []
-    for _ in range(rounds):
-        limit_before, cpu_before = ort_one_core_rates(model, seconds / 4)
-        before = thread_cpu(pid) if pid else None
-        server = wrk(url, *body, 16, seconds, cpu=LOAD_CPU)
-        after = thread_cpu(pid) if pid else None
-        limit_after, cpu_after = ort_one_core_rates(model, seconds / 4)
-        limit = (limit_before + limit_after) / 2
-        pair = {
-            "limit": round(limit, 1),
-            "limit_before_after": [round(limit_before, 1), round(limit_after, 1)],
-            "server": server,
-            "ratio": round(server["rps"] / limit, 3),
-        }
-        if before is not None and after is not None and server["requests"]:
-            loop_us = (after[0] - before[0]) / server["requests"] * 1e6
-            model_us = (after[1] - before[1]) / server["requests"] * 1e6
-            pair["loop_us_per_request"] = round(loop_us, 1)
-            pair["model_us_per_request"] = round(model_us, 1)
-            # The same ratio from CPU time: requests per CPU-second of the server against inferences
-            # per CPU-second of ONNX Runtime. Time that other work takes from the core moves neither.
-            pair["cpu_ratio"] = round(1e6 / (loop_us + model_us) / ((cpu_before + cpu_after) / 2), 3)
-        pairs.append(pair)
-    ratios = sorted(p["ratio"] for p in pairs)
-    return {"pairs": pairs, "median_ratio": ratios[len(ratios) // 2]}
-
-
-def at_share_of_one_core(port: int, model: Path, seconds: float, host: str = "127.0.0.1") -> dict[str, object]:
-    """The latency targets on the server's core: ONNX Runtime's batch-1 rate there (in a process of its
-    own, before and after), a constant load of LOAD_SHARE of it, and a lone request's round trip (wrk,
-    one connection, pinned to the other core). The limit is the mean of before and after."""
-    before = ort_one_core(model, seconds / 4, batch=1)
-    rate = round(LOAD_SHARE * before, 1)
-    out: dict[str, object] = {"rate": rate}
-    for kind in ("json", "binary"):
-        out[kind] = served(port, kind, rate, host)
-    after = ort_one_core(model, seconds / 4, batch=1)
-    batch1 = (before + after) / 2
-    out.update(batch1_before_after=[round(before, 1), round(after, 1)], batch1=round(batch1, 1))
-    out["inference_ms"] = round(1000 / batch1, 3)
-    return out
-
-
-def lone(url: str, bodies: dict[str, tuple[Path, str]], seconds: int) -> dict[str, dict[str, float]]:
-    """A lone request's round trip: wrk with one connection, on the other core."""
-    return {
-        kind: wrk(url + ROUTES[kind], *bodies[kind], 1, max(seconds // 2, 3), cpu=LOAD_CPU if pinned() else None)
-        for kind in ("binary", "json")
-    }
-
-
-def on_one_core(
-    results: dict,
-    where: str,
-    port: int,
-    pid: int,
-    model: Path,
-    bodies: dict[str, tuple[Path, str]],
-    seconds: int,
-    host: str = "127.0.0.1",
-) -> None:
-    """The targets judged on the server's core (the server pinned to SERVER_CPU with one inference thread,
-    the load on LOAD_CPU), reached at ``host``: the constant load and the lone request against ONNX
-    Runtime's batch 1, then the throughput pairs against its batch 32."""
-    url = f"http://{host}:{port}"
-    results["share"][where] = at_share_of_one_core(port, model, seconds, host)
-    results["lone"][where] = lone(url, bodies, seconds)
-    if pinned():
-        results["one_core"][where] = {
-            kind: paired(model, url + ROUTES[kind], bodies[kind], seconds, pid=pid)
-            for kind in ("binary", "json", "infer")
-        }
 
 
 def parse_args() -> argparse.Namespace:

@@ -2,7 +2,8 @@
 
 The sidecar image and Raspberry Pi OS bookworm run Debian's python3.11, an optimized build
 (profile-guided, link-time). A development venv may sit on another build: pyenv's default
-build runs the same pure-Python work about 25 % slower, which would be charged to the sidecar.
+build has neither optimization and runs the same pure-Python work slower, which would be
+charged to the sidecar.
 So the host rows run Debian's interpreter, in a venv of the image's pins (sidecar/requirements.txt,
 plus FastAPI for the naive peer), made once under .bench/edge-venv and remade when the pins change.
 Where Debian's python3.11 is missing, the bench's own interpreter runs them, and the report says so.
