@@ -240,18 +240,24 @@ def bridge_gateway() -> str:
 
 def start_container(image: str, models: Path, threads: str, cpuset: str = "", also_on: str = "") -> tuple[str, int]:
     """The sidecar container, hardened as deployed, serving ``models`` read-only, its port published on
-    127.0.0.1 (and on ``also_on``); its id and host port."""
+    127.0.0.1 (and on ``also_on``); its name and host port. A container that fails to start or to
+    answer is removed."""
     port = free_port()
+    name = f"edgeinfer-bench-{port}"
     extra = ["--cpuset-cpus", cpuset] if cpuset else []
     if also_on:
         extra += ["-p", f"{also_on}:{port}:9000"]
-    cid = subprocess.run(
-        ["docker", "run", "-d", "--read-only", "--tmpfs", "/tmp", "--cap-drop", "ALL", "--security-opt", "no-new-privileges:true", "--memory", "512m", "--pids-limit", "128",
-         *extra, "-p", f"127.0.0.1:{port}:9000", "-v", f"{models}:/models:ro", "-e", f"EDGEINFER_THREADS={threads}", image],
-        capture_output=True, text=True, check=True,
-    ).stdout.strip()  # fmt: skip
-    wait_http(port, "/healthz", 90)
-    return cid, port
+    try:
+        subprocess.run(
+            ["docker", "run", "-d", "--name", name, "--read-only", "--tmpfs", "/tmp", "--cap-drop", "ALL", "--security-opt", "no-new-privileges:true", "--memory", "512m", "--pids-limit", "128",
+             *extra, "-p", f"127.0.0.1:{port}:9000", "-v", f"{models}:/models:ro", "-e", f"EDGEINFER_THREADS={threads}", image],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        wait_http(port, "/healthz", 90)
+    except (subprocess.CalledProcessError, RuntimeError):
+        subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+        raise
+    return name, port
 
 
 def container_under_wrk(

@@ -39,11 +39,16 @@ def edge_python(venv: Path = REPO / ".bench" / "edge-venv") -> tuple[str, str]:
     python, stamp = venv / "bin" / "python", venv / "pins.sha256"
     if not (python.exists() and stamp.exists() and stamp.read_text() == want):
         shutil.rmtree(venv, ignore_errors=True)
-        subprocess.run([str(DEBIAN_PYTHON), "-m", "venv", str(venv)], check=True)
-        subprocess.run(
-            [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", "-c", str(CONSTRAINTS),
-             "-r", str(REQUIREMENTS), *EXTRA],
-            check=True,
-        )  # fmt: skip
+        try:
+            subprocess.run([str(DEBIAN_PYTHON), "-m", "venv", str(venv)], check=True)
+            subprocess.run(
+                [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", "-c", str(CONSTRAINTS),
+                 "-r", str(REQUIREMENTS), *EXTRA],
+                check=True,
+            )  # fmt: skip
+        except subprocess.CalledProcessError as exc:
+            shutil.rmtree(venv, ignore_errors=True)
+            why = f"making a venv of {DEBIAN_PYTHON} failed: {' '.join(map(str, exc.cmd[:4]))} ... exited {exc.returncode}"
+            return sys.executable, f"this bench's own python {platform.python_version()} ({why})"
         stamp.write_text(want)
     return str(python), f"Debian's python {_version(str(python))} ({DEBIAN_PYTHON}), the sidecar image's interpreter"

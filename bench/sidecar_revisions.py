@@ -3,8 +3,10 @@
 Each revision's ``sidecar/`` and ``edgeinfer_contract/`` are exported to a directory of their own;
 the servers take turns on SERVER_CPU (the order alternating by round), each measured with
 bench_sidecar's pairs (ONNX Runtime batch 32 on that core before and after it, the server under
-wrk with 16 connections from the other core), on the host rows' interpreter. The table is each
-revision's ratio to ONNX Runtime, and its event-loop and model-thread CPU per request.
+wrk with 16 connections from the other core), on the host rows' interpreter, whose venv holds the
+pins of the working tree (revisions whose sidecar needs other packages are not comparable here).
+The table is each revision's ratio to ONNX Runtime, and its event-loop and model-thread CPU per
+request.
 
     .venv/bin/python bench/sidecar_revisions.py 2cb7e6f HEAD --rounds 3
 """
@@ -12,6 +14,7 @@ revision's ratio to ONNX Runtime, and its event-loop and model-thread CPU per re
 from __future__ import annotations
 
 import argparse
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -67,6 +70,13 @@ def main() -> int:
         models / "releases" / "v72pct", PRODUCTION / "tcn_encoder_for_edgeinfer.onnx", PRODUCTION / "model_config.json"
     )
     point_current(models, rel)
+    try:
+        return compare(args, work, models, rel)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def compare(args: argparse.Namespace, work: Path, models: Path, rel: Path) -> int:
     body = request_bodies(work, rel)[args.kind]
     trees = {rev: export(rev, work / f"rev{i}") for i, rev in enumerate(args.revisions)}
     python, interpreter = edge_python()

@@ -339,9 +339,9 @@ def create_app(settings: Settings) -> Service:
         state.batcher = Batcher(lambda: state.model, settings.max_batch, metrics_)
         state.batcher.start()
         app.state.sidecar = state
-        async with state.reload_lock:
-            await do_reload(state)
         try:
+            async with state.reload_lock:
+                await do_reload(state)
             yield
         finally:
             await state.batcher.stop()

@@ -73,14 +73,19 @@ class Batcher:
             await asyncio.to_thread(self.thread.join)
 
     async def submit(self, windows: np.ndarray, normalized: bool) -> Result:
-        assert self.loop is not None, "Batcher.start() was not called"
+        if self.loop is None or not self.thread.is_alive():
+            raise LookupError("the inference thread is not running")  # answered 503, never left waiting
         fut: asyncio.Future[Result] = self.loop.create_future()
         self.queue.put((windows, normalized, fut))
         return await fut
 
     def run_sync_later(self, fn: Callable[[], object]) -> None:
-        """Queue work behind the batches already queued, on the inference thread."""
-        self.queue.put(fn)
+        """Queue work behind the batches already queued, on the inference thread; at once when the
+        thread is not running (no batch can be using what ``fn`` closes)."""
+        if self.thread.is_alive():
+            self.queue.put(fn)
+        else:
+            fn()
 
     # The inference thread's side.
 
@@ -131,12 +136,21 @@ class Batcher:
             t0 = time.perf_counter()
             y = np.ascontiguousarray(model.backend.run(x))  # the JSON encoder writes contiguous arrays only
             seconds = time.perf_counter() - t0
+            if y.ndim != 2 or y.shape[0] != x.shape[0]:
+                raise RuntimeError(f"the backend answered shape {y.shape} for {x.shape[0]} window(s)")
             # One check per batch; each request is looked at only when it fails.
             finite = bool(np.isfinite(y).all())
         except Exception as exc:
-            self.loop.call_soon_threadsafe(self._fail, jobs, exc)
+            self._answer(self._fail, jobs, exc)
             return
-        self.loop.call_soon_threadsafe(self._deliver, jobs, model, y, seconds, finite)
+        self._answer(self._deliver, jobs, model, y, seconds, finite)
+
+    def _answer(self, fn: Callable[..., None], *args: object) -> None:
+        assert self.loop is not None
+        try:
+            self.loop.call_soon_threadsafe(fn, *args)
+        except RuntimeError:  # the loop is closed: nobody awaits these answers any more
+            log.debug("a batch finished after the event loop closed; its answers are dropped")
 
     # Back on the event loop.
 

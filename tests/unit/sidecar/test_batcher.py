@@ -151,3 +151,56 @@ def test_a_failing_backend_fails_each_request_of_its_batch_and_the_thread_serves
     assert held[0].embeddings[0, 0] == -1.0  # type: ignore[union-attr]
     assert all(isinstance(r, RuntimeError) and "backend failed on 2.0" in str(r) for r in held[1:])
     assert after.embeddings[0, 0] == 4.0 and alive  # type: ignore[union-attr]
+
+
+def test_a_backend_answer_of_the_wrong_shape_fails_its_requests_instead_of_leaving_them_waiting():
+    backend = _Backend()
+    backend.release.set()
+    backend.run = lambda x: np.zeros((x.shape[0] + 1, 64), np.float32)  # type: ignore[method-assign]
+    batcher = Batcher(lambda: _model(backend), 32, Metrics())  # type: ignore[arg-type, return-value]
+
+    async def run() -> None:
+        batcher.start()
+        try:
+            with pytest.raises(RuntimeError, match=r"answered shape \(2, 64\) for 1 window"):
+                await batcher.submit(_windows(1), True)
+        finally:
+            await batcher.stop()
+
+    asyncio.run(asyncio.wait_for(run(), 10))
+
+
+def test_after_stop_a_request_is_refused_and_work_runs_at_once():
+    backend = _Backend()
+    backend.release.set()
+    batcher = Batcher(lambda: _model(backend), 32, Metrics())  # type: ignore[arg-type, return-value]
+    ran: list[str] = []
+
+    async def run() -> None:
+        batcher.start()
+        await batcher.stop()
+        batcher.run_sync_later(lambda: ran.append("close"))
+        with pytest.raises(LookupError, match="inference thread is not running"):
+            await batcher.submit(_windows(1), True)
+
+    asyncio.run(asyncio.wait_for(run(), 10))
+    assert ran == ["close"]
+
+
+def test_a_batch_that_ends_after_its_event_loop_closed_leaves_the_thread_serving():
+    backend = _Backend()
+    batcher = Batcher(lambda: _model(backend), 32, Metrics())  # type: ignore[arg-type, return-value]
+    ran = threading.Event()
+
+    async def leave_a_batch_running() -> None:
+        batcher.start()
+        asyncio.ensure_future(batcher.submit(_windows(1), True))
+        await asyncio.to_thread(backend.entered.wait, 10)
+        batcher.run_sync_later(ran.set)
+
+    asyncio.run(leave_a_batch_running())  # the loop closes with the batch in the backend
+    backend.release.set()
+    assert ran.wait(10), "the work queued behind the batch never ran"
+    assert batcher.thread.is_alive()
+    asyncio.run(asyncio.wait_for(batcher.stop(), 10))
+    assert not batcher.thread.is_alive()
