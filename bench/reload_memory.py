@@ -14,14 +14,13 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.soak import PRODUCTION, process_figures  # noqa: E402
-from testbed.sidecar import make_release, point_current, start_server, stop_server  # noqa: E402
+from bench.soak import process_figures, serving_two_releases  # noqa: E402
+from testbed.sidecar import point_current, stop_server  # noqa: E402
 
 
 def main() -> int:
@@ -29,12 +28,7 @@ def main() -> int:
     ap.add_argument("--reloads", type=int, default=40)
     ap.add_argument("--every", type=int, default=10, help="print the RSS every this many reloads")
     args = ap.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="edgeinfer-reload-memory-"))
-    models = tmp / "models"
-    onnx, config = PRODUCTION / "tcn_encoder_for_edgeinfer.onnx", PRODUCTION / "model_config.json"
-    releases = [make_release(models / "releases" / name, onnx, config, version=name) for name in ("a", "b")]
-    point_current(models, releases[0])
-    server = start_server(tmp, models / "current")
+    models, releases, server = serving_two_releases("edgeinfer-reload-memory-", ("a", "b"))
     try:
         print("| reloads | RSS MiB | open fds |\n|---|---|---|")
         figures = process_figures(server.proc.pid)
@@ -50,7 +44,7 @@ def main() -> int:
                 print(f"| {n} | {figures['rss_mib']:.1f} | {figures['fds']} |", flush=True)
     finally:
         stop_server(server)
-        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(models.parent, ignore_errors=True)
     return 0
 
 

@@ -67,6 +67,17 @@ def mix() -> dict[str, tuple[lg.Request, float]]:
     }
 
 
+def serving_two_releases(prefix: str, names: tuple[str, str]) -> tuple[Path, list[Path], Any]:
+    """A sidecar process serving the first of two releases of the production encoder, in a new
+    temporary directory: its models directory, the two releases and the server."""
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
+    models = tmp / "models"
+    onnx, config = PRODUCTION / "tcn_encoder_for_edgeinfer.onnx", PRODUCTION / "model_config.json"
+    releases = [make_release(models / "releases" / name, onnx, config, version=name) for name in names]
+    point_current(models, releases[0])
+    return models, releases, start_server(tmp, models / "current")
+
+
 def process_figures(pid: int) -> dict[str, float]:
     status = Path(f"/proc/{pid}/status").read_text()
     rss_kb = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
@@ -190,12 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if not (PRODUCTION / "tcn_encoder_for_edgeinfer.onnx").is_file():
         p.error(f"the production model's files are not at {PRODUCTION}; set EDGEINFER_SHARED to the shared/ folder")
-    tmp = Path(tempfile.mkdtemp(prefix="edgeinfer-soak-"))
-    models = tmp / "models"
-    onnx, config = PRODUCTION / "tcn_encoder_for_edgeinfer.onnx", PRODUCTION / "model_config.json"
-    releases = [make_release(models / "releases" / name, onnx, config, version=name) for name in ("soak-a", "soak-b")]
-    point_current(models, releases[0])
-    server = start_server(tmp, models / "current")
+    models, releases, server = serving_two_releases("edgeinfer-soak-", ("soak-a", "soak-b"))
     results: dict[str, Any] = {"minutes": args.minutes, "rate": args.rate, "reload_every_s": args.reload_every}
     try:
         run = soak(server, models, releases, args)
