@@ -103,34 +103,30 @@ def measure_naive(
     work: Path, rel: Path, bodies: dict[str, tuple[Path, str]], seconds: int, python: str = sys.executable
 ) -> dict | str:
     """(b) The naive FastAPI peer under wrk at 1, 16 and 64 connections, on ``python``."""
-    has = subprocess.run([python, "-c", "import fastapi"], capture_output=True).returncode == 0
-    try:
-        if not has:
-            raise ImportError("fastapi")
-        app_py = work / "naive_app.py"
-        app_py.write_text(f"MODEL = {str(rel / 'model.onnx')!r}\n" + NAIVE)
-        port = free_port()
-        p = subprocess.Popen(
-            [
-                python,
-                "-m",
-                "uvicorn",
-                "naive_app:app",
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-                "--no-access-log",
-            ],
-            cwd=work,
-        )
-        try:
-            time.sleep(3)
-            return {f"c{c}": wrk(f"http://127.0.0.1:{port}/infer", *bodies["infer"], c, seconds) for c in (1, 16, 64)}
-        finally:
-            stop(p)
-    except ImportError:
+    if subprocess.run([python, "-c", "import fastapi"], capture_output=True).returncode != 0:
         return "fastapi is not installed"
+    app_py = work / "naive_app.py"
+    app_py.write_text(f"MODEL = {str(rel / 'model.onnx')!r}\n" + NAIVE)
+    port = free_port()
+    p = subprocess.Popen(
+        [
+            python,
+            "-m",
+            "uvicorn",
+            "naive_app:app",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        cwd=work,
+    )
+    try:
+        time.sleep(3)
+        return {f"c{c}": wrk(f"http://127.0.0.1:{port}/infer", *bodies["infer"], c, seconds) for c in (1, 16, 64)}
+    finally:
+        stop(p)
 
 
 def sidecar_env(models: Path, threads: str) -> dict[str, str]:

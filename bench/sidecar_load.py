@@ -14,7 +14,6 @@ import math
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -22,6 +21,7 @@ import time
 from pathlib import Path
 
 from bench import witness
+from testbed.testserver import stop_process
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -177,8 +177,5 @@ def wait_http(port: int, path: str, timeout: float = 60) -> None:
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    """A server, given the time of its graceful shutdown (uvicorn's 10 s) before it is killed."""
+    stop_process(proc, timeout=15)
