@@ -77,6 +77,19 @@ def test_latency_targets_are_judged_against_one_inference_on_the_servers_core() 
     assert "INCONCLUSIVE" not in text
 
 
+def test_a_lone_round_trip_with_its_own_inference_pairs_is_judged_against_them() -> None:
+    # The constant-load rows' inference is 2 ms; the lone pair's own bracket measured 1.8 ms, so
+    # 2.29 ms is over 1.8 + 0.3 although it is under 2 + 0.3.
+    r = copy.deepcopy(RESULTS)
+    r["lone"]["host"]["binary"] = {**_wrk(2.29), "inference_ms": 1.8, "margins_ms": [0.41, 0.49, 0.52]}
+    v = verdicts(r)
+    assert _one(v, "host binary: a lone request") == "FAIL"
+    text = report(r)
+    assert "median of 3 pairs" in text
+    assert "<= 1.80 ms (one inference) + 0.3 ms = 2.10 ms" in text
+    assert "| 1.800 | 0.410 / 0.490 / 0.520 |" in text
+
+
 def test_a_request_that_failed_at_the_constant_load_fails_the_target() -> None:
     r = copy.deepcopy(RESULTS)
     r["share"]["host"]["json"] = _served(5.0, rate=60, failed=1)
