@@ -55,3 +55,15 @@ def test_the_production_edges_require_their_hailo_and_are_reached_over_tailscale
         assert hv.get("edgeinfer_tailscale") is True, host
     for host, hv in _hostvars("local").items():
         assert not hv.get("edgeinfer_require_hailo", False) and not hv.get("edgeinfer_tailscale", False), host
+
+
+def test_the_deploy_plays_leave_the_inventorys_rollout_knobs_to_the_inventory() -> None:
+    # A play's vars outrank the inventory's group and host vars: a default set there would make
+    # an inventory's failure budget silently ineffective (only -e would count).
+    knobs = {"edgeinfer_failure_budget", "edgeinfer_unreachable_budget"}
+    plays = yaml.safe_load((REPO / "playbooks" / "deploy.yml").read_text())
+    set_in_plays = {(play.get("name"), k) for play in plays for k in play.get("vars") or {} if k in knobs}
+    assert not set_in_plays
+    budget_test = next(play for play in plays if play.get("hosts") == "edges")["pre_tasks"][0]["when"]
+    assert "edgeinfer_failure_budget | default(0)" in budget_test
+    assert "edgeinfer_unreachable_budget | default('100%')" in budget_test
