@@ -59,9 +59,9 @@ def paired(
 
 
 def at_share_of_one_core(port: int, model: Path, seconds: float, host: str = "127.0.0.1") -> dict[str, object]:
-    """The latency targets on the server's core: ONNX Runtime's batch-1 rate there (in a process of its
-    own, before and after), a constant load of LOAD_SHARE of it, and a lone request's round trip (wrk,
-    one connection, pinned to the other core). The limit is the mean of before and after."""
+    """The p99 target on the server's core: ONNX Runtime's batch-1 rate there (in a process of its
+    own, before and after) and a constant load of LOAD_SHARE of it, JSON and binary. The single
+    inference time is the mean of before and after."""
     before = ort_one_core(model, seconds / 4, batch=1)
     rate = round(LOAD_SHARE * before, 1)
     out: dict[str, object] = {"rate": rate}

@@ -16,7 +16,8 @@ def parser() -> argparse.ArgumentParser:
     lines = [f"  {name:<{width}}  {text} (default: {default})" for name, (default, text) in VARIABLES.items()]
     return argparse.ArgumentParser(
         prog="edgeinfer-sidecar",
-        description="Serve a released TCN-VAE encoder over HTTP (POST /encode, /infer; GET /healthz, /metrics).",
+        description="Serve a released TCN-VAE encoder over HTTP: POST /encode, /infer; GET /healthz, /metrics, "
+        "/openapi.json; the KServe v2 routes under /v2; the admin API under /admin (docs/api.md).",
         epilog="Configured by the environment only; an invalid value stops the process with exit code 2.\n\n"
         + "environment variables:\n"
         + "\n".join(lines)

@@ -97,7 +97,7 @@ class Metrics:
 
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry()
-        # process_resident_memory_bytes & co: the memory alert needs no cAdvisor.
+        # process_resident_memory_bytes & co: the process's own memory, CPU and descriptors.
         ProcessCollector(registry=r)
         self._add_request_metrics(r)
         self._add_model_metrics(r)
