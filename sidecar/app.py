@@ -28,7 +28,7 @@ from .inputs import InputError, parse_binary, parse_json, reorder
 from .metrics import Metrics
 from .model import Model
 from .openapi import OPENAPI
-from .serving import State, do_reload, publish_model
+from .serving import State, do_reload, note_non_finite, publish_model
 
 log = logging.getLogger("sidecar")
 
@@ -133,10 +133,7 @@ def _unavailable(state: State) -> Response:
 
 def _non_finite(state: State, exc: NonFiniteOutput) -> Response:
     """A model answer with NaN or Infinity is never sent (JSON would write null, binary NaN)."""
-    state.metrics.non_finite_outputs.inc()
-    if state.non_finite_logged != exc.model_version:  # once per model: the counter says how often
-        state.non_finite_logged = exc.model_version
-        log.error("%s; answered 500 non_finite_output (edgeinfer_non_finite_outputs_total counts them)", exc)
+    note_non_finite(state, exc)
     return error(500, "non_finite_output", str(exc))
 
 
@@ -267,6 +264,13 @@ async def admin_reload(request: Request) -> Response:
     return json_response({**outcome, "serving": serving}, 200 if ok else 422)
 
 
+def route_label(path: str) -> str:
+    """The ``route`` label of the request metrics: a bounded set, whatever paths clients send."""
+    if path in ROUTES:
+        return path
+    return "/v2" if path == "/v2" or path.startswith("/v2/") else "other"
+
+
 # The model routes: served by Service directly for POST, and routed by Starlette for the
 # other methods (405), so that both read the one table.
 MODEL_ROUTES = {"/encode": encode, "/infer": infer}
@@ -320,7 +324,7 @@ class Service:
             await response(scope, receive, send)
         finally:
             m.in_flight.dec()
-            m.observe_request(path if path in ROUTES else "other", status, time.perf_counter() - t0)
+            m.observe_request(route_label(path), status, time.perf_counter() - t0)
 
 
 def create_app(settings: Settings) -> Service:

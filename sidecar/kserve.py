@@ -21,7 +21,9 @@ from starlette.routing import Route
 
 from edgeinfer_contract import CHANNELS, INPUT_NAME, OUTPUT_NAME, WINDOW
 
-from .inputs import InputError
+from .batcher import NonFiniteOutput
+from .inputs import IN_RANGE, MAX_ABS_VALUE, InputError, in_range
+from .serving import note_non_finite
 
 MODEL_NAME = "tcn_encoder"
 HEADER_LENGTH = "inference-header-content-length"
@@ -151,15 +153,25 @@ def parse_request(body: bytes, header_length: str | None, max_windows: int) -> t
         x = np.frombuffer(binary, dtype="<f4").reshape(shape)
     else:
         try:
-            x = np.asarray(tensor.get("data"), dtype=np.float32)
+            # As sent (float64), so that the range is judged before float32 rounds a value into it.
+            x = np.asarray(tensor.get("data"), dtype=np.float64)
         except (TypeError, ValueError):
             raise ProtocolError(400, "inputs[0].data: expected numbers") from None
         if x.size != count:
             raise ProtocolError(400, f"inputs[0].data: {x.size} numbers for shape {shape}, expected {count}")
         x = x.reshape(shape)
+    _check_range(x)
+    return request, np.ascontiguousarray(x, dtype=np.float32)
+
+
+def _check_range(x: np.ndarray) -> None:
+    """The range of /encode's values (inputs.py): finite and within ±MAX_ABS_VALUE, or a 400 naming the first."""
+    if in_range(x):
+        return
     if not np.isfinite(x).all():
         raise ProtocolError(400, "inputs[0]: NaN or Infinity in the window")
-    return request, np.ascontiguousarray(x, dtype=np.float32)
+    n, t, c = np.argwhere(~(np.abs(x) <= MAX_ABS_VALUE))[0]
+    raise ProtocolError(400, f"inputs[0]: expected {IN_RANGE}, got {float(x[n, t, c])!r} at [{n}, {t}, {c}]")
 
 
 def _binary_output(request: dict[str, Any]) -> bool:
@@ -192,6 +204,9 @@ def routes(infer: Infer, read_body: Callable[[Request, int], Awaitable[bytes]]) 
             return _error(exc.status, str(exc))
         except InputError as exc:
             return _error(exc.status, str(exc))
+        except NonFiniteOutput as exc:
+            note_non_finite(state, exc)
+            return _error(500, f"non_finite_output: {exc}")
         except LookupError:
             result = None
         if result is None:

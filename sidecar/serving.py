@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .backends import HailoDevice
-from .batcher import Batcher
+from .batcher import Batcher, NonFiniteOutput
 from .capture import Reservoir
 from .config import Settings
 from .metrics import Metrics
@@ -102,6 +102,15 @@ async def serve_last_good(state: State, refused: str) -> None:
         model.directory,
         refused,
     )
+
+
+def note_non_finite(state: State, exc: NonFiniteOutput) -> None:
+    """Count an answer of NaN or Infinity that was not sent, and log it once per model (the counter
+    says how often): every route that serves the model answers it with a 500 of its own form."""
+    state.metrics.non_finite_outputs.inc()
+    if state.non_finite_logged != exc.model_version:
+        state.non_finite_logged = exc.model_version
+        log.error("%s; answered 500 (edgeinfer_non_finite_outputs_total counts them)", exc)
 
 
 async def do_reload(state: State) -> tuple[bool, dict[str, Any]]:

@@ -89,6 +89,8 @@ def test_the_runbooks_hold_the_seed_s_procedures():
 
 @pytest.mark.parametrize(("doc", "cmd"), _all_commands(), ids=lambda v: " ".join(v)[:70] if isinstance(v, list) else v)
 def test_command_exists(doc: str, cmd: list[str]):
+    if cmd[0] == "sudo":  # an edge's operator is not root; the command is what follows
+        cmd = cmd[1:]
     word = cmd[0]
     if word in EXTERNAL:
         return

@@ -91,6 +91,17 @@ def test_bad_requests_are_4xx_naming_the_field(triton) -> None:
         timeout=5,
     )
     assert r.status_code == 400 and "binary_data_size" in r.json()["error"], r.text
+    # The range of /encode: a value is finite and within ±1e9, judged as sent. In binary FP32, 2e9;
+    # in JSON, 1000000001, which float32 would round to 1e9.
+    far = np.zeros((1, 100, 9), np.float32)
+    far[0, 3, 7] = 2e9
+    with pytest.raises(InferenceServerException, match=r"within ±1e9, got 2000000000\.0 at \[0, 3, 7\]"):
+        infer(client, far, True, False)
+    data = np.zeros(900)
+    data[9 * 99 + 8] = 1000000001
+    tensor = {"name": "imu_window", "datatype": "FP32", "shape": [1, 100, 9], "data": data.tolist()}
+    r = requests.post(server.url + "/v2/models/tcn_encoder/infer", json={"inputs": [tensor]}, timeout=5)
+    assert r.status_code == 400 and "got 1000000001.0 at [0, 99, 8]" in r.json()["error"], r.text
     # A model version that does not serve is a 404 too.
     r = requests.get(server.url + "/v2/models/tcn_encoder/versions/v0/ready", timeout=5)
     assert r.status_code == 404 and "version 'v0' not found" in r.json()["error"]

@@ -101,9 +101,15 @@ def test_non_finite_model_output_is_a_500_on_every_route_and_is_counted(
         assert "NaN or Infinity" in body["detail"]
         assert "latent_embedding" not in body and "latent" not in body
     assert answers[1].json()["detail"].endswith("for 1 of the 2 window(s) of this request")
+    # The KServe route: the same 500 in the protocol's own form, {"error": "..."}.
+    tensor = {"name": "imu_window", "datatype": "FP32", "shape": [1, 100, 9], "data": bad[0].ravel().tolist()}
+    kserve = s.post("/v2/models/tcn_encoder/infer", json={"inputs": [tensor], "parameters": {"normalized": True}})
+    assert kserve.status_code == 500 and kserve.headers["content-type"] == "application/json", kserve.text
+    assert kserve.json()["error"].startswith("non_finite_output: ") and "NaN or Infinity" in kserve.json()["error"]
 
     m = s.get("/metrics").text
-    assert _metric(m, "edgeinfer_non_finite_outputs_total") == 5
+    assert _metric(m, "edgeinfer_non_finite_outputs_total") == 6
+    assert _metric(m, 'edgeinfer_requests_total{route="/v2",status="500"}') == 1
     assert _metric(m, 'edgeinfer_requests_total{route="/encode",status="500"}') == 4
     assert _metric(m, 'edgeinfer_requests_total{route="/infer",status="500"}') == 1
     assert _metric(m, 'edgeinfer_requests_total{route="/encode",status="200"}') == 1

@@ -386,11 +386,13 @@ def test_metrics_move_when_requests_are_served(sidecar, models, origin_config):
     s.post("/encode", json={"bad": 1})
     assert s.get("/encode").status_code == 405  # through the router, not the model path
     assert s.get("/nope").status_code == 404
+    assert s.get("/v2/models/nope").status_code == 404
     m1 = s.get("/metrics").text
     assert _metric(m1, 'edgeinfer_requests_total{route="/encode",status="200"}') == 5
     assert _metric(m1, 'edgeinfer_requests_total{route="/encode",status="422"}') == 1
     assert _metric(m1, 'edgeinfer_requests_total{route="/encode",status="405"}') == 1
     assert _metric(m1, 'edgeinfer_requests_total{route="other",status="404"}') == 1
+    assert _metric(m1, 'edgeinfer_requests_total{route="/v2",status="404"}') == 1
     assert _metric(m1, "edgeinfer_request_duration_seconds_count") >= 6
     assert _metric(m1, "edgeinfer_inference_duration_seconds_count") > _metric(
         m0.text, "edgeinfer_inference_duration_seconds_count"
