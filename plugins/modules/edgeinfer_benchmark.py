@@ -121,7 +121,8 @@ options:
         type: float
         default: 512
   skip_memory:
-    description: Do not gate on memory (it is still reported when it could be read).
+    description: Do not gate on memory. It is still read and reported when O(container) names the container;
+      without O(container) it is not read at all.
     type: bool
     default: false
   container:
@@ -228,8 +229,17 @@ memory_peak_mb:
   returned: when the load ran
   type: float
 health:
-  description: C(ok), C(status), C(problems), C(waited_s) and the C(model) that /healthz reported.
+  description: C(ok), C(status), C(problems), C(waited_s) and the C(model) that /healthz reported; in check mode
+    C(ok) and C(problems) only.
   returned: always
+  type: dict
+check_mode:
+  description: True in check mode, which sends no load and only asks /healthz.
+  returned: in check mode
+  type: bool
+thresholds:
+  description: The thresholds applied, by name (C(p95_ms), C(min_rps), C(min_success_rate), C(max_memory_mb), ...).
+  returned: when the load ran
   type: dict
 quality:
   description: The /encode probe, and the golden replay (C(windows), C(min_cosine), C(mean_cosine), C(below_min)).
@@ -253,7 +263,7 @@ resources:
   type: dict
 duration:
   description: Seconds the whole benchmark took.
-  returned: always
+  returned: unless check mode
   type: float
 """
 

@@ -80,7 +80,8 @@ options:
     choices: [auto, hailo, onnxruntime]
     default: auto
   require_hailo:
-    description: Refuse an edge without O(hailo_device) whatever the backend.
+    description: Refuse an edge without O(hailo_device) when O(backend) is V(auto) or V(hailo); with
+      O(backend=onnxruntime) it is a contradiction, refused on every edge.
     type: bool
     default: false
   hailo_device:

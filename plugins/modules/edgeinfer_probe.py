@@ -28,11 +28,15 @@ attributes:
     support: full
     details:
       - The probe only reads; it runs in check mode too and never reports C(changed), except for the reload
-        O(reload_token_file) asks for, which check mode predicts and does not send.
+        O(reload_token_file) asks for, which check mode predicts and does not send. Then the gates would judge
+        the model that reload loads, so check mode judges nothing and returns RV(passed=false) with
+        RV(check_mode=true).
   diff_mode:
     support: none
   idempotent:
-    support: full
+    support: partial
+    details:
+      - Without O(reload_token_file) it only reads. With it, every run sends a hot reload and reports C(changed).
 options:
   url:
     description: Base URL of the sidecar, for example C(http://127.0.0.1:9000).
@@ -46,10 +50,11 @@ options:
     description: The model version C(/healthz) must report.
     type: str
   expect_sha256:
-    description: The model sha256 C(/healthz) must report.
+    description: The model sha256 C(/healthz) must report; a prefix of at least 8 hex digits is compared as a prefix.
     type: str
   expect_stamp:
-    description: The embedding stamp (C(<model_id>/<dim>/<hash12>)) C(/healthz) must report.
+    description: The embedding stamp (C(<model_id>/<dim>/<hash12>)) C(/healthz) must report. It is checked on the
+      first healthy answer of the expected version and sha256, not waited for.
     type: str
   golden:
     description: Path on the managed host of the release's C(golden.json). Without it, only health is checked.
@@ -104,8 +109,12 @@ EXAMPLES = r"""
 RETURN = r"""
 reload:
   description: The sidecar's answer to the hot reload (HTTP C(status) and C(body)).
-  returned: when O(reload_token_file) is given
+  returned: when O(reload_token_file) is given, but in check mode
   type: dict
+check_mode:
+  description: True when check mode predicted a hot reload and judged nothing (RV(passed) is then false).
+  returned: in check mode with O(reload_token_file)
+  type: bool
 passed:
   description: Whether health and, when given, the golden gate passed.
   returned: always
@@ -155,11 +164,15 @@ golden:
       description: The largest relative difference of embedding norms.
       type: float
     below_min:
-      description: Windows whose cosine is below O(min_cosine).
+      description: Windows whose cosine is below the floor applied (RV(floor.min_cosine)).
       type: int
     failed:
       description: Windows that got no usable answer (counted as cosine -1).
       type: int
+    failures:
+      description: What went wrong with the windows that failed or missed the floor, one line each.
+      type: list
+      elements: str
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -207,7 +220,15 @@ def main():
     reloaded = None
     if p["reload_token_file"]:
         if module.check_mode:
-            module.exit_json(changed=True, passed=True, healthy=False, reason="would reload", duration=0.0, health={})
+            module.exit_json(
+                changed=True,
+                passed=False,
+                healthy=False,
+                check_mode=True,
+                reason="check mode: the hot reload is predicted, not sent, so no gate judged the model it would load",
+                duration=0.0,
+                health={},
+            )
         ok, status, answer = hot_reload(base, p["reload_token_file"], p["timeout"])
         reloaded = {"status": status, "body": answer}
         if not ok:

@@ -64,7 +64,8 @@ EXAMPLES = r"""
 
 RETURN = r"""
 written:
-  description: The paths written (in check mode, that would be written), in the order of O(files).
+  description: The paths of O(files), in their order, each written or already holding that content (in check
+    mode, the same paths).
   returned: always
   type: list
   elements: str

@@ -269,13 +269,13 @@ signed:
 key_id:
   description:
     - With O(action=stage), the id of the trusted key that verified the signature; null when the release was staged unchecked.
-    - On a refused signature, the key id the manifest declares (null when it names none).
-  returned: action=stage, and a refused signature
+    - On a refused signed release, the key id the manifest declares (null when it names none).
+  returned: action=stage, and a refused signed release
   type: str
   sample: 3f2a9c1d5e6b7a80
 trusted_key_ids:
   description: The ids of the trusted keys (with O(action=trust), after the action).
-  returned: action=stage, action=trust, and a refused signature
+  returned: action=stage, action=trust, action=lock with trusted_keys, and a refused release
   type: list
   elements: str
 written:
@@ -366,14 +366,19 @@ known:
       image: edgeinfer/sidecar:0.1.0-4cbe6cb3fa3b
       image_id: sha256:1e9ec7d9d1ee6d31c446a4bf950bf1f828ad872543ed2964742ed3880d34f6f4
 removed:
-  description: Release ids pruned; with O(action=trust), the key ids no longer trusted.
-  returned: action=prune, action=commit, action=trust
+  description: Release ids pruned; with O(action=trust) or O(action=lock) with trusted_keys, the key ids no longer
+    trusted.
+  returned: action=prune, action=commit, action=trust, action=lock with trusted_keys
   type: list
   elements: str
 lock:
   description: The lock taken, released, or held by someone else.
   returned: action=lock, action=unlock, or a refused lock
   type: dict
+stale:
+  description: Whether the lock held by someone else is older than O(lock_stale_after) (then O(lock_break_stale) breaks it).
+  returned: a refused lock
+  type: bool
 broken_lock:
   description: The stale lock that was broken.
   returned: action=lock when a stale lock was broken

@@ -92,12 +92,16 @@ image:
   returned: always
   type: str
 reload:
-  description: The sidecar's answer to the hot reload.
-  returned: when a reload was sent
+  description: The sidecar's answer to the hot reload; null when none was sent.
+  returned: always
   type: dict
 health:
-  description: C(ok), C(reason) and C(duration) of the health check of the restored release.
-  returned: unless check mode
+  description: C(ok), C(reason) and C(duration) of the health check of the restored release; null in check mode.
+  returned: always
+  type: dict
+compose:
+  description: C(rc) and the end of C(stderr) of C(docker compose up) when the sidecar was recreated.
+  returned: when the sidecar was recreated
   type: dict
 """
 

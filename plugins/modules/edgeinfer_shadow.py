@@ -28,8 +28,9 @@ attributes:
   check_mode:
     support: full
     details:
-      - V(start) and V(stop) are predicted (C(changed)) and nothing is sent. V(report) only reads, and runs in
-        check mode too (without waiting).
+      - V(start) is predicted (C(changed)) and nothing is sent. V(stop) reads the report and predicts C(changed)
+        only when a shadow is loaded, as a real run reports it. V(report) only reads, and runs in check mode too
+        (without waiting).
   diff_mode:
     support: none
   idempotent:
@@ -190,6 +191,7 @@ from ansible_collections.edgeinfer.deploy.plugins.module_utils._shadow import (
     ShadowError,
     decide,
     read_token,
+    report,
     start,
     stop,
     wait_report,
@@ -243,11 +245,15 @@ class ShadowRun:
         self.check()
         p = self.p
         action = p["action"]
-        if self.module.check_mode and action in ("start", "stop"):
+        if self.module.check_mode and action == "start":
             self.result["changed"] = True
             self.module.exit_json(**self.result)
         try:
             token = read_token(p["token_file"])
+            if self.module.check_mode and action == "stop":  # a stop changes something only with a shadow loaded
+                body = report(self.url, token, p["timeout"], p["per_window"])
+                self.result.update(changed=body is not None, report=body, decision=self.decide(body))
+                self.module.exit_json(**self.result)
             if action == "start":
                 self.result["loaded"] = start(self.url, token, p["release"], p["onnx_file"], p["backend"], p["timeout"])
                 self.result["changed"] = True

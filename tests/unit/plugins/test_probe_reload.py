@@ -65,6 +65,8 @@ def test_check_mode_predicts_the_reload_and_the_real_run_sends_it(tmp_path: Path
         before = reloads(server.url)
         would = probe(tmp_path, server.url, token, check=True)
         assert would["changed"] is True and not would.get("failed"), would
+        # Nothing was judged: no tick for a gate that did not run.
+        assert would["passed"] is False and would["check_mode"] is True and "reload" not in would, would
         assert reloads(server.url) == before, "check mode sent a reload"
         did = probe(tmp_path, server.url, token, check=False)
         assert did["changed"] is True and did["passed"] and did["reload"]["status"] == 200, did

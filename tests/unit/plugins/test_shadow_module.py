@@ -77,6 +77,7 @@ def loaded(server: Any) -> bool:
 
 
 def test_check_mode_predicts_start_and_stop_and_sends_nothing(tmp_path: Path, server: Any) -> None:
+    # No shadow is loaded: a real stop would change nothing, and check mode says so.
     token = tmp_path / "admin_token"
     r = play(
         tmp_path,
@@ -88,7 +89,7 @@ def test_check_mode_predicts_start_and_stop_and_sends_nothing(tmp_path: Path, se
     )
     assert r["start"]["changed"] is True and not r["start"].get("failed"), r
     assert "loaded" not in r["start"]
-    assert r["stop"]["changed"] is True and not r["stop"].get("failed"), r
+    assert r["stop"]["changed"] is False and r["stop"]["report"] is None and not r["stop"].get("failed"), r
     assert not loaded(server), "check mode loaded a shadow"
 
 
@@ -111,6 +112,7 @@ def test_start_report_stop_on_live_traffic(tmp_path: Path, server: Any, origin_d
         [
             shadow(server, token, "few", action="report", min_windows=10_000, timeout=1, interval=0.5),
             shadow(server, token, "waited", action="report", min_windows=60, interval=0.5, **thresholds),
+            {**shadow(server, token, "would_stop", action="stop"), "check_mode": True},
             shadow(server, token, "stopped", action="stop", min_windows=60, per_window=True, **thresholds),
             shadow(server, token, "again", action="stop"),
         ],
@@ -125,6 +127,9 @@ def test_start_report_stop_on_live_traffic(tmp_path: Path, server: Any, origin_d
     assert waited["reached"] is True and waited["report"]["windows"] >= 60, waited
     assert waited["decision"]["verdict"] == "promote", waited["decision"]
 
+    # With a shadow loaded, check mode predicts the change and leaves the shadow loaded (the real stop
+    # below still finds it and its 80 windows).
+    assert r["would_stop"]["changed"] is True and r["would_stop"]["report"]["windows"] == 80, r["would_stop"]
     stopped = r["stopped"]
     assert stopped["changed"] is True, stopped
     final = stopped["report"]
