@@ -361,9 +361,12 @@ class ReleaseStore:
             r for r in (self.current(), state.get("previous"), self.last_good(), state["last_good"], *protect) if r
         }
         staged = state.get("releases", {})
-        candidates = [r for r in self.list_releases() if r not in protected]
+        present = self.list_releases()
+        candidates = [r for r in present if r not in protected]
         candidates.sort(key=lambda r: staged.get(r, {}).get("staged", ""), reverse=True)
-        room = max(0, keep - len(protected))
+        # Only the protected releases that are on the edge take room: a protected id that is not
+        # staged here (a previous release pruned by hand, a name from another edge) keeps nothing.
+        room = max(0, keep - len(protected.intersection(present)))
         removed = candidates[room:]
         if removed and not check_mode:
             for rid in removed:

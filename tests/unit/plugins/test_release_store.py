@@ -115,6 +115,18 @@ def test_prune_never_removes_current_previous_or_protected(store: ReleaseStore, 
     assert len(left) == 3
 
 
+def test_a_protected_id_that_is_not_staged_takes_no_room(store: ReleaseStore, tmp_path: Path) -> None:
+    ids = []
+    for i in range(4):
+        ids.append(stage(store, tmp_path, f"v{i}", bytes([65 + i])))
+        time.sleep(1.01 if i < 3 else 0)  # distinct staging times: v3 is the newest
+    store.switch(ids[3])
+    # keep=2: the current and the newest other; two protected names that are not on this edge change nothing.
+    removed = store.prune(keep=2, protect=["v8-00000000", "v9-00000000"])
+    assert sorted(removed) == sorted(ids[:2])
+    assert set(store.list_releases()) == {ids[2], ids[3]}
+
+
 def test_switch_to_unstaged_release_lists_what_is_there(store: ReleaseStore, tmp_path: Path) -> None:
     rid = stage(store, tmp_path, "v1", b"one")
     with pytest.raises(ReleaseError, match=rid):
