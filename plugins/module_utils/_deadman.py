@@ -112,9 +112,25 @@ class Watcher:
         state["state"] = action
         state["decided"] = now_iso()
         if action == "revert":
-            state.update(self.revert())
+            # The decision is written before the revert, which can take minutes (compose up, health):
+            # a confirm that comes meanwhile sees it at once instead of finding the watcher still armed.
+            _write(self.store, self.deploy_id, state)
+            state.update(self._revert_or_fail())
         _write(self.store, self.deploy_id, state)
         return state
+
+    def _revert_or_fail(self):
+        """The revert; when it raises (the release to go back to is gone, docker fails, state.json is
+        corrupt), the failure is recorded and the deploy's lock released, instead of a watcher that
+        died leaving the edge locked and its state armed."""
+        try:
+            return self.revert()
+        except Exception as exc:  # alone on the edge: whatever failed must be written down
+            out = {"actions": [], "outcome": "revert_failed", "error": f"{type(exc).__name__}: {exc}"}
+            with contextlib.suppress(Exception):  # a corrupt state.json must not also cost the unlock
+                self._record(out)
+            self._unlock()
+            return out
 
     # -- the revert, without the controller ------------------------------------
     def revert(self):
@@ -165,6 +181,7 @@ class Watcher:
             "reason": f"the controller did not confirm within {self.timeout:g} s",
             "actions": out.get("actions", []),
             "health": out.get("health"),
+            "error": out.get("error"),
         }
         write_json_atomic(os.path.join(records, f"{self.deploy_id}.deadman.json"), record)
         state = self.store.read_state()

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from contextlib import suppress
 
@@ -54,6 +55,9 @@ LAST_GOOD = "last_good"
 LOCK_FILE = "deploy.lock"
 TRUST_DIR = "trust"
 HISTORY_MAX = 200
+# What release_id makes (<version>-<sha8>, the version of letters, digits and '._-'): a name inside
+# releases/, never a path out of it (a '/', or '..' and every other name starting with '.').
+RELEASE_ID_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
 
 
 def release_id(version, digest):
@@ -127,6 +131,12 @@ class ReleaseStore:
         fsync_dir(self.models)
 
     def path_of(self, rid):
+        if not isinstance(rid, str) or not RELEASE_ID_RE.fullmatch(rid):
+            raise ReleaseError(
+                f"release {rid!r} is not a release id: expected <version>-<sha8>, of letters, digits and '._-', "
+                "not starting with '.'",
+                field="release",
+            )
         return os.path.join(self.releases, rid)
 
     def list_releases(self):

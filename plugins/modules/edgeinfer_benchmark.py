@@ -233,10 +233,6 @@ health:
     C(ok) and C(problems) only.
   returned: always
   type: dict
-check_mode:
-  description: True in check mode, which sends no load and only asks /healthz.
-  returned: in check mode
-  type: bool
 thresholds:
   description: The thresholds applied, by name (C(p95_ms), C(min_rps), C(min_success_rate), C(max_memory_mb), ...).
   returned: when the load ran

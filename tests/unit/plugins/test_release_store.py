@@ -127,6 +127,14 @@ def test_a_protected_id_that_is_not_staged_takes_no_room(store: ReleaseStore, tm
     assert set(store.list_releases()) == {ids[2], ids[3]}
 
 
+@pytest.mark.parametrize("rid", ["../../staging/v9-00000000", "v1/../../x", "..", ".hidden-00000000", ""])
+def test_a_name_that_is_not_a_release_id_never_becomes_a_path(store: ReleaseStore, tmp_path: Path, rid: str) -> None:
+    with pytest.raises(ReleaseError, match="is not a release id"):
+        store.switch(rid)
+    with pytest.raises(ReleaseError, match="is not a release id"):
+        store.exists(rid)
+
+
 def test_switch_to_unstaged_release_lists_what_is_there(store: ReleaseStore, tmp_path: Path) -> None:
     rid = stage(store, tmp_path, "v1", b"one")
     with pytest.raises(ReleaseError, match=rid):
