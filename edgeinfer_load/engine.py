@@ -229,7 +229,11 @@ class _Engine:
             if not self.parse_head(c, end):
                 return
         if c.chunked:
-            body = _chunked_body(buf, c.head_end)
+            try:
+                body = _chunked_body(buf, c.head_end)
+            except ValueError:  # a chunk size that is not hex: the server's fault, counted, the load goes on
+                self.fail(c, "protocol")
+                return
             if body is not None:
                 self.complete(c, body, done)
         elif c.length >= 0 and len(buf) - c.head_end >= c.length:
@@ -249,6 +253,9 @@ class _Engine:
             name, _colon, value = line.partition(":")
             name = name.strip().lower()
             if name == "content-length":
+                if not value.strip().isdigit():  # "12, 12", "-1", "": the server's fault, counted as such
+                    self.fail(c, "protocol")
+                    return False
                 c.length = int(value.strip())
             elif name == "transfer-encoding":
                 c.chunked = "chunked" in value.lower()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from fractions import Fraction
 
 PERCENTILE_CURVE = (0.0, 10.0, 25.0, 50.0, 75.0, 90.0, 95.0, 99.0, 99.5, 99.9, 99.99, 100.0)
 
@@ -20,7 +21,8 @@ def percentile(sorted_values: Sequence[float], p: float) -> float:
         return math.nan
     if not 0.0 <= p <= 100.0:
         raise ValueError(f"percentile {p!r} is outside 0..100")
-    rank = math.ceil(p / 100.0 * n)
+    # Exact: in floats 99.9 / 100 * 1000 is 999.0000000000001, whose ceiling is rank 1000, the maximum.
+    rank = math.ceil(Fraction(str(p)) * n / 100)
     return float(sorted_values[min(max(rank, 1), n) - 1])
 
 

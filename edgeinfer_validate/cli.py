@@ -238,8 +238,11 @@ def _usage_problems(a: argparse.Namespace, s: dict[str, Any]) -> list[str]:
         out.append("--concurrency and --open-concurrency must be at least 1")
     if s["rate"] < 0:
         out.append(f"--rate must be 0 (skip) or positive, not {s['rate']}")
-    if not 0 < a.min_success <= 1:
-        out.append(f"--min-success is a fraction in (0, 1], not {a.min_success} (99 % is 0.99)")
+    if not 0 < a.min_success < 1:
+        out.append(
+            f"--min-success is a fraction in (0, 1), the success rate must be above it, not {a.min_success} "
+            "(99 % is 0.99)"
+        )
     if a.timeout <= 0:
         out.append("--timeout must be positive")
     if not 0 < a.port < 65536:

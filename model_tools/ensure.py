@@ -104,6 +104,8 @@ def ensure(
         "mode": mode,
         "source_sha256": sha256_file(source),
         "config": config or "",
+        # The content too: normalization fixed in the same model_config.json is a new build.
+        "config_sha256": sha256_file(config) if config and Path(config).is_file() else "",
         "model_version": model_version,
         "signing_key": signing_key or "",
         "signing_public_key_sha256": pub_sha,

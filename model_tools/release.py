@@ -7,6 +7,7 @@ the same for an existing ONNX, lives in :mod:`model_tools.adopt`.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +54,10 @@ def init_checkpoint(
         },
     }
     p.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(payload, p)
+    # Whole or not at all: a checkpoint cut short by a kill would be found next time and never remade.
+    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, p)
     return {
         "checkpoint": str(p),
         "sha256": sha256_file(p),

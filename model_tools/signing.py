@@ -28,10 +28,13 @@ def keygen(private_path: str | Path, public_path: str | Path | None = None, forc
     pub_pem = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     # A directory made for the key is its owner's alone; an existing one is left as it is.
     priv.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd = os.open(priv, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    # A new file, 0600 from its creation, then renamed over any old key: O_CREAT's mode does not
+    # apply to a file that exists, so writing into an old 0644 key file would expose the new key.
+    tmp = priv.with_name(f".{priv.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as fh:
         fh.write(pem)
-    os.chmod(priv, 0o600)
+    os.replace(tmp, priv)
     pub.write_bytes(pub_pem)
     return {"private_key": str(priv), "public_key": str(pub), "algorithm": "ed25519", "key_id": key_id(pub_pem)}
 

@@ -40,8 +40,10 @@ def option_problems(p: dict) -> list[str]:
     if p["rate"] is not None and p["rate"] < 0:
         out.append(f"rate={p['rate']} must be 0 (no open loop) or positive")
     sr = p["thresholds"]["min_success_rate"]
-    if not 0 < sr <= 1:
-        out.append(f"thresholds.min_success_rate={sr} is a fraction in (0, 1]; 99 % is 0.99")
+    if not 0 < sr < 1:
+        out.append(
+            f"thresholds.min_success_rate={sr} is a fraction in (0, 1) the success rate must be above; 99 % is 0.99"
+        )
     return out
 
 

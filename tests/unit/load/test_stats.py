@@ -21,6 +21,10 @@ import edgeinfer_load as lg
         ([15, 20, 35, 40, 50], 30, 20),  # the textbook nearest-rank example
         ([15, 20, 35, 40, 50], 40, 20),
         ([15, 20, 35, 40, 50], 50, 35),
+        # Ranks that floating point lands just above: 99.9 % of 1,000 is rank 999, not the maximum.
+        (list(range(1, 1001)), 99.9, 999),
+        (list(range(1, 10001)), 99.9, 9990),
+        (list(range(1, 101)), 29, 29),
     ],
 )
 def test_percentile_is_nearest_rank(values, p, expected):

@@ -59,6 +59,19 @@ def test_other_build_arguments_are_another_build(built) -> None:
     assert len(json.loads((art / "v1" / FILES["golden"]).read_text())["windows"]) == 9
 
 
+def test_an_edited_config_at_the_same_path_is_another_build(tmp_path: Path, origin_dir: Path) -> None:
+    config = tmp_path / "model_config.json"
+    config.write_text((origin_dir / "model_config.json").read_text())
+    first = ensure(tmp_path / "art", "v1", demo_seed=3, config=str(config), extra_args=SMALL)
+    same = ensure(tmp_path / "art", "v1", demo_seed=3, config=str(config), extra_args=SMALL)
+    assert (first["changed"], same["changed"]) == (True, False)
+    edited = json.loads(config.read_text())
+    edited["normalization"]["mean"][0] += 0.5  # the normalization fixed in place
+    config.write_text(json.dumps(edited))
+    again = ensure(tmp_path / "art", "v1", demo_seed=3, config=str(config), extra_args=SMALL)
+    assert again["changed"] and again["release"]["digest"] != first["release"]["digest"]
+
+
 def test_a_key_without_its_public_half_is_refused_naming_the_fix(tmp_path: Path) -> None:
     key = tmp_path / "k.pem"
     key.write_text("not read")

@@ -26,6 +26,18 @@ def test_keygen_writes_a_private_key_only_the_owner_reads(keys):
     assert b"PUBLIC KEY" in keys[1].read_bytes()
 
 
+def test_keygen_force_replaces_a_loose_key_file_with_an_owner_only_one(tmp_path):
+    priv = tmp_path / "k.pem"
+    keygen(priv)
+    old, old_inode = priv.read_bytes(), priv.stat().st_ino
+    priv.chmod(0o644)  # an old key file someone loosened
+    keygen(priv, force=True)
+    assert stat.S_IMODE(priv.stat().st_mode) == 0o600 and priv.read_bytes() != old
+    # A new file, not the old one rewritten: the new key was never in a 0644 file, even for a moment.
+    assert priv.stat().st_ino != old_inode
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp file left
+
+
 def test_signed_release_verifies(rel, keys, capsys):
     r = verify_release(rel, keys[1])
     assert r["verified"] and r["unlisted"] == [] and r["files"] >= 8

@@ -105,6 +105,7 @@ def test_golden_replay_passes_and_fails_on_cosine(server, tmp_path):
     [
         ["--duration", "0"],
         ["--min-success", "99"],
+        ["--min-success", "1"],  # the rate must be above it: 1 could never pass
         ["--concurrency", "0"],
         ["--port", "70000"],
         ["--golden", "/nonexistent/golden.json"],
