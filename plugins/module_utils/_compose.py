@@ -19,6 +19,8 @@ import os
 import secrets
 import string
 
+from ansible_collections.edgeinfer.deploy.plugins.module_utils._store import fsync_dir
+
 # .env keys compose.yaml does not pass to the container (the deployment guide's names, for the tools
 # that read the file): they change with every release, and a change of these alone needs no compose up.
 INFO_KEYS = ("MODEL_VERSION", "MODEL_ACCURACY", "HEF_PATH")
@@ -46,6 +48,8 @@ def _write(path, text, mode=0o644, owner=None):
     if owner is not None and os.geteuid() == 0:
         os.chown(tmp, owner, owner)
     os.replace(tmp, path)
+    # The rename itself durable, as models/current's is: after a power cut the env matches current.
+    fsync_dir(os.path.dirname(path) or ".")
 
 
 def env_keys(text):

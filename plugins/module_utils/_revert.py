@@ -97,10 +97,21 @@ def _reload(url, compose_dir, timeout, out):
         out["applied"] = "reload"
 
 
-def _health(url, timeout, known):
-    """Whether /healthz names the release's model (its version and digest from state.json)."""
+def expected_model(store, release, known):
+    """The version and digest /healthz must name for ``release``: state.json's record, else its manifest.
+
+    Without either the health check would accept any model; state.json can lack the release (it was
+    removed to start over, or a crash came between staging and its record)."""
+    if known.get("model_version") and known.get("digest"):
+        return {"model_version": known["model_version"], "digest": known["digest"]}
+    manifest = store.load_manifest(store.path_of(release))[0]
+    return {"model_version": manifest.model_version, "digest": manifest.digest}
+
+
+def _health(url, timeout, expect):
+    """Whether /healthz names the release's model (``expected_model``)."""
     ok, why, _body, waited = wait_healthy(
-        url, timeout, expect_version=known.get("model_version"), expect_sha256=known.get("digest")
+        url, timeout, expect_version=expect["model_version"], expect_sha256=expect["digest"]
     )
     return {"ok": ok, "reason": why, "duration": waited}
 
@@ -131,6 +142,7 @@ def revert(
         )
     compose_dir = compose_dir or os.path.join(store.root, "compose")
     known = store.read_state().get("releases", {}).get(release, {})
+    expect = expected_model(store, release, known)
     files, switched, out = _switch_back(store, release, compose_dir, previous, reason, check_mode)
     env = env_keys(files["diff"]["after"])
     url, compose_project, container = _sidecar_names(env, url, compose_project, container)
@@ -138,16 +150,20 @@ def revert(
     _bring_back_image(run, known, check_mode, out)
     wrong_image = out["image"] in ("kept", "retagged") and running_image != known.get("image_id")
     restart = not running or wrong_image or needs_compose(files)
-    out["changed"] = bool(switched or files["changed"] or out["image"] == "retagged" or restart)
+    # current names the release already (an earlier revert switched it) but the running sidecar serves
+    # another model: that revert's reload failed, so this one asks again instead of only waiting. A read,
+    # made in check mode too, so that check mode predicts the reload.
+    stale = not switched and not restart and not _health(url, 0, expect)["ok"]
+    out["changed"] = bool(switched or files["changed"] or out["image"] == "retagged" or restart or stale)
     if check_mode:
-        out["applied"] = "restart" if restart else ("reload" if switched else "none")
+        out["applied"] = "restart" if restart else ("reload" if switched or stale else "none")
         return out
     if restart:
         if not _compose_up(run, compose_dir, compose_project, timeout, out):
             return out
         # Compose keeps a container whose configuration did not change: it must still load the release.
         switched = switched and _container(run, container)[2] == container_id
-    if switched:
+    if switched or stale:
         _reload(url, compose_dir, timeout, out)
-    out["health"] = _health(url, timeout, known)
+    out["health"] = _health(url, timeout, expect)
     return out

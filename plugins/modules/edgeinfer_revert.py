@@ -16,8 +16,10 @@ description:
     the image tag the release was committed on name the image id it was committed on again (C(state.json)).
   - Then recreates the sidecar with C(docker compose up --wait) when C(compose.yaml) or an C(.env) key the container
     reads changed, when it runs another image, or when it does not run; a sidecar compose kept is hot-reloaded
-    (C(POST /admin/reload) with the token under O(compose_dir)).
-  - Fails unless C(/healthz) then names the release's model version and sha256 within O(timeout).
+    (C(POST /admin/reload) with the token under O(compose_dir)). A sidecar that serves another model while
+    C(current) names O(release) already (an earlier revert whose reload failed) is hot-reloaded too.
+  - Fails unless C(/healthz) then names the release's model version and sha256 within O(timeout), as
+    C(state.json) records them, else as the release's C(manifest.json) does.
 author:
   - EdgeInfer deploy team (@edgeinfer)
 extends_documentation_fragment:
