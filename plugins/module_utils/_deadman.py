@@ -109,13 +109,14 @@ class Watcher:
             if action != "wait":
                 break
             time.sleep(self.interval)
-        state["state"] = action
         state["decided"] = now_iso()
         if action == "revert":
-            # The decision is written before the revert, which can take minutes (compose up, health):
-            # a confirm that comes meanwhile sees it at once instead of finding the watcher still armed.
+            # "reverting" is written before the revert, which can take minutes (compose up, health):
+            # a confirm that comes meanwhile sees the decision at once instead of a watcher still armed.
+            state["state"] = "reverting"
             _write(self.store, self.deploy_id, state)
             state.update(self._revert_or_fail())
+        state["state"] = action
         _write(self.store, self.deploy_id, state)
         return state
 

@@ -106,7 +106,8 @@ EXAMPLES = r"""
 
 RETURN = r"""
 watcher:
-  description: The watcher's state file (state armed, confirmed, cancelled or revert, with what it did).
+  description: The watcher's state file (state armed, confirmed, cancelled, reverting while its revert runs, or
+    revert, with what it did).
   returned: always
   type: dict
 """

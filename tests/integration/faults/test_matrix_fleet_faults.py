@@ -64,7 +64,9 @@ def test_10_controller_killed_after_the_switch_is_reverted_by_the_dead_man(matri
         "the watcher of this deploy",
     )
     final = wait_for(
-        lambda: (s := json.loads(state_file.read_text()))["state"] != "armed" and s, timeout + 120, "the revert"
+        lambda: (s := json.loads(state_file.read_text()))["state"] not in ("armed", "reverting") and s,
+        timeout + 120,
+        "the revert",
     )
     did = final["deploy_id"]
     assert (final["state"], final["outcome"]) == ("revert", "reverted"), final

@@ -34,7 +34,7 @@ def test_a_revert_that_raises_is_recorded_and_unlocks(tmp_path: Path) -> None:
     watcher.revert = revert_watched  # type: ignore[method-assign]
     state = watcher.watch()
 
-    assert seen == ["revert"], seen
+    assert seen == ["reverting"], seen
     assert state["state"] == "revert" and state["outcome"] == "revert_failed", state
     assert "v1-00000000" in state["error"], state["error"]
     assert read_state(store, "d1")["outcome"] == "revert_failed"
