@@ -12,6 +12,12 @@ runs for the unreachable host) cannot leave a half-verified model in place.
 
 Files under ``<root>/deadman/``: ``<deploy_id>.json`` (the watcher's state),
 ``<deploy_id>.confirm`` and ``<deploy_id>.cancel`` (written by the controller).
+
+A watcher that is gone while armed (the edge rebooted: the state names another boot; or its
+process was killed) cannot revert. A confirm then fails at once, so the controller's rescue
+reverts; and once its timeout has passed, the next deploy or rollback that finds the edge locked
+by that deploy makes the watcher's revert first (``recover_orphan``), instead of waiting for the
+lock to go stale while the edge serves an unconfirmed release.
 """
 
 from __future__ import annotations
@@ -50,6 +56,31 @@ def _write(store, deploy_id, state):
     write_json_atomic(paths(store, deploy_id)["state"], state)
 
 
+def boot_id():
+    """This boot of the edge (the kernel's random boot id), or None where ``/proc`` does not say."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as fh:
+            return fh.read().strip() or None
+    except OSError:
+        return None
+
+
+def watcher_gone(state):
+    """Whether the watcher of an armed (or reverting) ``state`` no longer runs: the edge booted
+    since it was armed, or its process is dead. Armed but not yet watching (no pid) is not gone."""
+    if not state or state.get("state") not in ("armed", "reverting"):
+        return False
+    if state.get("boot_id") and state["boot_id"] != boot_id():
+        return True
+    try:
+        os.kill(int(state["pid"]), 0)
+    except ProcessLookupError:
+        return True
+    except (KeyError, TypeError, ValueError, PermissionError):  # no pid yet, or another user's process
+        return False
+    return False
+
+
 def decide(confirmed, cancelled, elapsed, timeout):
     """Pure: what the watcher does at this tick: wait, confirmed, cancelled or revert."""
     if confirmed:
@@ -62,6 +93,14 @@ def decide(confirmed, cancelled, elapsed, timeout):
 
 
 class Watcher:
+    @classmethod
+    def of(cls, store, state):
+        """The watcher an armed ``state`` describes."""
+        return cls(
+            store.root, state["deploy_id"], state["release"], state.get("revert_to"), state.get("previous"),
+            state["timeout"], state.get("compose_project") or "edgeinfer",
+        )  # fmt: skip
+
     def __init__(self, root, deploy_id, release, revert_to, previous, timeout, compose_project, interval=1.0):
         self.store = ReleaseStore(root)
         self.deploy_id = deploy_id
@@ -82,10 +121,13 @@ class Watcher:
             "deploy_id": self.deploy_id,
             "release": self.release,
             "revert_to": self.revert_to,
+            "previous": self.previous,
+            "compose_project": self.compose_project,
             "timeout": self.timeout,
             "armed": now_iso(),
             "armed_epoch": time.time(),
-            "pid": os.getpid(),
+            "boot_id": boot_id(),
+            "pid": None,  # set by the watch
             "state": "armed",
         }
         _write(self.store, self.deploy_id, state)
@@ -98,17 +140,23 @@ class Watcher:
             state = self.arm()
         state["pid"] = os.getpid()
         _write(self.store, self.deploy_id, state)
-        armed = float(state["armed_epoch"])
+        # The arm time on the monotonic clock: a wall clock stepped while watching (NTP, a Pi
+        # without an RTC setting its clock late) neither shortens nor stretches the window.
+        armed = time.monotonic() - max(0.0, time.time() - float(state["armed_epoch"]))
         while True:
             action = decide(
                 os.path.exists(self.p["confirm"]),
                 os.path.exists(self.p["cancel"]),
-                time.time() - armed,
+                time.monotonic() - armed,
                 self.timeout,
             )
             if action != "wait":
                 break
             time.sleep(self.interval)
+        return self.finish(state, action)
+
+    def finish(self, state, action):
+        """Carry out and record the decision ``action`` (confirmed, cancelled or revert)."""
         state["decided"] = now_iso()
         if action == "revert":
             # "reverting" is written before the revert, which can take minutes (compose up, health):
@@ -185,9 +233,8 @@ class Watcher:
             "error": out.get("error"),
         }
         write_json_atomic(os.path.join(records, f"{self.deploy_id}.deadman.json"), record)
-        state = self.store.read_state()
-        state["history"].append({"time": now_iso(), "action": "deadman", "outcome": out.get("outcome")})
-        self.store.write_state(state)
+        with self.store.update_state() as state:
+            state["history"].append({"time": now_iso(), "action": "deadman", "outcome": out.get("outcome")})
 
     def _unlock(self):
         # The controller that held the lock is gone; its lock must not block the next deploy.
@@ -195,14 +242,40 @@ class Watcher:
             self.store.lock.release(self.deploy_id)
 
 
+def recover_orphan(store, deploy_id, check_mode=False):
+    """The revert of the watcher of ``deploy_id`` that is gone while armed, once its timeout has
+    passed: made now, as the watcher would have made it (then the deploy's lock is released).
+
+    Returns the watcher's final state; None when it runs, decided, or its timeout has not passed.
+    In check mode nothing is done: the state says ``revert`` with ``check_mode`` set.
+    """
+    state = read_state(store, deploy_id)
+    if not watcher_gone(state) or time.time() - float(state["armed_epoch"]) < float(state["timeout"]):
+        return None
+    if check_mode:
+        return dict(state, state="revert", check_mode=True)
+    # Made by the process that found the watcher gone (the next deploy's or rollback's lock).
+    state.update(pid=os.getpid(), boot_id=boot_id(), recovered=now_iso())
+    return Watcher.of(store, state).finish(state, "revert")
+
+
 def signal_watcher(store, deploy_id, kind, wait=10.0):
-    """Write the confirm or cancel file and wait until the watcher has seen it. Returns its state."""
+    """Write the confirm or cancel file and wait until the watcher has seen it. Returns its state.
+
+    A watcher that is gone never sees it: a cancel is recorded at once (the controller reverts by
+    itself), a confirm is answered with the state, still armed, and ``gone`` set."""
     p = paths(store, deploy_id)
     state = read_state(store, deploy_id)
     if state is None:
         return None
     if state.get("state") != "armed":
         return state
+    if watcher_gone(state):
+        if kind == "cancel":
+            state.update(state="cancelled", decided=now_iso())
+            _write(store, deploy_id, state)
+            return state
+        return dict(state, gone=True)
     with open(p[kind], "w") as fh:
         fh.write(now_iso() + "\n")
     deadline = time.monotonic() + wait

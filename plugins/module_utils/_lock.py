@@ -9,14 +9,18 @@ serialized between processes on the edge by ``flock`` on ``.lock.mutex``."""
 from __future__ import annotations
 
 import errno
-import fcntl
 import json
 import os
 import socket
 import time
 from contextlib import contextmanager
 
-from ansible_collections.edgeinfer.deploy.plugins.module_utils._store import ReleaseError, now_iso, write_json_atomic
+from ansible_collections.edgeinfer.deploy.plugins.module_utils._store import (
+    ReleaseError,
+    file_mutex,
+    now_iso,
+    write_json_atomic,
+)
 
 
 class DeployLock:
@@ -30,13 +34,8 @@ class DeployLock:
         if check_mode and not os.path.exists(os.path.join(self.root, ".lock.mutex")):
             yield
             return
-        os.makedirs(self.root, mode=0o755, exist_ok=True)
-        with open(os.path.join(self.root, ".lock.mutex"), "w") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+        with file_mutex(os.path.join(self.root, ".lock.mutex")):
+            yield
 
     def read(self):
         try:
@@ -55,7 +54,9 @@ class DeployLock:
             if held:
                 if held.get("deploy_id") == deploy_id:
                     return False, held, None
-                age = time.time() - float(held.get("epoch") or 0)
+                # The wall clock, since a lock outlives its process and the edge's reboots; a clock
+                # stepped back reads as a lock just taken, never as a negative age.
+                age = max(0.0, time.time() - float(held.get("epoch") or 0))
                 stale = age > stale_after
                 if not (stale and break_stale):
                     hint = (

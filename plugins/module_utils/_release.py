@@ -25,11 +25,10 @@ and renamed over it, which POSIX makes atomic.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
-from contextlib import suppress
+from contextlib import contextmanager, suppress
 
 from ansible_collections.edgeinfer.deploy.plugins.module_utils._contract import ContractError, Manifest
 from ansible_collections.edgeinfer.deploy.plugins.module_utils._contract import (
@@ -38,8 +37,10 @@ from ansible_collections.edgeinfer.deploy.plugins.module_utils._contract import 
 from ansible_collections.edgeinfer.deploy.plugins.module_utils._lock import DeployLock
 from ansible_collections.edgeinfer.deploy.plugins.module_utils._store import (
     ReleaseError,
+    file_mutex,
     fsync_dir,
     now_iso,
+    read_json_object,
     write_json_atomic,
 )
 from ansible_collections.edgeinfer.deploy.plugins.module_utils._trust import (
@@ -87,25 +88,25 @@ class ReleaseStore:
             os.makedirs(d, mode=0o755, exist_ok=True)
 
     def read_state(self):
-        try:
-            with open(self.state_path) as fh:
-                state = json.load(fh)
-        except FileNotFoundError:
-            state = {}
-        except json.JSONDecodeError as exc:
-            raise ReleaseError(
-                f"{self.state_path} is not valid JSON ({exc}); restore it or remove it to start over"
-            ) from None
+        state = read_json_object(self.state_path, {"history": list, "releases": dict})
         state.setdefault("current", self.current())
         state.setdefault("previous", None)
         state.setdefault("last_good", self.last_good())
-        state.setdefault("history", [])
-        state.setdefault("releases", {})
         return state
 
     def write_state(self, state):
         state["history"] = state["history"][-HISTORY_MAX:]
         write_json_atomic(self.state_path, state)
+
+    @contextmanager
+    def update_state(self):
+        """``state.json`` read, handed to the block and written back when the block ends without an
+        error, under one mutex: the controller's modules and the dead-man's watcher run as separate
+        processes, and an update made between another one's read and write would be lost."""
+        with file_mutex(os.path.join(self.root, ".state.mutex")):
+            state = self.read_state()
+            yield state
+            self.write_state(state)
 
     def _link_target(self, name):
         try:
@@ -264,16 +265,15 @@ class ReleaseStore:
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        state = self.read_state()
-        state["releases"][rid] = {
-            "model_version": manifest.model_version,
-            "digest": manifest.digest,
-            "staged": now_iso(),
-            "signed": kid is not None,
-            "key_id": kid,
-        }
-        state["history"].append({"time": now_iso(), "action": "stage", "release": rid})
-        self.write_state(state)
+        with self.update_state() as state:
+            state["releases"][rid] = {
+                "model_version": manifest.model_version,
+                "digest": manifest.digest,
+                "staged": now_iso(),
+                "signed": kid is not None,
+                "key_id": kid,
+            }
+            state["history"].append({"time": now_iso(), "action": "stage", "release": rid})
         return True, info
 
     # -- switch --------------------------------------------------------------
@@ -294,14 +294,13 @@ class ReleaseStore:
         if check_mode:
             return True, before, rid
         self._point(CURRENT, rid)
-        state = self.read_state()
-        if previous is not None:
-            state["previous"] = previous or None
-        elif before and before != rid:
-            state["previous"] = before
-        state["current"] = rid
-        state["history"].append({"time": now_iso(), "action": reason, "release": rid, "from": before})
-        self.write_state(state)
+        with self.update_state() as state:
+            if previous is not None:
+                state["previous"] = previous or None
+            elif before and before != rid:
+                state["previous"] = before
+            state["current"] = rid
+            state["history"].append({"time": now_iso(), "action": reason, "release": rid, "from": before})
         return True, before, rid
 
     # -- last good ---------------------------------------------------------------
@@ -317,29 +316,27 @@ class ReleaseStore:
             if check_mode and before != rid:
                 return True, before, rid  # would be marked once the release is staged
             raise ReleaseError(f"release {rid} is not staged under {self.releases}; available: {self.list_releases()}")
-        state = self.read_state()
-        if before == rid and state.get("last_good") == rid:
+        if before == rid and self.read_state().get("last_good") == rid:
             return False, before, rid
         if check_mode:
             return True, before, rid
         self._point(LAST_GOOD, rid)
-        state["last_good"] = rid
-        state["history"].append({"time": now_iso(), "action": "good", "release": rid, "from": before})
-        self.write_state(state)
+        with self.update_state() as state:
+            state["last_good"] = rid
+            state["history"].append({"time": now_iso(), "action": "good", "release": rid, "from": before})
         return True, before, rid
 
     def record_image(self, rid, image=None, image_id=None, check_mode=False):
         """Keep, in the state file, the image (tag and id) that served ``rid``: a rollback to it
         restores that id, whatever the tag names by then. Returns whether that changed."""
-        state = self.read_state()
-        entry = state["releases"].get(rid, {})
+        entry = self.read_state()["releases"].get(rid, {})
         wanted = {k: v for k, v in (("image", image), ("image_id", image_id)) if v}
         if all(entry.get(k) == v for k, v in wanted.items()):
             return False
         if not check_mode:
-            state["releases"].setdefault(rid, {}).update(wanted)
-            state["history"].append({"time": now_iso(), "action": "image", "release": rid, **wanted})
-            self.write_state(state)
+            with self.update_state() as state:
+                state["releases"].setdefault(rid, {}).update(wanted)
+                state["history"].append({"time": now_iso(), "action": "image", "release": rid, **wanted})
         return True
 
     def commit(self, rid=None, keep=None, protect=(), image=None, image_id=None, check_mode=False):
@@ -378,12 +375,18 @@ class ReleaseStore:
         # staged here (a previous release pruned by hand, a name from another edge) keeps nothing.
         room = max(0, keep - len(protected.intersection(present)))
         removed = candidates[room:]
-        if removed and not check_mode:
+        if not check_mode and os.path.isdir(self.releases):
+            # Each renamed out of the release names (atomic), then deleted: a crash midway leaves a
+            # hidden directory, which the next prune deletes, never half a release.
             for rid in removed:
-                shutil.rmtree(self.path_of(rid))
-                staged.pop(rid, None)
-            state["history"].append({"time": now_iso(), "action": "prune", "removed": removed})
-            self.write_state(state)
+                os.rename(self.path_of(rid), os.path.join(self.releases, f".pruning-{rid}-{os.getpid()}"))
+            for name in sorted(e for e in os.listdir(self.releases) if e.startswith(".pruning-")):
+                shutil.rmtree(os.path.join(self.releases, name))
+            if removed:
+                with self.update_state() as state:
+                    for rid in removed:
+                        state["releases"].pop(rid, None)
+                    state["history"].append({"time": now_iso(), "action": "prune", "removed": removed})
         return removed
 
     # -- lock ------------------------------------------------------------------
@@ -391,7 +394,6 @@ class ReleaseStore:
         """Take the deploy lock (``DeployLock.acquire``); a stale lock broken goes into the history."""
         changed, lock, broken = self.lock.acquire(holder, deploy_id, stale_after, break_stale, check_mode)
         if broken and not check_mode:
-            state = self.read_state()
-            state["history"].append({"time": now_iso(), "action": "lock_broken", "lock": broken})
-            self.write_state(state)
+            with self.update_state() as state:
+                state["history"].append({"time": now_iso(), "action": "lock_broken", "lock": broken})
         return changed, lock, broken

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 
 from ansible_collections.edgeinfer.deploy.plugins.module_utils._compose import ComposeFiles, needs_compose
+from ansible_collections.edgeinfer.deploy.plugins.module_utils._deadman import recover_orphan
 from ansible_collections.edgeinfer.deploy.plugins.module_utils._store import ReleaseError, write_json_atomic
 
 DEFAULT_KEEP = 3
@@ -120,16 +121,31 @@ def _commit(module, store):
 
 
 def _lock(module, store):
-    """Take the deploy lock (breaking a stale one when asked), then provision the trusted keys under it."""
+    """Take the deploy lock (breaking a stale one when asked), then provision the trusted keys under it.
+
+    A lock held by a deploy whose dead-man watcher is gone, past its timeout, is that watcher's to
+    release: its revert is made first (``recover_orphan``), then the lock is taken."""
     p = module.params
-    changed, lock, broken = store.acquire(
-        p["lock_holder"] or "unknown",
-        p["deploy_id"],
-        p["lock_stale_after"],
-        break_stale=p["lock_break_stale"],
-        check_mode=module.check_mode,
-    )
+    holder = (store.lock.read() or {}).get("deploy_id")
+    recovered = recover_orphan(store, holder, module.check_mode) if holder and holder != p["deploy_id"] else None
+    if recovered and module.check_mode:  # the real run's revert releases the lock, then takes it
+        changed, lock, broken = True, {"holder": p["lock_holder"] or "unknown", "deploy_id": p["deploy_id"]}, None
+    else:
+        changed, lock, broken = store.acquire(
+            p["lock_holder"] or "unknown",
+            p["deploy_id"],
+            p["lock_stale_after"],
+            break_stale=p["lock_break_stale"],
+            check_mode=module.check_mode,
+        )
     out = {"changed": changed, "lock": lock}
+    if recovered:
+        out["deadman_recovered"] = recovered
+        to = recovered.get("revert_to") or "nothing (the sidecar is stopped)"
+        done = "a real run makes" if module.check_mode else f"{recovered.get('outcome')}: made"
+        module.warn(
+            f"deploy {holder} left the edge locked and its dead-man watcher is gone: {done} its revert to {to} first"
+        )
     if broken:
         out["broken_lock"] = broken
     if p["trusted_keys"] is not None:

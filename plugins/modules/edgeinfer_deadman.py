@@ -21,6 +21,11 @@ description:
     it only releases the lock and records that.
   - O(action=confirm) tells the watcher the deploy passed its gates; O(action=cancel) tells it the controller
     is reverting by itself. Both wait until the watcher has seen the word.
+  - A watcher that is gone while armed (the edge rebooted since it was armed, or its process was killed) never
+    sees the word. O(action=confirm) then fails at once, so that the controller reverts by itself;
+    O(action=cancel) records the watcher as cancelled. When the controller is gone too, the next
+    M(edgeinfer.deploy.edgeinfer_release) O(action=lock) that finds the edge locked by that deploy makes the
+    watcher's revert, once its timeout has passed.
   - O(action=status) reports the watcher's state.
 author:
   - EdgeInfer deploy team (@edgeinfer)
@@ -107,7 +112,7 @@ EXAMPLES = r"""
 RETURN = r"""
 watcher:
   description: The watcher's state file (state armed, confirmed, cancelled, reverting while its revert runs, or
-    revert, with what it did).
+    revert, with what it did), with the boot it was armed in (C(boot_id)) and the watching process (C(pid)).
   returned: always
   type: dict
 """
@@ -166,6 +171,12 @@ def main():
     state = signal_watcher(store, p["deploy_id"], p["action"])
     if state is None:
         module.exit_json(changed=False, watcher={}, msg=f"no watcher was armed for deploy {p['deploy_id']}")
+    if state.get("gone"):
+        module.fail_json(
+            msg=f"the watcher of deploy {p['deploy_id']} is gone (the edge rebooted since it was armed, or its "
+            f"process {state.get('pid')} was killed): it cannot revert, so the controller must; the deploy is not confirmed",
+            watcher=state,
+        )
     if state.get("state") == "armed":
         module.fail_json(
             msg=f"the watcher of deploy {p['deploy_id']} did not answer {p['action']} (pid {state.get('pid')}); "

@@ -29,9 +29,14 @@ description:
     and for each release the image (tag and id) it was committed on (O(image), O(image_id)), which a rollback to it
     restores by id.
   - Holds a deploy lock C(<root>/deploy.lock) so that two deploys never overlap on one edge; a second deploy
-    fails fast naming the holder and its start time. A stale lock can be broken explicitly.
+    fails fast naming the holder and its start time. A stale lock can be broken explicitly. A lock held by a
+    deploy whose dead-man watcher is gone (M(edgeinfer.deploy.edgeinfer_deadman)), past its timeout, is released
+    by making that watcher's revert first.
+  - Serializes the updates of the state file between the processes on the edge (the modules and the dead-man's
+    watcher) with C(flock) on C(<root>/.state.mutex).
   - Prunes old releases, keeping O(keep) and never removing the current, the previous (rollback target),
-    the last good release, or any release named in O(protect).
+    the last good release, or any release named in O(protect). Each is renamed out of the release names before it
+    is deleted, so a crash leaves a hidden C(.pruning-*) directory, which the next prune deletes, never half a release.
 author:
   - EdgeInfer deploy team (@edgeinfer)
 extends_documentation_fragment:
@@ -382,6 +387,13 @@ stale:
 broken_lock:
   description: The stale lock that was broken.
   returned: action=lock when a stale lock was broken
+  type: dict
+deadman_recovered:
+  description:
+    - The dead-man watcher's state after the revert that O(action=lock) made for it. The lock was held by a deploy
+      whose watcher is gone (the edge rebooted, or the process was killed) and whose timeout has passed.
+    - In check mode the revert is not made, and the state says so (C(check_mode)).
+  returned: action=lock when such a revert was made, or would be in check mode
   type: dict
 problems:
   description: One line per artifact that differs from the manifest.

@@ -1,0 +1,108 @@
+"""A dead-man watcher that is gone while armed (the edge rebooted, or its process was killed): a
+confirm fails at once, a cancel is recorded, and once its timeout has passed the next lock of the
+edge makes its revert and takes the lock, instead of waiting for the lock to go stale."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from ansible_collections.edgeinfer.deploy.plugins.module_utils._deadman import (
+    Watcher,
+    boot_id,
+    read_state,
+    watcher_gone,
+)
+from ansible_collections.edgeinfer.deploy.plugins.module_utils._release import ReleaseStore
+
+
+def run(capsys, module: str, **args) -> dict:
+    from importlib import import_module
+
+    from ansible.module_utils.testing import patch_module_args
+
+    main = import_module(f"ansible_collections.edgeinfer.deploy.plugins.modules.{module}").main
+    with patch_module_args(args), pytest.raises(SystemExit):
+        main()
+    return json.loads(capsys.readouterr().out)
+
+
+def dead_pid() -> int:
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+def armed(tmp_path: Path, timeout: float, **state) -> ReleaseStore:
+    """An edge locked by deploy d1, whose watcher was armed ``age`` seconds ago for a release that
+    was never switched to (so its revert needs no sidecar)."""
+    store = ReleaseStore(tmp_path / "edge")
+    store.acquire("ci@controller", "d1", stale_after=1800)
+    Watcher(store.root, "d1", "v2-00000000", "v1-00000000", "", timeout, "edgeinfer-none").arm()
+    path = Path(store.root) / "deadman" / "d1.json"
+    path.write_text(json.dumps(dict(json.loads(path.read_text()), **state)))
+    return store
+
+
+def test_a_watcher_is_gone_when_the_edge_booted_since_or_its_process_is_dead(tmp_path: Path) -> None:
+    assert boot_id(), "this kernel names its boot"
+    base = {"state": "armed", "boot_id": boot_id()}
+    assert not watcher_gone(dict(base, pid=os.getpid()))
+    assert not watcher_gone(dict(base, pid=None)), "armed, the watch not started yet"
+    assert watcher_gone(dict(base, pid=dead_pid()))
+    assert watcher_gone(dict(base, boot_id="another-boot", pid=os.getpid()))
+    assert watcher_gone(dict(base, state="reverting", pid=dead_pid()))
+    assert not watcher_gone(dict(base, state="revert", pid=dead_pid())), "decided: nothing left to do"
+
+
+def test_a_confirm_to_a_gone_watcher_fails_at_once_and_a_cancel_is_recorded(tmp_path: Path, capsys) -> None:
+    store = armed(tmp_path, 300, pid=dead_pid())
+    args = {"root": store.root, "deploy_id": "d1"}
+    t0 = time.monotonic()
+    out = run(capsys, "edgeinfer_deadman", **args, action="confirm")
+    assert time.monotonic() - t0 < 5, "no wait for a watcher that cannot answer"
+    assert out["failed"] and "is gone" in out["msg"] and "the controller must" in out["msg"], out
+    assert read_state(store, "d1")["state"] == "armed"
+    assert not (Path(store.root) / "deadman" / "d1.confirm").exists()
+
+    out = run(capsys, "edgeinfer_deadman", **args, action="cancel")
+    assert not out.get("failed") and out["changed"] and out["watcher"]["state"] == "cancelled", out
+    assert read_state(store, "d1")["state"] == "cancelled"
+
+
+def test_the_next_lock_makes_the_revert_of_a_gone_watcher_past_its_timeout(tmp_path: Path, capsys) -> None:
+    store = armed(tmp_path, 60, boot_id="a-boot-before-a-power-cut", armed_epoch=time.time() - 61, pid=4242)
+    lock = {"root": store.root, "action": "lock", "deploy_id": "d2", "lock_holder": "ci@controller"}
+
+    would = run(capsys, "edgeinfer_release", **lock, _ansible_check_mode=True)
+    assert not would.get("failed") and would["changed"], would
+    assert would["deadman_recovered"]["check_mode"] and would["lock"]["deploy_id"] == "d2", would
+    assert "a real run makes its revert to v1-00000000 first" in json.dumps(would["warnings"])
+    assert store.lock.read()["deploy_id"] == "d1" and read_state(store, "d1")["state"] == "armed"
+
+    did = run(capsys, "edgeinfer_release", **lock)
+    assert not did.get("failed") and did["changed"], did
+    assert did["deadman_recovered"]["state"] == "revert" and did["deadman_recovered"]["recovered"], did
+    assert "its dead-man watcher is gone: not_switched: made its revert to v1-00000000 first" in json.dumps(
+        did["warnings"]
+    ), did["warnings"]
+    assert store.lock.read()["deploy_id"] == "d2"
+    final = read_state(store, "d1")
+    assert final["state"] == "revert" and final["outcome"] == "not_switched", final
+    assert final["boot_id"] == boot_id() and final["pid"] == os.getpid()
+    record = json.loads((Path(store.root) / "records" / "d1.deadman.json").read_text())
+    assert record["outcome"] == "not_switched"
+    assert store.read_state()["history"][-1]["action"] == "deadman"
+
+
+def test_a_gone_watcher_within_its_timeout_keeps_the_lock(tmp_path: Path, capsys) -> None:
+    store = armed(tmp_path, 300, boot_id="a-boot-before-a-power-cut", pid=4242)
+    out = run(capsys, "edgeinfer_release", root=store.root, action="lock", deploy_id="d2", lock_holder="ci")
+    assert out["failed"] and "being deployed by ci@controller" in out["msg"], out
+    assert "deadman_recovered" not in out
+    assert store.lock.read()["deploy_id"] == "d1" and read_state(store, "d1")["state"] == "armed"
