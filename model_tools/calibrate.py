@@ -14,7 +14,7 @@ import numpy as np
 from edgeinfer_contract import Normalization
 
 from .errors import InputError
-from .windows import load_user_windows, normalize, synthetic_windows, to_nhwc
+from .windows import load_npy, load_user_windows, normalize, synthetic_windows, to_nhwc
 
 DEFAULT_COUNT = 2000
 MIN_WINDOWS = 1024
@@ -104,7 +104,7 @@ def load_calibration(path: str | Path) -> np.ndarray:
     p = Path(path)
     if not p.is_file():
         raise InputError(f"calibration: {p} does not exist")
-    arr = np.load(p, allow_pickle=False)
+    arr = load_npy(p, "calibration")
     if arr.ndim != 4 or arr.shape[1:] != (1, 100, 9) or arr.dtype != np.float32:
         raise InputError(f"calibration: {p} is {arr.dtype} {list(arr.shape)}; expected float32 [N,1,100,9]")
     return arr

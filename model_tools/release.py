@@ -7,6 +7,8 @@ the same for an existing ONNX, lives in :mod:`model_tools.adopt`.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -67,10 +69,19 @@ def init_checkpoint(
     }
 
 
+def _build_inputs(config: str | Path | None, **flags: Any) -> str:
+    """The sha256 of what a build makes its release from besides the checkpoint and version: the
+    config's content and the options (counts, floors, calibration source, target, compile)."""
+    if flags.get("calibration_source"):
+        flags["calibration_source"] = sha256_file(flags["calibration_source"])
+    flags["config_sha256"] = sha256_file(config) if config else None
+    return hashlib.sha256(json.dumps(flags, sort_keys=True, default=str).encode()).hexdigest()
+
+
 def _existing(
-    out: Path, checkpoint_sha: str, model_version: str, signing_key: str | Path | None
+    out: Path, checkpoint_sha: str, model_version: str, signing_key: str | Path | None, inputs: str
 ) -> dict[str, Any] | None:
-    """The result of a previous build of the same checkpoint and version, if it still verifies."""
+    """The result of a previous build of the same checkpoint, version and inputs, if it still verifies."""
     man = out / FILES["manifest"]
     if not man.is_file():
         return None
@@ -79,6 +90,8 @@ def _existing(
     except ContractError:
         return None
     if manifest.meta.get("source_sha256") != checkpoint_sha or manifest.model_version != model_version:
+        return None
+    if manifest.meta.get("build_inputs_sha256") != inputs:
         return None
     if signing_key is not None:
         try:
@@ -204,8 +217,13 @@ def build(
         "model_version": model_version,
         "model_id": mid,
     }
-    if not force and (prev := _existing(out_dir, loaded.sha256, model_version, signing_key)):
-        note = "a verified release of this checkpoint and version already exists; pass --force to rebuild"
+    inputs = _build_inputs(
+        config, model_id=mid, golden_count=golden_count, calibration_count=calibration_count,
+        calibration_source=calibration_source, int8_floor=int8_floor, require_int8=require_int8,
+        hailo_floor=hailo_floor, hw_arch=hw_arch, opset=opset, compile=compile,
+    )  # fmt: skip
+    if not force and (prev := _existing(out_dir, loaded.sha256, model_version, signing_key, inputs)):
+        note = "a verified release of this checkpoint, version and options already exists; pass --force to rebuild"
         return {**result, "changed": False, **prev, "note": note}
     result["untrained"] = loaded.untrained
     with staging_dir(out_dir) as stage:
@@ -219,5 +237,6 @@ def build(
         result["edge_serving"] = edge_serving(result["hailo"])
         cfg = _built_config(stage, loaded, cfg_in, norm, mid, model_version, opset)
         source = {"source_sha256": loaded.sha256, "source_kind": "checkpoint", "untrained": loaded.untrained}
+        source["build_inputs_sha256"] = inputs
         seal(stage, out_dir, model_version, signing_key, result, cfg, source)
     return result

@@ -131,7 +131,7 @@ def seal(
     gains what the manifest says (digest, signed, files, embedding stamp).
 
     ``source``: what the release was made from, for the manifest: ``source_sha256``,
-    ``source_kind`` ("checkpoint" or "onnx") and ``untrained``.
+    ``source_kind`` ("checkpoint" or "onnx"), ``untrained`` and, from a build, ``build_inputs_sha256``.
     """
     meta = {
         "model_id": result["model_id"],
@@ -140,6 +140,8 @@ def seal(
         "embedding_stamp": cfg["embedding_stamp"],
         "untrained": source["untrained"],
     }
+    if source.get("build_inputs_sha256"):  # a build's options; an adopted ONNX has none
+        meta["build_inputs_sha256"] = source["build_inputs_sha256"]
     man = _finish(stage, out, model_version, signing_key, meta, _quality(stage, result))
     result.update(
         digest=man["digest"],

@@ -71,6 +71,10 @@ def write_manifest(
     d = Path(release_dir)
     if not model_version:
         raise InputError("model_version: expected a non-empty string such as '1.2.0'")
+    if not d.is_dir():
+        raise InputError(
+            f"release: {d} is not a directory; expected the release directory that model_tools build wrote"
+        )
     private_pem = _read_key(private_key, "signing_key") if private_key is not None else None
     if private_pem is not None:
         try:

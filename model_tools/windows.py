@@ -112,16 +112,21 @@ def _windowed(series: np.ndarray, stride: int, source: str) -> np.ndarray:
     return np.stack([series[s : s + WINDOW] for s in starts])
 
 
+def load_npy(p: Path, what: str) -> np.ndarray:
+    """A plain numeric ``.npy`` array; a pickle, a truncated or a foreign file is an InputError naming ``what``."""
+    try:
+        return np.load(p, allow_pickle=False)
+    except (ValueError, EOFError, OSError) as exc:
+        raise InputError(f"{what}: {p} is not a plain numeric .npy array ({exc})") from None
+
+
 def load_user_windows(path: str | Path, stride: int = WINDOW) -> np.ndarray:
     """Raw windows from ``.npy`` ([N,100,9], [N,1,100,9] or a [T,9] series) or ``.csv`` (9 columns, header optional)."""
     p = Path(path)
     if not p.is_file():
         raise InputError(f"windows file {p} does not exist")
     if p.suffix == ".npy":
-        try:
-            arr = np.load(p, allow_pickle=False)
-        except ValueError as exc:
-            raise InputError(f"{p}: not a plain numeric .npy array ({exc})") from None
+        arr = load_npy(p, "windows")
         if arr.ndim == 4 and arr.shape[1] == 1:
             arr = arr[:, 0]
         if arr.ndim == 2 and arr.shape[1] == CHANNELS:

@@ -73,12 +73,17 @@ def watcher_gone(state):
     if state.get("boot_id") and state["boot_id"] != boot_id():
         return True
     try:
-        os.kill(int(state["pid"]), 0)
+        pid = int(state["pid"])
+        os.kill(pid, 0)
     except ProcessLookupError:
         return True
     except (KeyError, TypeError, ValueError, PermissionError):  # no pid yet, or another user's process
         return False
-    return False
+    try:  # a killed process that its parent has not reaped yet is a zombie: gone all the same
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
 
 
 def decide(confirmed, cancelled, elapsed, timeout):

@@ -143,6 +143,15 @@ CASES: tuple[Case, ...] = (
         {"edge-1": "refused", "edge-2": "not_reached", "edge-3": "not_reached"},
         "Take the deploy lock",
     ),
+    Case(
+        16,
+        "watcher_gone_after_the_switch_the_next_deploy_reverts_first",
+        "fleet_faults",
+        "ansible-playbook and the canary's dead-man watcher killed (SIGKILL) once it switched; the deploy rerun "
+        "after the dead-man's timeout",
+        {"edge-1": "deployed"},
+        run_fails=False,
+    ),
 )
 
 BY_NUMBER = {c.number: c for c in CASES}

@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from ansible_collections.edgeinfer.deploy.plugins.module_utils._deadman import watcher_gone
 from testbed.ansible_run import REPO
 from tests.integration.faults.cases import BY_NUMBER, expect
 from tests.integration.faults.matrix import Matrix, base, craft, cut, deploy_id, fleet_summary, in_background, wait_for
@@ -244,6 +245,54 @@ def test_15_two_deploys_at_once_the_second_is_refused(matrix: Matrix) -> None:
         assert not (matrix.bench.records / other / f"{b_id}.json").exists()
     assert set(fleet_summary(a)) == {edge}, fleet_summary(a)
     matrix.landed(edge, matrix.record(edge, a_id), a_release)
+    matrix.assert_fleet(before)
+
+
+# -- 16. the controller and the canary's dead-man watcher killed after the switch --------------------
+
+
+def test_16_watcher_gone_after_the_switch_the_next_deploy_reverts_first(matrix: Matrix) -> None:
+    new = craft(matrix.bench, "f16-gone")
+    edge, root, timeout = "edge-1", matrix.root("edge-1"), DEADMAN_S
+    was = matrix.serving[edge]
+    before = matrix.snapshot()
+    proc = matrix.bench.start(
+        "deploy.yml", base(matrix, edgeinfer_release_source=new, edgeinfer_deadman_timeout=timeout)
+    )
+    try:
+        wait_for(lambda: matrix.current(edge) == new["release"], 240, "the switch on the canary")
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+    (state_file,) = [
+        p for p in (root / "deadman").glob("*.json") if json.loads(p.read_text())["release"] == new["release"]
+    ]
+    # The watcher dies too, as it would with the edge's power: nothing on the edge reverts now.
+    armed = wait_for(lambda: (s := json.loads(state_file.read_text()))["pid"] and s, 30, "the watcher's pid")
+    os.kill(armed["pid"], signal.SIGKILL)
+    killed = armed["deploy_id"]
+    wait_for(lambda: watcher_gone(json.loads(state_file.read_text())), 10, "the watcher's end")
+    time.sleep(max(0.0, armed["armed_epoch"] + timeout + 1 - time.time()))
+    assert json.loads(state_file.read_text())["state"] == "armed" and matrix.current(edge) == new["release"]
+    assert json.loads((root / "deploy.lock").read_text())["deploy_id"] == killed
+
+    # The deploy rerun on the canary: its lock makes the gone watcher's revert first, then deploys.
+    rerun = matrix.bench.playbook(
+        "deploy.yml", base(matrix, edgeinfer_release_source=new), extra_args=["--limit", f"{edge},gpusrv-local"]
+    )
+    expect(16, rerun.rc, fleet_summary(rerun), rerun.explain())
+    final = json.loads(state_file.read_text())
+    assert (final["state"], final["outcome"], final["revert_to"]) == ("revert", "reverted", was["release"]), final
+    assert final["recovered"] and final["health"]["ok"] is True, final
+    record = matrix.deadman_record(edge, killed)
+    assert record["outcome"] == "reverted" and record["reverted_to"] == was["release"], record
+    assert "its dead-man watcher is gone" in rerun.stdout, rerun.explain()
+    last = {h["action"]: i for i, h in enumerate(matrix.bench.state(edge)["history"])}
+    assert last["deadman"] < last["deploy"], last
+    matrix.landed(edge, matrix.record(edge, deploy_id(rerun)), new)
     matrix.assert_fleet(before)
 
 

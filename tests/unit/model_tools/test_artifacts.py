@@ -125,3 +125,18 @@ def test_cli_calibrate_json(tmp_path, origin_dir, capsys):
     )
     out = json.loads(capsys.readouterr().out)
     assert rc == 0 and out["shape"] == [2000, 1, 100, 9] and out["bytes"] == 7_200_000
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"", b"\x93NUMPY\x01\x00v\x00{'descr': '<f4', 'fortran_order': False, 'shape': (4, 100, 9), }", b"not npy"],
+    ids=["empty", "truncated", "foreign"],
+)
+def test_a_corrupt_npy_is_an_input_error_naming_the_file(tmp_path, content):
+    from model_tools.calibrate import load_calibration
+
+    (tmp_path / "c.npy").write_bytes(content)
+    with pytest.raises(InputError, match=r"calibration: .*c\.npy is not a plain numeric \.npy array"):
+        load_calibration(tmp_path / "c.npy")
+    with pytest.raises(InputError, match=r"windows: .*c\.npy is not a plain numeric \.npy array"):
+        load_user_windows(tmp_path / "c.npy")

@@ -131,6 +131,22 @@ def test_rebuilding_the_same_checkpoint_is_a_no_op(release, checkpoint, keys):
     assert again["changed"] is False and again["digest"] == first["digest"]
 
 
+def test_a_build_with_other_options_is_not_taken_for_the_existing_release(release, checkpoint, keys, monkeypatch):
+    out, _ = release
+
+    class Rebuilt(Exception):
+        pass
+
+    def rebuild(*args, **kwargs):
+        raise Rebuilt  # the build went on to make a new release: enough to know, without building it
+
+    monkeypatch.setattr(release_mod, "staging_dir", rebuild)
+    assert build(checkpoint, out, "0.1.0-test", signing_key=keys[0])["changed"] is False
+    for option in ({"require_int8": True}, {"golden_count": 65}, {"hw_arch": "hailo8l"}, {"compile": False}):
+        with pytest.raises(Rebuilt):
+            build(checkpoint, out, "0.1.0-test", signing_key=keys[0], **option)
+
+
 def test_build_without_the_dfc_skips_the_hef_with_a_note(tmp_path, checkpoint, no_dfc):
     r = build(checkpoint, tmp_path / "rel", "1.0.0", calibration_count=1024, golden_count=8)
     assert r["hailo"]["skipped"] and "hailo_sdk_client" in r["hailo"]["note"]

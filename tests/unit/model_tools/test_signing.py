@@ -142,3 +142,10 @@ def test_keygen_names_the_key_and_a_signed_manifest_names_its_signer(tmp_path, k
     unsigned = write_manifest(d, "1.0.0")
     assert unsigned["key_id"] is None and not (d / FILES["signature"]).exists()
     assert "signing_key_id" not in json.loads((d / FILES["manifest"]).read_text())
+
+
+def test_manifest_of_a_directory_that_is_not_there_is_an_input_error(tmp_path, capsys):
+    rc = main(["manifest", "--release", str(tmp_path / "nowhere"), "--model-version", "1.0.0"])
+    err = capsys.readouterr().err
+    assert rc != 0 and "Traceback" not in err
+    assert f"release: {tmp_path / 'nowhere'} is not a directory" in err, err

@@ -38,6 +38,14 @@ def dead_pid() -> int:
     return proc.pid
 
 
+def wait_until_zombie(pid: int) -> None:
+    for _ in range(500):
+        if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"{pid} did not end")
+
+
 def armed(tmp_path: Path, timeout: float, **state) -> ReleaseStore:
     """An edge locked by deploy d1, whose watcher was armed ``age`` seconds ago for a release that
     was never switched to (so its revert needs no sidecar)."""
@@ -55,6 +63,12 @@ def test_a_watcher_is_gone_when_the_edge_booted_since_or_its_process_is_dead(tmp
     assert not watcher_gone(dict(base, pid=os.getpid()))
     assert not watcher_gone(dict(base, pid=None)), "armed, the watch not started yet"
     assert watcher_gone(dict(base, pid=dead_pid()))
+    zombie = subprocess.Popen(["true"])
+    try:
+        wait_until_zombie(zombie.pid)
+        assert watcher_gone(dict(base, pid=zombie.pid)), "killed, not reaped yet: gone"
+    finally:
+        zombie.wait()
     assert watcher_gone(dict(base, boot_id="another-boot", pid=os.getpid()))
     assert watcher_gone(dict(base, state="reverting", pid=dead_pid()))
     assert not watcher_gone(dict(base, state="revert", pid=dead_pid())), "decided: nothing left to do"
