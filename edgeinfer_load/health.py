@@ -46,7 +46,7 @@ def wait_for(
 def health_problems(status: int | None, body: Any, expect: Mapping[str, Any] | None = None) -> list[str]:
     """What is wrong with a /healthz answer; empty when it is healthy and serves the expected model.
 
-    ``expect`` maps a /healthz key (model_version, model_sha256,
+    ``expect`` maps a /healthz key (model_version, model_sha256, embedding_stamp,
     normalization_hash, backend, ...) to the value it must have; None values
     are not checked.
     """
@@ -66,6 +66,10 @@ def health_problems(status: int | None, body: Any, expect: Mapping[str, Any] | N
         if key == "model_sha256" and isinstance(got, str) and isinstance(want, str):
             if not got.startswith(want.lower()) or len(want) < 8:
                 problems.append(f"model_sha256 is {got}, expected {want}")
+        elif key == "embedding_stamp":  # the sidecar names it in a dict ({"stamp": ...}); a string is the stamp
+            stamp = got.get("stamp") if isinstance(got, dict) else got
+            if stamp != want:
+                problems.append(f"serving embedding stamp {stamp!r}, expected {want!r}")
         elif key == "normalization_hash" and isinstance(got, str) and isinstance(want, str):
             if not (got.startswith(want) or want.startswith(got)):
                 problems.append(f"normalization_hash is {got}, expected {want} (the golden set is for another model)")

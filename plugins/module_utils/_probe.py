@@ -4,7 +4,7 @@
 
 A thin layer over _load (the package edgeinfer_load), the one engine behind the benchmark gate and
 edgeinfer-validate: the same /healthz judgement, the same golden replay, the
-same clock. What it adds is the embedding-stamp check and the probe module's steps:
+same clock. What it adds is the probe module's steps:
 its option checks, the words of a refused hot reload, the result of the health wait, then
 the gates (the expected backend, the golden set against its floor). Standard library only:
 it runs on the edge.
@@ -32,32 +32,17 @@ from ansible_collections.edgeinfer.deploy.plugins.module_utils._load import (
 )
 
 
-def stamp_problem(body, expect_stamp):
-    """Pure: does /healthz name the expected embedding stamp (a dict with 'stamp', or the string)?"""
-    if not expect_stamp:
-        return None
-    stamp = body.get("embedding_stamp") if isinstance(body, dict) else None
-    got = stamp.get("stamp") if isinstance(stamp, dict) else stamp
-    if got != expect_stamp:
-        return f"serving embedding stamp {got!r}, expected {expect_stamp!r}"
-    return None
-
-
 def wait_healthy(url, timeout, expect_version=None, expect_sha256=None, expect_stamp=None, request_timeout=3.0):
-    """Wait until /healthz (``url`` is the sidecar's base URL) serves the expected model.
+    """Wait until /healthz (``url`` is the sidecar's base URL) serves the expected model, its
+    embedding stamp included: a sidecar still serving the release before answers the old one.
 
     Returns (ok, reason, body, duration).
     """
-    expect = {"model_version": expect_version, "model_sha256": expect_sha256}
+    expect = {"model_version": expect_version, "model_sha256": expect_sha256, "embedding_stamp": expect_stamp}
     health = check_health(Target.parse(url), expect, wait_s=timeout, timeout_s=request_timeout)
     body = health["body"] if isinstance(health["body"], dict) else {}
-    problems = list(health["problems"])
-    if health["ok"]:
-        bad = stamp_problem(body, expect_stamp)
-        if bad:
-            problems.append(bad)
-    ok = not problems
-    return ok, "healthy" if ok else "; ".join(problems), body, health["waited_s"]
+    ok = health["ok"]
+    return ok, "healthy" if ok else "; ".join(health["problems"]), body, health["waited_s"]
 
 
 def golden_gate(url, golden, min_cosine, limit=None, request_timeout=10.0):
