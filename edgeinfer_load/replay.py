@@ -26,14 +26,14 @@ def load_replay(path: str) -> bytes:
             data = f.read(MAX_REPLAY_WINDOWS * WINDOW_BYTES + 1)
     except OSError as exc:
         raise ValueError(f"replay file {path}: {exc.strerror or exc}") from None
+    if len(data) > MAX_REPLAY_WINDOWS * WINDOW_BYTES:  # read one byte past the most a file may hold
+        raise ValueError(f"replay file {path}: more than {MAX_REPLAY_WINDOWS} windows; expected at most that many")
     count, rest = divmod(len(data), WINDOW_BYTES)
     if rest or not count:
         raise ValueError(
             f"replay file {path}: expected a non-empty multiple of {WINDOW_BYTES} bytes "
             f"(little-endian float32 {WINDOW}x{CHANNELS} windows), got {len(data)} bytes"
         )
-    if count > MAX_REPLAY_WINDOWS:
-        raise ValueError(f"replay file {path}: expected at most {MAX_REPLAY_WINDOWS} windows")
     for i in range(count):
         values = struct.unpack_from(f"<{WINDOW * CHANNELS}f", data, i * WINDOW_BYTES)
         if not all(math.isfinite(v) for v in values):
