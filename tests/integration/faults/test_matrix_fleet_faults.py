@@ -35,6 +35,21 @@ pytestmark = [pytest.mark.fleet, pytest.mark.docker, pytest.mark.slow]
 DEADMAN_S = 40
 
 
+def kill_the_controller_after_the_switch(matrix: Matrix, new: dict, deadman_s: int) -> None:
+    """Deploy ``new`` with a dead-man of ``deadman_s``; SIGKILL ansible-playbook once the canary switched."""
+    proc = matrix.bench.start(
+        "deploy.yml", base(matrix, edgeinfer_release_source=new, edgeinfer_deadman_timeout=deadman_s)
+    )
+    try:
+        wait_for(lambda: matrix.current("edge-1") == new["release"], 240, "the switch on the canary")
+        os.killpg(proc.pid, signal.SIGKILL)  # the controller vanishes right after the switch
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+
+
 # -- 10. the controller is killed right after the switch on one host --------------------------------
 
 
@@ -45,17 +60,7 @@ def test_10_controller_killed_after_the_switch_is_reverted_by_the_dead_man(matri
     edge, root, timeout = "edge-1", matrix.root("edge-1"), DEADMAN_S
     was = matrix.serving[edge]
     before = matrix.snapshot()
-    proc = matrix.bench.start(
-        "deploy.yml", base(matrix, edgeinfer_release_source=new, edgeinfer_deadman_timeout=timeout)
-    )
-    try:
-        wait_for(lambda: matrix.current(edge) == new["release"], 240, "the switch on the canary")
-        os.killpg(proc.pid, signal.SIGKILL)  # the controller vanishes right after the switch
-        proc.wait(timeout=10)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
+    kill_the_controller_after_the_switch(matrix, new, timeout)
     killed_at = time.monotonic()
     (state_file,) = wait_for(
         lambda: [
@@ -256,17 +261,7 @@ def test_16_watcher_gone_after_the_switch_the_next_deploy_reverts_first(matrix: 
     edge, root, timeout = "edge-1", matrix.root("edge-1"), DEADMAN_S
     was = matrix.serving[edge]
     before = matrix.snapshot()
-    proc = matrix.bench.start(
-        "deploy.yml", base(matrix, edgeinfer_release_source=new, edgeinfer_deadman_timeout=timeout)
-    )
-    try:
-        wait_for(lambda: matrix.current(edge) == new["release"], 240, "the switch on the canary")
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
+    kill_the_controller_after_the_switch(matrix, new, timeout)
     (state_file,) = [
         p for p in (root / "deadman").glob("*.json") if json.loads(p.read_text())["release"] == new["release"]
     ]
