@@ -247,6 +247,14 @@ class Watcher:
             self.store.lock.release(self.deploy_id)
 
 
+def running_watcher(store, deploy_id):
+    """The state of the watcher of ``deploy_id`` when it still runs (armed or reverting), else None."""
+    state = read_state(store, deploy_id)
+    if state and state.get("state") in ("armed", "reverting") and not watcher_gone(state):
+        return state
+    return None
+
+
 def recover_orphan(store, deploy_id, check_mode=False):
     """The revert of the watcher of ``deploy_id`` that is gone while armed, once its timeout has
     passed: made now, as the watcher would have made it (then the deploy's lock is released).

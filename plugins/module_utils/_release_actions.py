@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 
 from ansible_collections.edgeinfer.deploy.plugins.module_utils._compose import ComposeFiles, needs_compose
-from ansible_collections.edgeinfer.deploy.plugins.module_utils._deadman import recover_orphan
+from ansible_collections.edgeinfer.deploy.plugins.module_utils._deadman import recover_orphan, running_watcher
 from ansible_collections.edgeinfer.deploy.plugins.module_utils._store import ReleaseError, write_json_atomic
 
 DEFAULT_KEEP = 3
@@ -124,10 +124,20 @@ def _lock(module, store):
     """Take the deploy lock (breaking a stale one when asked), then provision the trusted keys under it.
 
     A lock held by a deploy whose dead-man watcher is gone, past its timeout, is that watcher's to
-    release: its revert is made first (``recover_orphan``), then the lock is taken."""
+    release: its revert is made first (``recover_orphan``), then the lock is taken. A lock whose
+    watcher still runs is never broken: the watcher's revert and this run would overlap."""
     p = module.params
     holder = (store.lock.read() or {}).get("deploy_id")
-    recovered = recover_orphan(store, holder, module.check_mode) if holder and holder != p["deploy_id"] else None
+    holder = holder if holder != p["deploy_id"] else None
+    watching = running_watcher(store, holder) if holder and p["lock_break_stale"] else None
+    if watching:  # breaking the lock would let this run and the watcher's revert overlap
+        raise ReleaseError(
+            f"the lock of deploy {holder} is not broken: its dead-man watcher still runs (pid {watching.get('pid')}, "
+            f"{watching['state']} since {watching.get('armed')}); it confirms or reverts the edge and releases the "
+            f"lock by itself {watching.get('timeout')} s after arming: wait for it",
+            deadman=watching,
+        )
+    recovered = recover_orphan(store, holder, module.check_mode) if holder else None
     if recovered and module.check_mode:  # the real run's revert releases the lock, then takes it
         changed, lock, broken = True, {"holder": p["lock_holder"] or "unknown", "deploy_id": p["deploy_id"]}, None
     else:

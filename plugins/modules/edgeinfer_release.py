@@ -163,7 +163,8 @@ options:
     type: int
     default: 1800
   lock_break_stale:
-    description: Break a stale lock instead of failing. A fresh lock is never broken.
+    description: Break a stale lock instead of failing. A fresh lock is never broken, nor one whose deploy's dead-man
+      watcher still runs (M(edgeinfer.deploy.edgeinfer_deadman)).
     type: bool
     default: false
   compose_dir:

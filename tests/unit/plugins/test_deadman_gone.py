@@ -120,3 +120,20 @@ def test_a_gone_watcher_within_its_timeout_keeps_the_lock(tmp_path: Path, capsys
     assert out["failed"] and "being deployed by ci@controller" in out["msg"], out
     assert "deadman_recovered" not in out
     assert store.lock.read()["deploy_id"] == "d1" and read_state(store, "d1")["state"] == "armed"
+
+
+def test_a_stale_lock_whose_watcher_still_runs_is_not_broken(tmp_path: Path, capsys) -> None:
+    store = armed(tmp_path, 300, pid=os.getpid())  # this process stands for the running watcher
+    lock = json.loads(Path(store.lock_path).read_text())
+    Path(store.lock_path).write_text(json.dumps(dict(lock, epoch=lock["epoch"] - 7200)))  # stale
+    args = {"root": store.root, "action": "lock", "deploy_id": "d2", "lock_holder": "ci", "lock_stale_after": 60}
+    out = run(capsys, "edgeinfer_release", **args, lock_break_stale=True)
+    assert out["failed"] and "its dead-man watcher still runs" in out["msg"], out
+    assert out["deadman"]["pid"] == os.getpid() and store.lock.read()["deploy_id"] == "d1"
+
+    # Once the watcher is gone (within its timeout), the stale lock may be broken as asked.
+    path = Path(store.root) / "deadman" / "d1.json"
+    path.write_text(json.dumps(dict(json.loads(path.read_text()), pid=dead_pid())))
+    out = run(capsys, "edgeinfer_release", **args, lock_break_stale=True)
+    assert not out.get("failed") and out["broken_lock"]["deploy_id"] == "d1", out
+    assert store.lock.read()["deploy_id"] == "d2"
