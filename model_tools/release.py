@@ -72,9 +72,9 @@ def init_checkpoint(
 def _build_inputs(config: str | Path | None, **flags: Any) -> str:
     """The sha256 of what a build makes its release from besides the checkpoint and version: the
     config's content and the options (counts, floors, calibration source, target, compile)."""
-    if flags.get("calibration_source"):
-        flags["calibration_source"] = sha256_file(flags["calibration_source"])
-    flags["config_sha256"] = sha256_file(config) if config else None
+    # A file's content by its sha256; a path that is not a file stays as given (the build names it).
+    for key, path in (("calibration_source", flags.get("calibration_source")), ("config_sha256", config)):
+        flags[key] = sha256_file(path) if path and Path(path).is_file() else (str(path) if path else None)
     return hashlib.sha256(json.dumps(flags, sort_keys=True, default=str).encode()).hexdigest()
 
 

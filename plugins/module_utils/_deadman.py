@@ -102,7 +102,8 @@ class Watcher:
     def of(cls, store, state):
         """The watcher an armed ``state`` describes."""
         return cls(
-            store.root, state["deploy_id"], state["release"], state.get("revert_to"), state.get("previous"),
+            # No recorded previous: cleared, never the failed release (a revert with None would make it so).
+            store.root, state["deploy_id"], state["release"], state.get("revert_to"), state.get("previous") or "",
             state["timeout"], state.get("compose_project") or "edgeinfer",
         )  # fmt: skip
 

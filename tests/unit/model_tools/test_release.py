@@ -254,3 +254,11 @@ def test_cli_build_json_keys(tmp_path, checkpoint, no_dfc, capsys):
         "hailo",
         "edge_serving",
     } <= set(out)
+
+
+def test_a_calibration_source_that_is_not_there_is_an_input_error_naming_it(tmp_path, checkpoint, no_dfc):
+    from model_tools.errors import InputError
+
+    with pytest.raises(InputError, match=r"windows file .*missing\.npy does not exist"):
+        build(checkpoint, tmp_path / "rel", "1.0.0", calibration_source=tmp_path / "missing.npy", golden_count=8)
+    assert not (tmp_path / "rel").exists()

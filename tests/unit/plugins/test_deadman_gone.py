@@ -137,3 +137,14 @@ def test_a_stale_lock_whose_watcher_still_runs_is_not_broken(tmp_path: Path, cap
     out = run(capsys, "edgeinfer_release", **args, lock_break_stale=True)
     assert not out.get("failed") and out["broken_lock"]["deploy_id"] == "d1", out
     assert store.lock.read()["deploy_id"] == "d2"
+
+
+def test_a_watcher_made_from_a_state_without_previous_never_makes_the_failed_release_the_rollback_target(
+    tmp_path: Path,
+) -> None:
+    # A state armed before it recorded ``previous``: the revert clears the rollback target ("")
+    # rather than letting the switch make the release being reverted the new one (None).
+    store = armed(tmp_path, 60)
+    state = {k: v for k, v in read_state(store, "d1").items() if k not in ("previous", "compose_project")}
+    watcher = Watcher.of(store, state)
+    assert (watcher.previous, watcher.compose_project, watcher.release) == ("", "edgeinfer", "v2-00000000")
