@@ -79,7 +79,7 @@ def _build_inputs(config: str | Path | None, **flags: Any) -> str:
 
 
 def _existing(
-    out: Path, checkpoint_sha: str, model_version: str, signing_key: str | Path | None, inputs: str
+    out: Path, checkpoint_sha: str, model_version: str, signing_key: str | Path | None, inputs: str, want_hef: bool
 ) -> dict[str, Any] | None:
     """The result of a previous build of the same checkpoint, version and inputs, if it still verifies."""
     man = out / FILES["manifest"]
@@ -92,6 +92,8 @@ def _existing(
     if manifest.meta.get("source_sha256") != checkpoint_sha or manifest.model_version != model_version:
         return None
     if manifest.meta.get("build_inputs_sha256") != inputs:
+        return None
+    if want_hef and manifest.entry("hef") is None:  # built where the Hailo DFC was missing, here now
         return None
     if signing_key is not None:
         try:
@@ -222,7 +224,8 @@ def build(
         calibration_source=calibration_source, int8_floor=int8_floor, require_int8=require_int8,
         hailo_floor=hailo_floor, hw_arch=hw_arch, opset=opset, compile=compile,
     )  # fmt: skip
-    if not force and (prev := _existing(out_dir, loaded.sha256, model_version, signing_key, inputs)):
+    want_hef = dfc_available() if compile is None else compile
+    if not force and (prev := _existing(out_dir, loaded.sha256, model_version, signing_key, inputs, want_hef)):
         note = "a verified release of this checkpoint, version and options already exists; pass --force to rebuild"
         return {**result, "changed": False, **prev, "note": note}
     result["untrained"] = loaded.untrained
@@ -237,6 +240,5 @@ def build(
         result["edge_serving"] = edge_serving(result["hailo"])
         cfg = _built_config(stage, loaded, cfg_in, norm, mid, model_version, opset)
         source = {"source_sha256": loaded.sha256, "source_kind": "checkpoint", "untrained": loaded.untrained}
-        source["build_inputs_sha256"] = inputs
-        seal(stage, out_dir, model_version, signing_key, result, cfg, source)
+        seal(stage, out_dir, model_version, signing_key, result, cfg, dict(source, build_inputs_sha256=inputs))
     return result

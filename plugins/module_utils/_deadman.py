@@ -30,7 +30,12 @@ import time
 
 from ansible_collections.edgeinfer.deploy.plugins.module_utils._release import ReleaseStore
 from ansible_collections.edgeinfer.deploy.plugins.module_utils._revert import revert
-from ansible_collections.edgeinfer.deploy.plugins.module_utils._store import ReleaseError, now_iso, write_json_atomic
+from ansible_collections.edgeinfer.deploy.plugins.module_utils._store import (
+    ReleaseError,
+    file_mutex,
+    now_iso,
+    write_json_atomic,
+)
 
 
 def _run(argv):
@@ -65,25 +70,37 @@ def boot_id():
         return None
 
 
+# Seconds an armed watcher may go without its watch starting (the task right after the arm)
+# before it counts as gone: the controller died in between, or the async job never started.
+WATCH_START_GRACE_S = 120
+
+
+def _process_start(pid):
+    """The start time of process ``pid`` (clock ticks since boot), None when there is none; a
+    zombie, killed but not reaped by its parent yet, has none."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return None if fields[0] == "Z" else fields[19]
+
+
 def watcher_gone(state):
     """Whether the watcher of an armed (or reverting) ``state`` no longer runs: the edge booted
-    since it was armed, or its process is dead. Armed but not yet watching (no pid) is not gone."""
+    since it was armed; its process is dead, or another process has its pid (a start time that
+    differs); or its watch never started within WATCH_START_GRACE_S of the arm."""
     if not state or state.get("state") not in ("armed", "reverting"):
         return False
     if state.get("boot_id") and state["boot_id"] != boot_id():
         return True
+    if state.get("pid") is None:
+        return time.time() - float(state.get("armed_epoch") or 0) > WATCH_START_GRACE_S
     try:
-        pid = int(state["pid"])
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        started = _process_start(int(state["pid"]))
+    except (TypeError, ValueError):
         return True
-    except (KeyError, TypeError, ValueError, PermissionError):  # no pid yet, or another user's process
-        return False
-    try:  # a killed process that its parent has not reaped yet is a zombie: gone all the same
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except (OSError, IndexError):
-        return False
+    return started is None or started != state.get("pid_start", started)
 
 
 def decide(confirmed, cancelled, elapsed, timeout):
@@ -117,6 +134,8 @@ class Watcher:
         self.compose_project = compose_project
         self.interval = interval
         self.p = paths(self.store, deploy_id)
+        # Set when a revert that a killed watcher had begun is made again (recover_orphan).
+        self.resuming = False
 
     def arm(self):
         os.makedirs(self.p["dir"], exist_ok=True)
@@ -144,7 +163,7 @@ class Watcher:
         state = read_state(self.store, self.deploy_id)
         if not state or state.get("state") != "armed":
             state = self.arm()
-        state["pid"] = os.getpid()
+        state["pid"], state["pid_start"] = os.getpid(), _process_start(os.getpid())
         _write(self.store, self.deploy_id, state)
         # The arm time on the monotonic clock: a wall clock stepped while watching (NTP, a Pi
         # without an RTC setting its clock late) neither shortens nor stretches the window.
@@ -192,7 +211,9 @@ class Watcher:
         store = self.store
         out = {"actions": []}
         current = store.current()
-        if current != self.release:
+        # A revert begun by a watcher that was killed may have switched current back already: it is
+        # made again whole (env, image, sidecar, health), not taken for a deploy that never switched.
+        if current != self.release and not (self.resuming and current == self.revert_to):
             # The controller vanished before the switch: nothing to revert, but its lock must go.
             out["actions"].append(f"nothing to revert: current is {current}, not {self.release}")
             out["outcome"] = "not_switched"
@@ -257,20 +278,27 @@ def running_watcher(store, deploy_id):
 
 
 def recover_orphan(store, deploy_id, check_mode=False):
-    """The revert of the watcher of ``deploy_id`` that is gone while armed, once its timeout has
-    passed: made now, as the watcher would have made it (then the deploy's lock is released).
+    """The revert of the watcher of ``deploy_id`` that is gone while armed (or reverting), once
+    its timeout has passed: made now, as the watcher would have made it (then the deploy's lock is
+    released). Two callers never both make it: the first marks the state as its own under a mutex.
 
     Returns the watcher's final state; None when it runs, decided, or its timeout has not passed.
     In check mode nothing is done: the state says ``revert`` with ``check_mode`` set.
     """
-    state = read_state(store, deploy_id)
-    if not watcher_gone(state) or time.time() - float(state["armed_epoch"]) < float(state["timeout"]):
-        return None
-    if check_mode:
-        return dict(state, state="revert", check_mode=True)
-    # Made by the process that found the watcher gone (the next deploy's or rollback's lock).
-    state.update(pid=os.getpid(), boot_id=boot_id(), recovered=now_iso())
-    return Watcher.of(store, state).finish(state, "revert")
+    with file_mutex(os.path.join(paths(store, deploy_id)["dir"], ".recover.mutex")):
+        state = read_state(store, deploy_id)
+        if not watcher_gone(state) or time.time() - float(state["armed_epoch"]) < float(state["timeout"]):
+            return None
+        if check_mode:
+            return dict(state, state="revert", check_mode=True)
+        resuming = state["state"] == "reverting"
+        # Made by the process that found the watcher gone (the next deploy's or rollback's lock).
+        state.update(pid=os.getpid(), pid_start=_process_start(os.getpid()), boot_id=boot_id(), recovered=now_iso())
+        state["state"] = "reverting"
+        _write(store, deploy_id, state)
+    watcher = Watcher.of(store, state)
+    watcher.resuming = resuming
+    return watcher.finish(state, "revert")
 
 
 def signal_watcher(store, deploy_id, kind, wait=10.0):

@@ -13,9 +13,8 @@ Layout under ``root`` (see docs/artifacts.md)::
                                                     release the image (tag and id) that served it
     deploy.lock                                     who deploys now, since when
 
-A release is staged when a trusted key signed its manifest; an unsigned one only
-when the caller allows unsigned releases. The keys come from the caller (the
-inventory) or ``trust/``, never from the release.
+A release is staged when a trusted key signed its manifest (an unsigned one only when the caller
+allows it). The keys come from the caller (the inventory) or ``trust/``, never from the release.
 
 Standard library only (plus ``cryptography`` when a signature is checked): this
 runs on the edge's own Python. Ansible has no atomic install of its own, so the
@@ -376,17 +375,19 @@ class ReleaseStore:
         room = max(0, keep - len(protected.intersection(present)))
         removed = candidates[room:]
         if not check_mode and os.path.isdir(self.releases):
-            # Each renamed out of the release names (atomic), then deleted: a crash midway leaves a
-            # hidden directory, which the next prune deletes, never half a release.
-            for rid in removed:
-                os.rename(self.path_of(rid), os.path.join(self.releases, f".pruning-{rid}-{os.getpid()}"))
-            for name in sorted(e for e in os.listdir(self.releases) if e.startswith(".pruning-")):
+            # Renamed out of the release names, then deleted: a crash leaves a hidden directory, never half a release.
+            left = [e for e in os.listdir(self.releases) if e.startswith(".pruning-")]
+            for name in left:  # what a prune that crashed left
                 shutil.rmtree(os.path.join(self.releases, name))
-            if removed:
+            for rid, hidden in ((r, os.path.join(self.releases, f".pruning-{r}-{os.getpid()}")) for r in removed):
+                os.rename(self.path_of(rid), hidden)
+                shutil.rmtree(hidden)
+            forgotten = [*removed, *(name[len(".pruning-") :].rsplit("-", 1)[0] for name in left)]
+            if forgotten:
                 with self.update_state() as state:
-                    for rid in removed:
+                    for rid in forgotten:
                         state["releases"].pop(rid, None)
-                    state["history"].append({"time": now_iso(), "action": "prune", "removed": removed})
+                    state["history"] += [{"time": now_iso(), "action": "prune", "removed": removed}] if removed else []
         return removed
 
     # -- lock ------------------------------------------------------------------

@@ -124,8 +124,10 @@ def _lock(module, store):
     """Take the deploy lock (breaking a stale one when asked), then provision the trusted keys under it.
 
     A lock held by a deploy whose dead-man watcher is gone, past its timeout, is that watcher's to
-    release: its revert is made first (``recover_orphan``), then the lock is taken. A lock whose
-    watcher still runs is never broken: the watcher's revert and this run would overlap."""
+    release: its revert is made (``recover_orphan``), and this run stops there, refused, since the
+    edge it read before the lock is not the edge any more; the next run starts from the reverted
+    one. A lock whose watcher still runs is never broken: the watcher's revert and this run would
+    overlap."""
     p = module.params
     holder = (store.lock.read() or {}).get("deploy_id")
     holder = holder if holder != p["deploy_id"] else None
@@ -138,24 +140,24 @@ def _lock(module, store):
             deadman=watching,
         )
     recovered = recover_orphan(store, holder, module.check_mode) if holder else None
-    if recovered and module.check_mode:  # the real run's revert releases the lock, then takes it
-        changed, lock, broken = True, {"holder": p["lock_holder"] or "unknown", "deploy_id": p["deploy_id"]}, None
-    else:
-        changed, lock, broken = store.acquire(
-            p["lock_holder"] or "unknown",
-            p["deploy_id"],
-            p["lock_stale_after"],
-            break_stale=p["lock_break_stale"],
-            check_mode=module.check_mode,
-        )
-    out = {"changed": changed, "lock": lock}
     if recovered:
-        out["deadman_recovered"] = recovered
         to = recovered.get("revert_to") or "nothing (the sidecar is stopped)"
-        done = "a real run makes" if module.check_mode else f"{recovered.get('outcome')}: made"
-        module.warn(
-            f"deploy {holder} left the edge locked and its dead-man watcher is gone: {done} its revert to {to} first"
+        done = "a real run makes" if module.check_mode else f"made ({recovered.get('outcome')})"
+        raise ReleaseError(
+            f"deploy {holder} left the edge locked and its dead-man watcher is gone (the edge rebooted, or the "
+            f"watcher was killed): {done} its revert to {to} and releases the lock; this run stops there, "
+            "since the edge changed under it: run it again",
+            deadman_recovered=recovered,
+            changed=not module.check_mode,
         )
+    changed, lock, broken = store.acquire(
+        p["lock_holder"] or "unknown",
+        p["deploy_id"],
+        p["lock_stale_after"],
+        break_stale=p["lock_break_stale"],
+        check_mode=module.check_mode,
+    )
+    out = {"changed": changed, "lock": lock}
     if broken:
         out["broken_lock"] = broken
     if p["trusted_keys"] is not None:

@@ -25,7 +25,9 @@ description:
     sees the word. O(action=confirm) then fails at once, so that the controller reverts by itself;
     O(action=cancel) records the watcher as cancelled. When the controller is gone too, the next
     M(edgeinfer.deploy.edgeinfer_release) O(action=lock) that finds the edge locked by that deploy makes the
-    watcher's revert, once its timeout has passed.
+    watcher's revert, once its timeout has passed, and fails that run, which starts again from the reverted edge.
+  - A watcher counts as gone when the edge booted since the arm (the kernel's boot id), when its process is dead
+    or another process has its pid, or when its watch has not started 120 s after the arm.
   - O(action=status) reports the watcher's state.
 author:
   - EdgeInfer deploy team (@edgeinfer)
@@ -123,6 +125,7 @@ from ansible_collections.edgeinfer.deploy.plugins.module_utils._deadman import (
     Watcher,
     read_state,
     signal_watcher,
+    watcher_gone,
 )
 from ansible_collections.edgeinfer.deploy.plugins.module_utils._release import ReleaseStore
 
@@ -151,6 +154,13 @@ def main():
     armed_alike = armed and (before or {}).get("release") == p["release"]
     if p["action"] == "status":
         module.exit_json(changed=False, watcher=before or {})
+    gone = armed and watcher_gone(before)
+    if p["action"] == "confirm" and gone:  # in check mode too: the real run fails the same way
+        module.fail_json(
+            msg=f"the watcher of deploy {p['deploy_id']} is gone (the edge rebooted since it was armed, or its "
+            f"process {before.get('pid')} was killed): it cannot revert, so the controller must; the deploy is not confirmed",
+            watcher=before,
+        )
     if module.check_mode:
         # What the real run would report: arm changes unless armed alike; confirm and cancel change
         # an armed watcher; watch decides only later, when its word or its timeout comes.
@@ -171,12 +181,6 @@ def main():
     state = signal_watcher(store, p["deploy_id"], p["action"])
     if state is None:
         module.exit_json(changed=False, watcher={}, msg=f"no watcher was armed for deploy {p['deploy_id']}")
-    if state.get("gone"):
-        module.fail_json(
-            msg=f"the watcher of deploy {p['deploy_id']} is gone (the edge rebooted since it was armed, or its "
-            f"process {state.get('pid')} was killed): it cannot revert, so the controller must; the deploy is not confirmed",
-            watcher=state,
-        )
     if state.get("state") == "armed":
         module.fail_json(
             msg=f"the watcher of deploy {p['deploy_id']} did not answer {p['action']} (pid {state.get('pid')}); "

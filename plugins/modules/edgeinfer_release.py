@@ -29,9 +29,10 @@ description:
     and for each release the image (tag and id) it was committed on (O(image), O(image_id)), which a rollback to it
     restores by id.
   - Holds a deploy lock C(<root>/deploy.lock) so that two deploys never overlap on one edge; a second deploy
-    fails fast naming the holder and its start time. A stale lock can be broken explicitly. A lock held by a
-    deploy whose dead-man watcher is gone (M(edgeinfer.deploy.edgeinfer_deadman)), past its timeout, is released
-    by making that watcher's revert first.
+    fails fast naming the holder and its start time. A stale lock can be broken explicitly, unless the dead-man
+    watcher of its deploy still runs (M(edgeinfer.deploy.edgeinfer_deadman)). A lock held by a deploy whose
+    watcher is gone, past its timeout, is released by making that watcher's revert; the lock action then fails,
+    since the edge changed under the run, and the next run starts from the reverted edge.
   - Serializes the updates of the state file between the processes on the edge (the modules and the dead-man's
     watcher) with C(flock) on C(<root>/.state.mutex).
   - Prunes old releases, keeping O(keep) and never removing the current, the previous (rollback target),
@@ -393,8 +394,10 @@ deadman_recovered:
   description:
     - The dead-man watcher's state after the revert that O(action=lock) made for it. The lock was held by a deploy
       whose watcher is gone (the edge rebooted, or the process was killed) and whose timeout has passed.
+    - The lock action then fails (C(changed=true)), so that the run stops and the next one starts from the
+      reverted edge.
     - In check mode the revert is not made, and the state says so (C(check_mode)).
-  returned: action=lock when such a revert was made, or would be in check mode
+  returned: a failed action=lock that made such a revert, or would in check mode
   type: dict
 problems:
   description: One line per artifact that differs from the manifest.

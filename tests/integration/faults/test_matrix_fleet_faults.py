@@ -274,20 +274,28 @@ def test_16_watcher_gone_after_the_switch_the_next_deploy_reverts_first(matrix: 
     assert json.loads(state_file.read_text())["state"] == "armed" and matrix.current(edge) == new["release"]
     assert json.loads((root / "deploy.lock").read_text())["deploy_id"] == killed
 
-    # The deploy rerun on the canary: its lock makes the gone watcher's revert first, then deploys.
-    rerun = matrix.bench.playbook(
-        "deploy.yml", base(matrix, edgeinfer_release_source=new), extra_args=["--limit", f"{edge},gpusrv-local"]
-    )
-    expect(16, rerun.rc, fleet_summary(rerun), rerun.explain())
+    # The deploy rerun on the canary: its lock makes the gone watcher's revert and stops that run,
+    # since what it read of the edge before the lock is stale now.
+    limit = ["--limit", f"{edge},gpusrv-local"]
+    rerun = matrix.bench.playbook("deploy.yml", base(matrix, edgeinfer_release_source=new), extra_args=limit)
+    case = expect(16, rerun.rc, fleet_summary(rerun), rerun.explain())
     final = json.loads(state_file.read_text())
     assert (final["state"], final["outcome"], final["revert_to"]) == ("revert", "reverted", was["release"]), final
     assert final["recovered"] and final["health"]["ok"] is True, final
     record = matrix.deadman_record(edge, killed)
     assert record["outcome"] == "reverted" and record["reverted_to"] == was["release"], record
-    assert "its dead-man watcher is gone" in rerun.stdout, rerun.explain()
-    last = {h["action"]: i for i, h in enumerate(matrix.bench.state(edge)["history"])}
-    assert last["deadman"] < last["deploy"], last
-    matrix.landed(edge, matrix.record(edge, deploy_id(rerun)), new)
+    refused = matrix.record(edge, deploy_id(rerun))
+    assert refused["outcome"] == "refused" and case.caught_by in refused["failure"]["msg"], refused["failure"]
+    assert matrix.current(edge) == was["release"] and not (root / "deploy.lock").exists()
+
+    # Run again, it starts from the reverted edge: the dead-man armed to go back to what served before.
+    again = matrix.bench.playbook("deploy.yml", base(matrix, edgeinfer_release_source=new), extra_args=limit)
+    assert again.rc == 0, again.explain()
+    armed_again = json.loads((root / "deadman" / f"{deploy_id(again)}.json").read_text())
+    assert (armed_again["state"], armed_again["revert_to"]) == ("confirmed", was["release"]), armed_again
+    landed = matrix.record(edge, deploy_id(again))
+    assert landed["before"]["release"] == was["release"], landed["before"]
+    matrix.landed(edge, landed, new)
     matrix.assert_fleet(before)
 
 

@@ -262,3 +262,28 @@ def test_a_calibration_source_that_is_not_there_is_an_input_error_naming_it(tmp_
     with pytest.raises(InputError, match=r"windows file .*missing\.npy does not exist"):
         build(checkpoint, tmp_path / "rel", "1.0.0", calibration_source=tmp_path / "missing.npy", golden_count=8)
     assert not (tmp_path / "rel").exists()
+
+
+def test_a_release_built_without_the_dfc_is_built_again_where_the_dfc_is(tmp_path, checkpoint, monkeypatch):
+    from .conftest import _forget_dfc
+
+    out = tmp_path / "rel"
+    _forget_dfc()
+    monkeypatch.setitem(sys.modules, "hailo_sdk_client", None)  # no DFC: no HEF
+    build(checkpoint, out, "1.0.0", calibration_count=1024, golden_count=8)
+    assert build(checkpoint, out, "1.0.0", calibration_count=1024, golden_count=8)["changed"] is False
+
+    class Rebuilt(Exception):
+        pass
+
+    def rebuild(*args, **kwargs):
+        raise Rebuilt
+
+    monkeypatch.setattr(release_mod, "staging_dir", rebuild)
+    monkeypatch.delitem(sys.modules, "hailo_sdk_client")
+    monkeypatch.syspath_prepend(str(DOUBLES))  # the DFC is here now: the release can have its HEF
+    try:
+        with pytest.raises(Rebuilt):
+            build(checkpoint, out, "1.0.0", calibration_count=1024, golden_count=8)
+    finally:
+        _forget_dfc()

@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 
 from ansible_collections.edgeinfer.deploy.plugins.module_utils._deadman import (
+    WATCH_START_GRACE_S,
     Watcher,
+    _process_start,
     boot_id,
     read_state,
     watcher_gone,
@@ -59,9 +61,14 @@ def armed(tmp_path: Path, timeout: float, **state) -> ReleaseStore:
 
 def test_a_watcher_is_gone_when_the_edge_booted_since_or_its_process_is_dead(tmp_path: Path) -> None:
     assert boot_id(), "this kernel names its boot"
-    base = {"state": "armed", "boot_id": boot_id()}
+    base = {"state": "armed", "boot_id": boot_id(), "armed_epoch": time.time()}
     assert not watcher_gone(dict(base, pid=os.getpid()))
+    assert not watcher_gone(dict(base, pid=os.getpid(), pid_start=_process_start(os.getpid())))
+    assert watcher_gone(dict(base, pid=os.getpid(), pid_start="1")), "its pid reused by another process"
     assert not watcher_gone(dict(base, pid=None)), "armed, the watch not started yet"
+    assert watcher_gone(dict(base, pid=None, armed_epoch=time.time() - WATCH_START_GRACE_S - 1)), (
+        "armed, and the watch never started"
+    )
     assert watcher_gone(dict(base, pid=dead_pid()))
     zombie = subprocess.Popen(["true"])
     try:
@@ -78,6 +85,8 @@ def test_a_confirm_to_a_gone_watcher_fails_at_once_and_a_cancel_is_recorded(tmp_
     store = armed(tmp_path, 300, pid=dead_pid())
     args = {"root": store.root, "deploy_id": "d1"}
     t0 = time.monotonic()
+    would = run(capsys, "edgeinfer_deadman", **args, action="confirm", _ansible_check_mode=True)
+    assert would["failed"] and "is gone" in would["msg"], "check mode predicts the failure"
     out = run(capsys, "edgeinfer_deadman", **args, action="confirm")
     assert time.monotonic() - t0 < 5, "no wait for a watcher that cannot answer"
     assert out["failed"] and "is gone" in out["msg"] and "the controller must" in out["msg"], out
@@ -89,29 +98,33 @@ def test_a_confirm_to_a_gone_watcher_fails_at_once_and_a_cancel_is_recorded(tmp_
     assert read_state(store, "d1")["state"] == "cancelled"
 
 
-def test_the_next_lock_makes_the_revert_of_a_gone_watcher_past_its_timeout(tmp_path: Path, capsys) -> None:
+def test_the_next_lock_makes_the_revert_of_a_gone_watcher_past_its_timeout_and_stops_that_run(
+    tmp_path: Path, capsys
+) -> None:
     store = armed(tmp_path, 60, boot_id="a-boot-before-a-power-cut", armed_epoch=time.time() - 61, pid=4242)
     lock = {"root": store.root, "action": "lock", "deploy_id": "d2", "lock_holder": "ci@controller"}
 
     would = run(capsys, "edgeinfer_release", **lock, _ansible_check_mode=True)
-    assert not would.get("failed") and would["changed"], would
-    assert would["deadman_recovered"]["check_mode"] and would["lock"]["deploy_id"] == "d2", would
-    assert "a real run makes its revert to v1-00000000 first" in json.dumps(would["warnings"])
+    assert would["failed"] and not would["changed"], would
+    assert "a real run makes its revert to v1-00000000" in would["msg"], would["msg"]
+    assert would["deadman_recovered"]["check_mode"], would
     assert store.lock.read()["deploy_id"] == "d1" and read_state(store, "d1")["state"] == "armed"
 
+    # The run that finds it makes the revert and stops: what it read of the edge before is stale now.
     did = run(capsys, "edgeinfer_release", **lock)
-    assert not did.get("failed") and did["changed"], did
-    assert did["deadman_recovered"]["state"] == "revert" and did["deadman_recovered"]["recovered"], did
-    assert "its dead-man watcher is gone: not_switched: made its revert to v1-00000000 first" in json.dumps(
-        did["warnings"]
-    ), did["warnings"]
-    assert store.lock.read()["deploy_id"] == "d2"
+    assert did["failed"] and did["changed"] and "made (not_switched) its revert to v1-00000000" in did["msg"], did
+    assert "this run stops there" in did["msg"] and did["deadman_recovered"]["recovered"], did
+    assert store.lock.read() is None, "the gone deploy's lock is released, and this run took none"
     final = read_state(store, "d1")
     assert final["state"] == "revert" and final["outcome"] == "not_switched", final
     assert final["boot_id"] == boot_id() and final["pid"] == os.getpid()
     record = json.loads((Path(store.root) / "records" / "d1.deadman.json").read_text())
     assert record["outcome"] == "not_switched"
     assert store.read_state()["history"][-1]["action"] == "deadman"
+
+    # The next run starts from the reverted edge and takes the lock.
+    again = run(capsys, "edgeinfer_release", **lock)
+    assert not again.get("failed") and again["lock"]["deploy_id"] == "d2", again
 
 
 def test_a_gone_watcher_within_its_timeout_keeps_the_lock(tmp_path: Path, capsys) -> None:
