@@ -73,6 +73,11 @@ def in_range(arr: np.ndarray) -> bool:
     return bool(arr.min() >= -MAX_ABS_VALUE and arr.max() <= MAX_ABS_VALUE)
 
 
+def first_out_of_range(arr: np.ndarray) -> tuple[int, ...]:
+    """The index of the first value that ``in_range`` refuses (NaN compares false)."""
+    return tuple(int(i) for i in np.argwhere(~(np.abs(arr) <= MAX_ABS_VALUE))[0])
+
+
 def window_array(window: Any, field: str, has_bool: bool, has_str: bool = True) -> np.ndarray:
     """One 100x9 window as float32; strings, booleans, nulls, ragged rows and non-finite values are refused.
 
@@ -224,8 +229,8 @@ def parse_binary(body: bytes, max_windows: int) -> tuple[np.ndarray, bool]:
         )
     arr = np.frombuffer(body, dtype="<f4").reshape(n, WINDOW, CHANNELS)
     if not in_range(arr):
-        bad = np.argwhere(~(np.abs(arr) <= MAX_ABS_VALUE))[0]
-        raise InputError(f"body[{bad[0]}][{bad[1]}][{bad[2]}]", f"{IN_RANGE} (float32)", str(arr[tuple(bad)]))
+        bad = first_out_of_range(arr)
+        raise InputError(f"body[{bad[0]}][{bad[1]}][{bad[2]}]", f"{IN_RANGE} (float32)", str(arr[bad]))
     return arr.astype(np.float32), n > 1
 
 

@@ -22,7 +22,7 @@ from starlette.routing import Route
 from edgeinfer_contract import CHANNELS, INPUT_NAME, OUTPUT_NAME, WINDOW
 
 from .batcher import NonFiniteOutput
-from .inputs import IN_RANGE, MAX_ABS_VALUE, InputError, in_range
+from .inputs import IN_RANGE, InputError, first_out_of_range, in_range
 from .serving import note_non_finite
 
 MODEL_NAME = "tcn_encoder"
@@ -170,7 +170,7 @@ def _check_range(x: np.ndarray) -> None:
         return
     if not np.isfinite(x).all():
         raise ProtocolError(400, "inputs[0]: NaN or Infinity in the window")
-    n, t, c = np.argwhere(~(np.abs(x) <= MAX_ABS_VALUE))[0]
+    n, t, c = first_out_of_range(x)
     raise ProtocolError(400, f"inputs[0]: expected {IN_RANGE}, got {float(x[n, t, c])!r} at [{n}, {t}, {c}]")
 
 

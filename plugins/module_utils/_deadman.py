@@ -305,19 +305,17 @@ def signal_watcher(store, deploy_id, kind, wait=10.0):
     """Write the confirm or cancel file and wait until the watcher has seen it. Returns its state.
 
     A watcher that is gone never sees it: a cancel is recorded at once (the controller reverts by
-    itself), a confirm is answered with the state, still armed, and ``gone`` set."""
+    itself). A confirm to it is refused by the module before it gets here."""
     p = paths(store, deploy_id)
     state = read_state(store, deploy_id)
     if state is None:
         return None
     if state.get("state") != "armed":
         return state
-    if watcher_gone(state):
-        if kind == "cancel":
-            state.update(state="cancelled", decided=now_iso())
-            _write(store, deploy_id, state)
-            return state
-        return dict(state, gone=True)
+    if kind == "cancel" and watcher_gone(state):
+        state.update(state="cancelled", decided=now_iso())
+        _write(store, deploy_id, state)
+        return state
     with open(p[kind], "w") as fh:
         fh.write(now_iso() + "\n")
     deadline = time.monotonic() + wait

@@ -53,8 +53,8 @@ options:
     description: The model sha256 C(/healthz) must report; a prefix of at least 8 hex digits is compared as a prefix.
     type: str
   expect_stamp:
-    description: The embedding stamp (C(<model_id>/<dim>/<hash12>)) C(/healthz) must report. It is checked on the
-      first healthy answer of the expected version and sha256, not waited for.
+    description: The embedding stamp (C(<model_id>/<dim>/<hash12>)) C(/healthz) must report; waited for within
+      O(timeout) as the version and sha256 are.
     type: str
   golden:
     description: Path on the managed host of the release's C(golden.json). Without it, only health is checked.
