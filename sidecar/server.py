@@ -9,8 +9,10 @@ the connection count is over the limit, so a flood of idle connections denies se
 clients that do send requests.
 
 ``GuardedHttpToolsProtocol`` adds, per connection, one deadline (time to receive a request head,
-then its body) checked by one sweep over the open connections every second or so: a timer per
-request would cost more on the hot path than a float store. It counts the bytes of a request
+then its body, or the keep-alive wait after a response) checked by one sweep over the open
+connections every second or so: a timer per request would cost more on the hot path than a float
+store. uvicorn's own keep-alive timer, armed after every response and cancelled by the next
+request's first read, is replaced by that deadline. It counts the bytes of a request
 head before httptools can buffer more than one read beyond the limit, counts header fields, and
 keeps the open connections under ``max_connections`` by closing the oldest one that is waiting
 for a request (idle, or with a head still arriving), as nginx reuses its idle connections when
@@ -121,6 +123,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().connection_made(transport)
         self.deadline: float | None = self.loop.time() + self.limits.header_timeout
         self.awaiting_head = True  # the next bytes belong to a request head
+        self.kept_alive = False  # idle after a response: the deadline is the keep-alive one
         self.head_bytes = 0
         self.heads = 0
         self.refusal: str | None = None
@@ -165,7 +168,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        if self.deadline is None:  # the first byte of a request after a keep-alive wait
+        if self.deadline is None or self.kept_alive:  # the first byte of a request after a keep-alive wait
+            self.kept_alive = False
             self.deadline = self.loop.time() + self.limits.header_timeout
 
     def on_headers_complete(self) -> None:
@@ -189,9 +193,26 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def on_message_complete(self) -> None:
         super().on_message_complete()
         self.awaiting_head = True
-        # Answered before its body ended (a 413, say): the connection is idle now, and uvicorn's
-        # keep-alive timer, cancelled by the reads of that body, is not armed again.
-        self.deadline = self.loop.time() + self.limits.header_timeout if self.cycle.response_complete else None
+        if self.cycle.response_complete:  # answered before its body ended (a 413, say): idle now
+            self.keep_alive_wait()
+        else:
+            self.deadline = None
+
+    def on_response_complete(self) -> None:
+        """uvicorn's, with the keep-alive wait as the connection's deadline instead of a timer."""
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self.flow.resume_reading()
+        if self.pipeline:  # a pipelined request waits: start it
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+        elif self.awaiting_head and self.head_bytes == 0:  # its request has ended and no other began
+            self.keep_alive_wait()
+
+    def keep_alive_wait(self) -> None:
+        self.kept_alive = True
+        self.deadline = self.loop.time() + self.timeout_keep_alive
 
     def head_size(self) -> int:
         """The request head's size on the wire, less optional whitespace."""
@@ -222,6 +243,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.close()
 
     def expire(self) -> None:
+        if self.kept_alive:  # an idle keep-alive connection, as uvicorn closes it: not counted
+            self.close()
+            return
         if self.awaiting_head:
             if self.head_bytes:
                 self.refuse(408, f"the request head did not arrive within {self.limits.header_timeout:g} s")
