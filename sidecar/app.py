@@ -105,9 +105,11 @@ async def _windows(
         body = await read_body(request, state.settings.max_body_bytes)
         arr, is_batch = parse_binary(body, state.settings.max_request_windows)
         # Most requests have no query string: skip parsing one.
-        normalized = bool(request.scope["query_string"]) and request.query_params.get(
-            "normalized", ""
-        ).lower() in ("1", "true", "yes")
+        normalized = bool(request.scope["query_string"]) and request.query_params.get("normalized", "").lower() in (
+            "1",
+            "true",
+            "yes",
+        )
         return arr, is_batch, normalized, {}
     if kind not in ("", "application/json") and not kind.endswith("+json"):
         accepted = "application/json or application/octet-stream" if binary else "application/json"
