@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from bisect import bisect_left
+from collections.abc import Iterator
+from itertools import accumulate
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
-from prometheus_client.metrics import MetricWrapperBase
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.utils import floatToGoString
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 # Request latency: steps of at most 11 % from 0.1 ms to 1 s (the E24 series with 1.4, 1.7, 2.5,
@@ -92,6 +95,45 @@ class CaptureMetrics:
         self.kept = Gauge("edgeinfer_capture_kept_windows", "Windows in the capture reservoir now", registry=r)
 
 
+class RequestMetrics:
+    """``edgeinfer_requests_total`` and ``edgeinfer_request_duration_seconds``: counted in plain
+    dicts on the event loop, read by ``collect`` at a scrape (a custom collector).
+
+    prometheus_client's Counter and Histogram take a lock on each update (three a request) and
+    find the bucket by a linear scan; every request is counted on the event loop, and a scrape is
+    served there too, so nothing else ever reads or writes these between two of its steps."""
+
+    def __init__(self, r: CollectorRegistry) -> None:
+        self.counts: dict[tuple[str, int], int] = {}
+        self.buckets: dict[str, list[int]] = {}  # per route, one count per bound and +Inf
+        self.sums: dict[str, float] = {}
+        r.register(self)
+
+    def observe(self, route: str, status: int, seconds: float) -> None:
+        key = (route, status)
+        self.counts[key] = self.counts.get(key, 0) + 1
+        counts = self.buckets.get(route)
+        if counts is None:
+            counts = self.buckets[route] = [0] * (len(REQUEST_BUCKETS) + 1)
+            self.sums[route] = 0.0
+        counts[bisect_left(REQUEST_BUCKETS, seconds)] += 1  # the first bound >= seconds, as le means
+        self.sums[route] += seconds
+
+    def describe(self) -> Iterator[Metric]:
+        yield CounterMetricFamily("edgeinfer_requests", "HTTP requests by route and status", labels=["route", "status"])
+        yield HistogramMetricFamily("edgeinfer_request_duration_seconds", "Request latency by route", labels=["route"])
+
+    def collect(self) -> Iterator[Metric]:
+        requests, latency = self.describe()
+        for (route, status), n in self.counts.items():
+            requests.add_metric([route, str(status)], n)
+        bounds = [*(floatToGoString(b) for b in REQUEST_BUCKETS), "+Inf"]
+        for route, counts in self.buckets.items():
+            latency.add_metric([route], list(zip(bounds, accumulate(counts), strict=True)), self.sums[route])
+        yield requests
+        yield latency
+
+
 class Metrics:
     """Every metric of the process, registered in the order ``/metrics`` lists them."""
 
@@ -113,22 +155,9 @@ class Metrics:
         self.shadow = ShadowMetrics(r)
         self.capture = CaptureMetrics(r)
 
-        # Labelled children looked up once: .labels() takes a lock and builds a key each call.
-        self._requests: dict[tuple[str, int], MetricWrapperBase] = {}
-        self._latency: dict[str, MetricWrapperBase] = {}
-
     def _add_request_metrics(self, r: CollectorRegistry) -> None:
         """What each request and each backend call cost."""
-        self.requests = Counter(
-            "edgeinfer_requests", "HTTP requests by route and status", ["route", "status"], registry=r
-        )
-        self.latency = Histogram(
-            "edgeinfer_request_duration_seconds",
-            "Request latency by route",
-            ["route"],
-            buckets=REQUEST_BUCKETS,
-            registry=r,
-        )
+        self.requests = RequestMetrics(r)
         self.inference = Histogram(
             "edgeinfer_inference_duration_seconds",
             "Backend time per batch",
@@ -171,17 +200,7 @@ class Metrics:
         )
 
     def observe_request(self, route: str, status: int, seconds: float) -> None:
-        counter = self._requests.get((route, status))
-        if counter is None:
-            counter = self._requests[(route, status)] = self.requests.labels(route, str(status))
-        counter.inc()
-        histogram = self._latency.get(route)
-        if histogram is None:
-            histogram = self._latency[route] = self.latency.labels(route)
-        # Histogram.observe finds the bucket by a linear scan over the bounds; bisect finds the
-        # same one (the first bound >= seconds) in 7 steps. The counts are prometheus_client's own.
-        histogram._sum.inc(seconds)
-        histogram._buckets[bisect_left(histogram._upper_bounds, seconds)].inc(1)
+        self.requests.observe(route, status, seconds)
 
     def set_model(
         self,
