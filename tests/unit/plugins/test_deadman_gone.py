@@ -161,3 +161,29 @@ def test_a_watcher_made_from_a_state_without_previous_never_makes_the_failed_rel
     state = {k: v for k, v in read_state(store, "d1").items() if k not in ("previous", "compose_project")}
     watcher = Watcher.of(store, state)
     assert (watcher.previous, watcher.compose_project, watcher.release) == ("", "edgeinfer", "v2-00000000")
+
+
+def test_a_revert_a_killed_watcher_began_is_made_again_not_taken_for_a_deploy_never_switched(
+    tmp_path: Path, capsys
+) -> None:
+    # The watcher of d1 was killed after it switched current back to v1-00000000, before it had
+    # restarted the sidecar: the recovery must make the whole revert again (here it stops at the
+    # missing release v1, which a real edge has), not call the edge "not switched" and serve on.
+    def killed_mid_revert(state: str) -> ReleaseStore:
+        store = armed(tmp_path / state, 60, state=state, armed_epoch=time.time() - 61, pid=dead_pid())
+        Path(store.current_link).parent.mkdir(parents=True)
+        os.symlink("releases/v1-00000000", store.current_link)  # as the revert's switch leaves it
+        return store
+
+    store = killed_mid_revert("reverting")
+    out = run(capsys, "edgeinfer_release", root=store.root, action="lock", deploy_id="d2", lock_holder="ci")
+    assert out["failed"] and out["changed"] and out["deadman_recovered"]["recovered"], out
+    final = read_state(store, "d1")
+    assert final["state"] == "revert" and final["outcome"] == "revert_failed", final
+    assert "release v1-00000000 is not staged" in final["error"], final
+    assert store.lock.read() is None, "a failed revert still releases the gone deploy's lock"
+
+    # The same edge with a watcher that had not begun its revert: the deploy never switched.
+    store = killed_mid_revert("armed")
+    run(capsys, "edgeinfer_release", root=store.root, action="lock", deploy_id="d2", lock_holder="ci")
+    assert read_state(store, "d1")["outcome"] == "not_switched"
