@@ -180,11 +180,7 @@ class _Net:
         needs = str(self.header.get("hailort_version", "4.17"))
         if _version_tuple(needs) > _version_tuple(_version()):
             _raise(92, f"HEF needs HailoRT {needs}, this is {_version()}")
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = 1
-        self.session = ort.InferenceSession(payload, sess_options=opts, providers=["CPUExecutionProvider"])
+        self.session = _hef.session(payload, threads=1)
         self.ort_input = self.session.get_inputs()[0].name
         self.layout = self.header["layout"]
         self.hw_arch = self.header["hw_arch"]

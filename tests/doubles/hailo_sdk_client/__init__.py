@@ -192,7 +192,7 @@ class ClientRunner:
         x = np.asarray(next(iter(dataset.values())) if isinstance(dataset, dict) else dataset, dtype=np.float32)
         quantized = target is InferenceContext.SDK_QUANTIZED
         blob = self._quantized if quantized else self._model.SerializeToString()  # type: ignore[union-attr]
-        sess = ort.InferenceSession(blob, providers=["CPUExecutionProvider"])
+        sess = _hef.session(blob)
         name = sess.get_inputs()[0].name
         nchw = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
         return np.concatenate([sess.run(None, {name: nchw[i : i + 1]})[0] for i in range(len(nchw))])

@@ -64,15 +64,13 @@ def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def hef_answers(hef: Path, normalized: np.ndarray) -> np.ndarray:
     """The HEF's own INT8 graph, run by ONNX Runtime directly: what the device double must answer."""
-    import onnxruntime as ort
-
     sys.path.insert(0, str(DOUBLES))
     try:
-        from hailo_double_hef import unpack
+        from hailo_double_hef import session, unpack
     finally:
         sys.path.remove(str(DOUBLES))
     _, payload = unpack(hef.read_bytes())
-    s = ort.InferenceSession(payload, providers=["CPUExecutionProvider"])
+    s = session(payload)
     return np.concatenate([s.run(None, {s.get_inputs()[0].name: w[None]})[0] for w in normalized])
 
 
