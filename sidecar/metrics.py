@@ -125,10 +125,11 @@ class RequestMetrics:
 
     def collect(self) -> Iterator[Metric]:
         requests, latency = self.describe()
-        for (route, status), n in self.counts.items():
+        # Each dict copied in one step first: a scrape from another thread never meets one growing.
+        for (route, status), n in list(self.counts.items()):
             requests.add_metric([route, str(status)], n)
         bounds = [*(floatToGoString(b) for b in REQUEST_BUCKETS), "+Inf"]
-        for route, counts in self.buckets.items():
+        for route, counts in list(self.buckets.items()):
             latency.add_metric([route], list(zip(bounds, accumulate(counts), strict=True)), self.sums[route])
         yield requests
         yield latency
