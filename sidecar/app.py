@@ -104,12 +104,8 @@ async def _windows(
     if binary and kind == "application/octet-stream":
         body = await read_body(request, state.settings.max_body_bytes)
         arr, is_batch = parse_binary(body, state.settings.max_request_windows)
-        # Most requests have no query string: skip parsing one.
-        normalized = bool(request.scope["query_string"]) and request.query_params.get("normalized", "").lower() in (
-            "1",
-            "true",
-            "yes",
-        )
+        query = request.query_params if request.scope["query_string"] else {}  # most requests have none
+        normalized = query.get("normalized", "").lower() in ("1", "true", "yes")
         return arr, is_batch, normalized, {}
     if kind not in ("", "application/json") and not kind.endswith("+json"):
         accepted = "application/json or application/octet-stream" if binary else "application/json"
@@ -309,10 +305,6 @@ class Service:
     def __init__(self, app: Starlette, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
-        # Requests being served: a plain count the gauge reads at a scrape, where Gauge.inc and
-        # .dec would take its lock twice a request.
-        self.in_flight = 0
-        metrics.in_flight.set_function(lambda: self.in_flight)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -320,7 +312,8 @@ class Service:
             return
         path = scope["path"]
         endpoint = MODEL_ROUTES.get(path) if scope["method"] == "POST" else None
-        self.in_flight += 1
+        requests = self.metrics.requests
+        requests.in_flight += 1
         t0 = time.perf_counter()
         status = 500
         try:
@@ -343,8 +336,8 @@ class Service:
             status = response.status_code
             await response(scope, receive, send)
         finally:
-            self.in_flight -= 1
-            self.metrics.observe_request(route_label(path), status, time.perf_counter() - t0)
+            requests.in_flight -= 1
+            requests.observe(route_label(path), status, time.perf_counter() - t0)
 
 
 def create_app(settings: Settings) -> Service:

@@ -97,7 +97,8 @@ class CaptureMetrics:
 
 class RequestMetrics:
     """``edgeinfer_requests_total`` and ``edgeinfer_request_duration_seconds``: counted in plain
-    dicts on the event loop, read by ``collect`` at a scrape (a custom collector).
+    dicts on the event loop, read by ``collect`` at a scrape (a custom collector); and the count
+    of requests being served, which the ``edgeinfer_in_flight_requests`` gauge reads there.
 
     prometheus_client's Counter and Histogram take a lock on each update (three a request) and
     find the bucket by a linear scan; every request is counted on the event loop, and a scrape is
@@ -107,6 +108,7 @@ class RequestMetrics:
         self.counts: dict[tuple[str, int], int] = {}
         self.buckets: dict[str, list[int]] = {}  # per route, one count per bound and +Inf
         self.sums: dict[str, float] = {}
+        self.in_flight = 0
         r.register(self)
 
     def observe(self, route: str, status: int, seconds: float) -> None:
@@ -170,6 +172,7 @@ class Metrics:
             "edgeinfer_batch_size", "Windows per backend call", buckets=BATCH_BUCKETS, registry=r
         )
         self.in_flight = Gauge("edgeinfer_in_flight_requests", "Requests being served", registry=r)
+        self.in_flight.set_function(lambda: self.requests.in_flight)
 
     def _add_model_metrics(self, r: CollectorRegistry) -> None:
         """Which model serves, on which backend, and how its reloads and answers went."""
@@ -199,9 +202,6 @@ class Metrics:
             "Requests answered 500 because the model returned NaN or Infinity for them",
             registry=r,
         )
-
-    def observe_request(self, route: str, status: int, seconds: float) -> None:
-        self.requests.observe(route, status, seconds)
 
     def set_model(
         self,

@@ -26,7 +26,7 @@ def test_observe_request_counts_into_the_same_buckets_as_prometheus_observe() ->
     values += [10 ** rng.uniform(-5, 1) for _ in range(2000)]
     for i, v in enumerate(values):
         status = 200 if i % 3 else 422
-        m.observe_request("/encode", status, v)
+        m.requests.observe("/encode", status, v)
         reference.labels("/encode").observe(v)
         counter.labels("/encode", str(status)).inc()
     requests, latency = m.requests.collect()
