@@ -75,7 +75,12 @@ def at_share_of_one_core(port: int, model: Path, seconds: float, host: str = "12
 
 
 def lone(
-    url: str, bodies: dict[str, tuple[Path, str]], seconds: int, model: Path | None = None, rounds: int = 3
+    url: str,
+    bodies: dict[str, tuple[Path, str]],
+    seconds: int,
+    model: Path | None = None,
+    rounds: int = 3,
+    kinds: tuple[str, ...] = ("binary", "json"),
 ) -> dict[str, dict[str, object]]:
     """A lone request's round trip: wrk with one connection, on the other core.
 
@@ -87,7 +92,7 @@ def lone(
     short = max(seconds // 2, 3)
     cpu = LOAD_CPU if pinned() else None
     out: dict[str, dict[str, object]] = {}
-    for kind in ("binary", "json"):
+    for kind in kinds:
         if model is None:
             out[kind] = wrk(url + ROUTES[kind], *bodies[kind], 1, short, cpu=cpu)
             continue

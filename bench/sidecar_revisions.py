@@ -6,9 +6,12 @@ bench_sidecar's pairs (ONNX Runtime batch 32 on that core before and after it, t
 wrk with 16 connections from the other core), on the host rows' interpreter, whose venv holds the
 pins of the working tree (revisions whose sidecar needs other packages are not comparable here).
 The table is each revision's ratio to ONNX Runtime, and its event-loop and model-thread CPU per
-request.
+request. With ``--lone``, each turn is instead a lone request's round trip (wrk with one
+connection, its p50) between two measurements of ONNX Runtime's batch-1 inference on that core,
+and the table its margin over one inference (bench_sidecar's lone target).
 
     .venv/bin/python bench/sidecar_revisions.py 2cb7e6f HEAD --rounds 3
+    .venv/bin/python bench/sidecar_revisions.py 2cb7e6f HEAD --rounds 6 --lone
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ sys.path.insert(0, str(REPO))
 from bench.bench_sidecar import PRODUCTION, request_bodies, sidecar_env  # noqa: E402
 from bench.edge_python import edge_python  # noqa: E402
 from bench.sidecar_load import ROUTES, SERVER_CPU, pinned, stop, wait_http  # noqa: E402
-from bench.sidecar_one_core import paired  # noqa: E402
+from bench.sidecar_one_core import lone, paired  # noqa: E402
 from testbed.sidecar import free_port, make_release, point_current  # noqa: E402
 
 
@@ -44,13 +47,17 @@ def export(rev: str, dest: Path) -> Path:
     return dest
 
 
-def one_pair(python: str, tree: Path, models: Path, rel: Path, body: tuple[Path, str], kind: str, seconds: int) -> dict:
+def one_pair(
+    python: str, tree: Path, models: Path, rel: Path, body: tuple[Path, str], kind: str, seconds: int, alone: bool
+) -> dict:
     env = dict(sidecar_env(models, "1"), PYTHONPATH=str(tree), EDGEINFER_LOG_LEVEL="warning")
     port = free_port()
     pin = ["taskset", "-c", str(SERVER_CPU)] if pinned() else []
     p = subprocess.Popen([*pin, python, "-m", "sidecar"], cwd=tree, env=dict(env, EDGEINFER_PORT=str(port)))
     try:
         wait_http(port, "/healthz")
+        if alone:
+            return lone(f"http://127.0.0.1:{port}", {kind: body}, seconds, rel / "model.onnx", 1, (kind,))[kind]
         url = f"http://127.0.0.1:{port}{ROUTES[kind]}"
         return paired(rel / "model_batch.onnx", url, body, seconds, rounds=1, pid=p.pid)["pairs"][0]
     finally:
@@ -63,6 +70,7 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--kind", choices=sorted(ROUTES), default="binary")
     ap.add_argument("--seconds", type=int, default=6)
+    ap.add_argument("--lone", action="store_true", help="a lone request's round trip instead of 16 connections")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="sidecar-revisions-"))
     models = work / "models"
@@ -80,13 +88,20 @@ def compare(args: argparse.Namespace, work: Path, models: Path, rel: Path) -> in
     body = request_bodies(work, rel)[args.kind]
     trees = {rev: export(rev, work / f"rev{i}") for i, rev in enumerate(args.revisions)}
     python, interpreter = edge_python()
-    print(f"{args.kind} {ROUTES[args.kind]}, 16 connections, on {interpreter}", flush=True)
-    print("| round | revision | ratio | by CPU time | event loop us/req | model threads us/req |")
-    print("|---|---|---|---|---|---|")
+    if args.lone:
+        print(f"{args.kind} {ROUTES[args.kind]}, a lone request (1 connection), on {interpreter}", flush=True)
+        print("| round | revision | p50 ms | one inference ms | p50 over it, ms |")
+    else:
+        print(f"{args.kind} {ROUTES[args.kind]}, 16 connections, on {interpreter}", flush=True)
+        print("| round | revision | ratio | by CPU time | event loop us/req | model threads us/req |")
+    print("|---|---|---|---|---|" + ("" if args.lone else "---|"))
     for rnd in range(args.rounds):
         order = args.revisions if rnd % 2 == 0 else args.revisions[::-1]
         for rev in order:
-            r = one_pair(python, trees[rev], models, rel, body, args.kind, args.seconds)
+            r = one_pair(python, trees[rev], models, rel, body, args.kind, args.seconds, args.lone)
+            if args.lone:
+                print(f"| {rnd + 1} | {rev} | {r['p50_ms']:.2f} | {r['inference_ms']:.3f} | {r['margin_ms']:.3f} |")
+                continue
             print(
                 f"| {rnd + 1} | {rev} | {r['ratio']:.3f} | {r.get('cpu_ratio', float('nan')):.3f} "
                 f"| {r.get('loop_us_per_request', '-')} | {r.get('model_us_per_request', '-')} |",

@@ -7,7 +7,7 @@ import contextlib
 import hmac
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import numpy as np
@@ -305,6 +305,12 @@ class Service:
     def __init__(self, app: Starlette, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
+        # The number of open connections, from the server that runs the app (server.serve); while
+        # it is unknown, no request counts as the only one (Batcher's ``alone``).
+        self.connections: Callable[[], int] | None = None
+
+    def alone(self) -> bool:
+        return self.connections is not None and self.connections() <= 1
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -353,7 +359,7 @@ def create_app(settings: Settings) -> Service:
             hp = import_hailo()
             if hp is not None and (settings.backend == "hailo" or settings.hailo_device.exists()):
                 state.hailo = HailoDevice(hp, settings.hailo_device_id)
-        state.batcher = Batcher(lambda: state.model, settings.max_batch, metrics_)
+        state.batcher = Batcher(lambda: state.model, settings.max_batch, metrics_, service.alone)
         state.batcher.start()
         app.state.sidecar = state
         try:
@@ -382,4 +388,5 @@ def create_app(settings: Settings) -> Service:
         ],
         lifespan=lifespan,
     )
-    return Service(app, metrics_)
+    service = Service(app, metrics_)
+    return service

@@ -278,11 +278,13 @@ def limits_of(settings: Settings, closed: Counter | None = None) -> Limits:
 def serve(app: Any, settings: Settings, closed: Counter | None = None) -> None:
     import uvicorn
 
+    limits = limits_of(settings, closed)
+    app.connections = limits.live.__len__
     uvicorn.run(
         app,
         host=settings.host,
         port=settings.port,
-        http=protocol_class(limits_of(settings, closed)),
+        http=protocol_class(limits),
         timeout_keep_alive=settings.keepalive_timeout_s,  # type: ignore[arg-type]  # a float works: call_later
         log_level=settings.log_level,
         access_log=False,

@@ -204,3 +204,72 @@ def test_a_batch_that_ends_after_its_event_loop_closed_leaves_the_thread_serving
     assert batcher.thread.is_alive()
     asyncio.run(asyncio.wait_for(batcher.stop(), 10))
     assert not batcher.thread.is_alive()
+
+
+class _Threads(_Backend):
+    """Records the thread of each call and the most calls that were ever in the backend at once."""
+
+    def __init__(self, fail_on: float | None = None) -> None:
+        super().__init__(fail_on)
+        self.threads: list[str] = []
+        self.inside = 0
+        self.most_inside = 0
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        self.threads.append(threading.current_thread().name)
+        self.inside += 1
+        self.most_inside = max(self.most_inside, self.inside)
+        try:
+            return super().run(x)
+        finally:
+            self.inside -= 1
+
+
+def test_a_lone_single_window_runs_on_the_event_loop_and_anything_else_on_the_inference_thread():
+    backend = _Threads(fail_on=9.0)
+    backend.release.set()
+    alone = [True]
+    batcher = Batcher(lambda: _model(backend), 32, Metrics(), lambda: alone[0])  # type: ignore[arg-type, return-value]
+
+    async def run() -> list[object]:
+        batcher.start()
+        try:
+            out: list[object] = [await batcher.submit(_windows(1), True), await batcher.submit(_windows(2, 3), True)]
+            with pytest.raises(RuntimeError, match="backend failed on 9.0"):
+                await batcher.submit(_windows(9), True)
+            out.append(await batcher.submit(_windows(4), False))
+            alone[0] = False
+            out.append(await batcher.submit(_windows(5), True))
+            return out
+        finally:
+            await batcher.stop()
+
+    main = threading.current_thread().name  # asyncio.run's loop runs on this thread
+    results = asyncio.run(asyncio.wait_for(run(), 10))
+    assert backend.threads == [main, "inference", main, main, "inference"]
+    # the same answers either way: the rows, the normalization, a failure as an exception
+    assert [r.embeddings[:, 0].tolist() for r in results] == [[1.0], [2.0, 3.0], [8.0], [5.0]]  # type: ignore[union-attr]
+
+
+def test_a_lone_request_waits_behind_a_busy_inference_thread_instead_of_running_beside_it():
+    backend = _Threads()
+    alone = [False]
+    batcher = Batcher(lambda: _model(backend), 32, Metrics(), lambda: alone[0])  # type: ignore[arg-type, return-value]
+
+    async def run() -> list[object]:
+        batcher.start()
+        try:
+            first = asyncio.ensure_future(batcher.submit(_windows(1), True))
+            await asyncio.to_thread(backend.entered.wait, 10)  # the inference thread is in the backend
+            alone[0] = True
+            lone = asyncio.ensure_future(batcher.submit(_windows(2), True))
+            await asyncio.sleep(0.05)
+            assert not lone.done()
+            backend.release.set()
+            return await asyncio.gather(first, lone)
+        finally:
+            await batcher.stop()
+
+    results = asyncio.run(asyncio.wait_for(run(), 10))
+    assert backend.threads == ["inference", "inference"] and backend.most_inside == 1
+    assert [r.embeddings[0, 0] for r in results] == [1.0, 2.0]  # type: ignore[union-attr]

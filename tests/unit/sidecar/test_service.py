@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import threading
 import time
 from pathlib import Path
@@ -475,3 +476,39 @@ def test_an_endpoint_failure_is_a_json_500_counted_and_not_in_flight():
     text = generate_latest(metrics.registry).decode()
     assert _metric(text, 'edgeinfer_requests_total{route="/encode",status="500"}') == 1
     assert _metric(text, "edgeinfer_in_flight_requests") == 0
+
+
+def _thread_ticks(pid: int) -> dict[str, int]:
+    """CPU clock ticks (user + system) of the server's main thread (the event loop) and of its other
+    threads together (the inference thread; the others sit idle while only /encode is served)."""
+    out = {"loop": 0, "others": 0}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        out["loop" if task.name == str(pid) else "others"] += int(fields[11]) + int(fields[12])
+    return out
+
+
+def test_the_only_connection_s_window_runs_on_the_event_loop_and_a_second_open_one_sends_it_to_the_thread(
+    sidecar, models, origin_config
+):
+    s = sidecar(models / "current")
+    window = raw_windows(origin_config, 1, seed=5)[0].astype("<f4").tobytes()
+    octet = {"Content-Type": "application/octet-stream"}
+
+    def encode_many(session: requests.Session) -> tuple[dict[str, int], list[float]]:
+        before = _thread_ticks(s.proc.pid)
+        answers = [session.post(s.url + "/encode", data=window, headers=octet, timeout=30) for _ in range(150)]
+        after = _thread_ticks(s.proc.pid)
+        embeddings = {tuple(r.json()["latent_embedding"]) for r in answers}
+        assert len(embeddings) == 1
+        return {k: after[k] - before[k] for k in after}, list(embeddings.pop())
+
+    with requests.Session() as one:
+        alone, alone_embedding = encode_many(one)  # one connection, kept alive
+        with socket.create_connection(("127.0.0.1", int(s.url.rsplit(":", 1)[1]))):  # a second, idle
+            time.sleep(0.2)
+            shared, shared_embedding = encode_many(one)
+    # 150 inferences are about 0.2 s of CPU (20 ticks) on either thread
+    assert alone["others"] <= 2 < 10 <= alone["loop"], alone
+    assert shared["others"] >= 10, shared
+    assert alone_embedding == shared_embedding  # one ONNX Runtime session, the same answer on either thread
