@@ -8,7 +8,9 @@ pins of the working tree (revisions whose sidecar needs other packages are not c
 The table is each revision's ratio to ONNX Runtime, and its event-loop and model-thread CPU per
 request. With ``--lone``, each turn is instead a lone request's round trip (wrk with one
 connection, its p50) between two measurements of ONNX Runtime's batch-1 inference on that core,
-and the table its margin over one inference (bench_sidecar's lone target).
+and the table its margin over one inference (bench_sidecar's lone target), with the sidecar's
+own mean time per request beyond its backend's (from its /metrics: the request histogram's mean
+less the inference histogram's), which the client and the kernel's loopback do not move.
 
     .venv/bin/python bench/sidecar_revisions.py 2cb7e6f HEAD --rounds 3
     .venv/bin/python bench/sidecar_revisions.py 2cb7e6f HEAD --rounds 6 --lone
@@ -28,6 +30,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench import witness  # noqa: E402
 from bench.bench_sidecar import PRODUCTION, request_bodies, sidecar_env  # noqa: E402
 from bench.edge_python import edge_python  # noqa: E402
 from bench.sidecar_load import ROUTES, SERVER_CPU, pinned, stop, wait_http  # noqa: E402
@@ -57,7 +60,10 @@ def one_pair(
     try:
         wait_http(port, "/healthz")
         if alone:
-            return lone(f"http://127.0.0.1:{port}", {kind: body}, seconds, rel / "model.onnx", 1, (kind,))[kind]
+            before = witness.sums(port, ROUTES[kind])
+            r = lone(f"http://127.0.0.1:{port}", {kind: body}, seconds, rel / "model.onnx", 1, (kind,))[kind]
+            d = [a - b for a, b in zip(witness.sums(port, ROUTES[kind]), before, strict=True)]
+            return {**r, "beyond_backend_us": round((d[0] / d[1] - d[2] / d[3]) * 1e6, 1)}
         url = f"http://127.0.0.1:{port}{ROUTES[kind]}"
         return paired(rel / "model_batch.onnx", url, body, seconds, rounds=1, pid=p.pid)["pairs"][0]
     finally:
@@ -90,17 +96,21 @@ def compare(args: argparse.Namespace, work: Path, models: Path, rel: Path) -> in
     python, interpreter = edge_python()
     if args.lone:
         print(f"{args.kind} {ROUTES[args.kind]}, a lone request (1 connection), on {interpreter}", flush=True)
-        print("| round | revision | p50 ms | one inference ms | p50 over it, ms |")
+        print("| round | revision | p50 ms | one inference ms | p50 over it, ms | sidecar beyond its backend, us |")
     else:
         print(f"{args.kind} {ROUTES[args.kind]}, 16 connections, on {interpreter}", flush=True)
         print("| round | revision | ratio | by CPU time | event loop us/req | model threads us/req |")
-    print("|---|---|---|---|---|" + ("" if args.lone else "---|"))
+    print("|---|---|---|---|---|---|")
     for rnd in range(args.rounds):
         order = args.revisions if rnd % 2 == 0 else args.revisions[::-1]
         for rev in order:
             r = one_pair(python, trees[rev], models, rel, body, args.kind, args.seconds, args.lone)
             if args.lone:
-                print(f"| {rnd + 1} | {rev} | {r['p50_ms']:.2f} | {r['inference_ms']:.3f} | {r['margin_ms']:.3f} |")
+                print(
+                    f"| {rnd + 1} | {rev} | {r['p50_ms']:.2f} | {r['inference_ms']:.3f} | {r['margin_ms']:.3f} "
+                    f"| {r['beyond_backend_us']} |",
+                    flush=True,
+                )
                 continue
             print(
                 f"| {rnd + 1} | {rev} | {r['ratio']:.3f} | {r.get('cpu_ratio', float('nan')):.3f} "

@@ -46,6 +46,26 @@ def scrape(port: int, route: str = "/encode") -> Scrape:
     return Scrape(t, *parse(text, route))
 
 
+def sums(port: int, route: str = "/encode") -> tuple[float, float, float, float]:
+    """The seconds and count of ``route``'s requests (``edgeinfer_request_duration_seconds``) and of
+    the backend's calls (``edgeinfer_inference_duration_seconds``), cumulative."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    label, out = f'route="{route}"', [0.0, 0.0, 0.0, 0.0]
+    for line in text.splitlines():
+        name = line.split("{", 1)[0]
+        if name.startswith("edgeinfer_request_duration_seconds_") and label not in line:
+            continue
+        i = {
+            "edgeinfer_request_duration_seconds_sum": 0,
+            "edgeinfer_request_duration_seconds_count": 1,
+            "edgeinfer_inference_duration_seconds_sum": 2,
+            "edgeinfer_inference_duration_seconds_count": 3,
+        }.get(name)
+        if i is not None:
+            out[i] += float(line.rsplit(" ", 1)[1])
+    return out[0], out[1], out[2], out[3]
+
+
 def delta(before: dict[float, float], after: dict[float, float]) -> dict[float, float]:
     """The cumulative histogram of what happened between two scrapes."""
     return {le: after[le] - before.get(le, 0.0) for le in after}
