@@ -38,7 +38,7 @@ from bench.sidecar_load import (  # noqa: E402
     wrk,
 )
 from bench.sidecar_one_core import lone, on_one_core  # noqa: E402
-from bench.sidecar_report import LOOPBACK_PROXY, report  # noqa: E402
+from bench.sidecar_report import LOOPBACK_PROXY, NO_MODEL, report  # noqa: E402
 from bench.speed import ort_rate  # noqa: E402
 from testbed.sidecar import free_port, make_release, point_current  # noqa: E402
 
@@ -165,8 +165,12 @@ def measure_host(
         stop(p)
 
 
-def instrument_floor(pin: list[str]) -> dict[str, float]:
-    """The load engine's own latency at the constant rate, against a server with no model."""
+def instrument_floor(
+    pin: list[str], bodies: dict[str, tuple[Path, str]], seconds: int
+) -> tuple[dict[str, float], dict[str, dict[str, object]]]:
+    """Against a server with no model (``edgeinfer_validate.testserver``, a canned answer on the
+    server's core): the load engine's own latency at the constant rate, and a lone request's round
+    trip, which is this machine's loopback and wake-up floor under the lone target's margin."""
     floor = subprocess.Popen(
         [*pin, sys.executable, "-m", "edgeinfer_validate.testserver", "--port", "0"],
         cwd=REPO,
@@ -175,7 +179,7 @@ def instrument_floor(pin: list[str]) -> dict[str, float]:
     )
     try:
         fport = int(floor.stdout.readline().strip().rsplit(":", 1)[1])
-        return constant_rate(fport, "plain")
+        return constant_rate(fport, "plain"), lone(f"http://127.0.0.1:{fport}", bodies, seconds)
     finally:
         stop(floor)
 
@@ -197,7 +201,7 @@ def measure_constant_load(
     pin = ["taskset", "-c", str(SERVER_CPU)] if pinned() else []
     const: dict[str, object] = {"pinned": pinned()}
     results["share"], results["lone"], results["one_core"] = {}, {}, {}
-    const["instrument floor (no model)"] = instrument_floor(pin)
+    const["instrument floor (no model)"], results["lone"][NO_MODEL] = instrument_floor(pin, bodies, seconds)
     port = free_port()
     p = subprocess.Popen(
         [*pin, python, "-m", "sidecar"],

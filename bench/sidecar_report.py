@@ -20,6 +20,8 @@ LONE_EXTRA_MS = 0.3  # a lone request's round trip <= ONNX Runtime's single infe
 MIN_SHARE = {"binary": 0.85, "json": 0.80, "infer": 0.80}
 # The lone round trip of the container through its port published on 127.0.0.1 (information).
 LOOPBACK_PROXY = "container via 127.0.0.1 (Docker's userland proxy)"
+# The lone round trip of a server with no model (information: the machine's floor under the margin).
+NO_MODEL = "no model (edgeinfer_validate.testserver, a canned answer)"
 
 
 def _f(v: object, nd: int = 1) -> str:
@@ -298,7 +300,9 @@ def lone_table(lone: dict) -> list[str]:
         "A lone request (wrk, one connection, pinned to the other core, against the pinned sidecar). Where "
         "a row has pairs, each kind ran three times, each between two measurements of ONNX Runtime's "
         "batch-1 inference on the server's core; the row is the pair with the median margin over its "
-        "inference, and the last column gives every pair's margin:",
+        "inference, and the last column gives every pair's margin. The first rows are the same wrk against "
+        "a server with no model on the same core: the round trip of this machine's loopback and the "
+        "wake-up of an idle core, which the margin over one inference includes:",
         "",
         "| server | route | req/s | p50 ms | p99 ms | non-2xx | one inference ms | p50 over it, each pair ms |",
         "|---|---|---|---|---|---|---|---|",
@@ -307,8 +311,9 @@ def lone_table(lone: dict) -> list[str]:
         for kind, v in per_kind.items():
             margins = " / ".join(f"{m:.3f}" for m in v.get("margins_ms", [])) or "-"
             inference = _f(v["inference_ms"], 3) if "inference_ms" in v else "-"
+            server = where if where == NO_MODEL else f"sidecar, {where}"
             lines.append(
-                f"| sidecar, {where} | {kind} {ROUTES[kind]} | {_f(v['rps'], 0)} | {_f(v['p50_ms'], 2)} "
+                f"| {server} | {kind} {ROUTES[kind]} | {_f(v['rps'], 0)} | {_f(v['p50_ms'], 2)} "
                 f"| {_f(v['p99_ms'], 2)} | {v['non2xx']} | {inference} | {margins} |"
             )
     return lines

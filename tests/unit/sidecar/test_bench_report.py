@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from bench.sidecar_report import report
+from bench.sidecar_report import NO_MODEL, report
 
 
 def _served(p99: float, rate: float = 250, failed: int = 0) -> dict[str, float]:
@@ -88,6 +88,15 @@ def test_a_lone_round_trip_with_its_own_inference_pairs_is_judged_against_them()
     assert "median of 3 pairs" in text
     assert "<= 1.80 ms (one inference) + 0.3 ms = 2.10 ms" in text
     assert "| 1.800 | 0.410 / 0.490 / 0.520 |" in text
+
+
+def test_the_no_model_server_s_lone_round_trip_is_shown_first_and_judged_nowhere() -> None:
+    r = copy.deepcopy(RESULTS)
+    r["lone"] = {NO_MODEL: {"binary": _wrk(0.16), "json": _wrk(0.17)}, **r["lone"]}
+    text = report(r)
+    lone_rows = [line for line in text.splitlines() if line.startswith("| ") and "/encode |" in line]
+    assert lone_rows[0].startswith(f"| {NO_MODEL} | binary /encode | 6,250 | 0.16 |"), lone_rows
+    assert verdicts(r) == verdicts(RESULTS)  # information, no target of its own
 
 
 def test_a_request_that_failed_at_the_constant_load_fails_the_target() -> None:
