@@ -112,6 +112,22 @@ def window_array(window: Any, field: str, has_bool: bool, has_str: bool = True) 
     return out
 
 
+def _brackets(body: bytes) -> int:
+    """The ``[`` in ``body``. numpy compares the bytes in vector registers: on an 18 KB window this
+    takes about 6 us, ``bytes.count`` 11 to 28 (Debian's python3.11 the slower)."""
+    return int(np.count_nonzero(np.frombuffer(body, np.uint8) == 0x5B))
+
+
+def _rows(window: simdjson.Array) -> bool:
+    """Every element of ``window`` has CHANNELS elements. A number has no length; a string or an
+    object of that length passes here and fails ``as_buffer``, which reads numbers only. About two
+    thirds of the time of an ``isinstance`` and a ``len`` per row."""
+    try:
+        return set(map(len, window)) == {CHANNELS}
+    except TypeError:
+        return False
+
+
 def plain_window(body: bytes, window_key: str) -> tuple[np.ndarray, bool] | None:
     """The windows [1,100,9] and the normalized flag of a plain one-window body, read without a
     Python object per number; None for any other body, which then takes ``parse_json_exact``.
@@ -139,8 +155,8 @@ def plain_window(body: bytes, window_key: str) -> tuple[np.ndarray, bool] | None
         not isinstance(normalized, bool)
         or not isinstance(window, simdjson.Array)
         or len(window) != WINDOW
-        or body.count(b"[") != WINDOW + 1  # no array in any row: as_buffer would flatten it
-        or not all(isinstance(row, simdjson.Array) and len(row) == CHANNELS for row in window)
+        or _brackets(body) != WINDOW + 1  # no array in any row: as_buffer would flatten it
+        or not _rows(window)
     ):
         return None
     try:
