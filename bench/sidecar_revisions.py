@@ -51,19 +51,22 @@ def export(rev: str, dest: Path) -> Path:
 
 
 def one_pair(
-    python: str, tree: Path, models: Path, rel: Path, body: tuple[Path, str], kind: str, seconds: int, alone: bool
+    python: str, tree: Path, models: Path, rel: Path, body: tuple[Path, str], kind: str, seconds: int, one: bool
 ) -> dict:
+    """One turn of the revision in ``tree``: a throughput pair, or with ``one`` a lone request's."""
     env = dict(sidecar_env(models, "1"), PYTHONPATH=str(tree), EDGEINFER_LOG_LEVEL="warning")
     port = free_port()
     pin = ["taskset", "-c", str(SERVER_CPU)] if pinned() else []
     p = subprocess.Popen([*pin, python, "-m", "sidecar"], cwd=tree, env=dict(env, EDGEINFER_PORT=str(port)))
     try:
         wait_http(port, "/healthz")
-        if alone:
+        if one:
             before = witness.sums(port, ROUTES[kind])
-            r = lone(f"http://127.0.0.1:{port}", {kind: body}, seconds, rel / "model.onnx", 1, (kind,))[kind]
+            url = f"http://127.0.0.1:{port}"
+            r = lone(url, {kind: body}, seconds, model=rel / "model.onnx", rounds=1, kinds=(kind,))[kind]
             d = [a - b for a, b in zip(witness.sums(port, ROUTES[kind]), before, strict=True)]
-            return {**r, "beyond_backend_us": round((d[0] / d[1] - d[2] / d[3]) * 1e6, 1)}
+            beyond = round((d[0] / d[1] - d[2] / d[3]) * 1e6, 1) if d[1] and d[3] else "-"
+            return {**r, "beyond_backend_us": beyond}
         url = f"http://127.0.0.1:{port}{ROUTES[kind]}"
         return paired(rel / "model_batch.onnx", url, body, seconds, rounds=1, pid=p.pid)["pairs"][0]
     finally:

@@ -306,7 +306,7 @@ class Service:
         self.app = app
         self.metrics = metrics
         # The number of open connections, from the server that runs the app (server.serve); while
-        # it is unknown, no request counts as the only one (Batcher's ``alone``).
+        # it is unknown, no request counts as alone (Batcher's ``alone``).
         self.connections: Callable[[], int] | None = None
 
     def alone(self) -> bool:
@@ -388,5 +388,5 @@ def create_app(settings: Settings) -> Service:
         ],
         lifespan=lifespan,
     )
-    service = Service(app, metrics_)
+    service = Service(app, metrics_)  # named: the lifespan above gives the batcher its ``alone``
     return service

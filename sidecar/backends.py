@@ -3,8 +3,9 @@
 Every backend takes normalized float32 windows ``[N, 100, 9]`` and returns
 ``[N, 64]`` float32 embeddings. A backend whose model wants other units (a HEF
 that normalizes on chip takes raw sensor units) converts them itself, so that a
-fallback to another backend is fed what that one expects. ``run`` blocks; the
-caller keeps it off the event loop.
+fallback to another backend is fed what that one expects. ``run`` blocks. The
+batcher runs it on its inference thread, or, for a lone window, on the event loop
+when the backend's ``inline`` says that a run is CPU work that ends (batcher.py).
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ def _status_of(exc: BaseException) -> int | None:
 class Backend(Protocol):
     name: str
     detail: str
+    inline: bool  # a run may be made on the event loop: CPU work of about one inference
 
     def run(self, x: np.ndarray) -> np.ndarray: ...
 
@@ -84,6 +86,7 @@ def release_free_memory() -> bool:
 
 class OrtBackend:
     name = "onnxruntime"
+    inline = True
 
     def __init__(self, path: Path, threads: int) -> None:
         import onnxruntime as ort
@@ -199,6 +202,7 @@ class HailoBackend:
     """HailoRT 4.18+ through InferModel; 4.17 (no ``create_infer_model``) through InferVStreams."""
 
     name = "hailo"
+    inline = False  # a run waits on the device, up to EDGEINFER_HAILO_TIMEOUT_MS
 
     def __init__(
         self,
@@ -307,6 +311,8 @@ class HailoBackend:
 
 class FallbackBackend:
     """Hailo first; on a fallback status at run time, ONNX Runtime from then on (and say so)."""
+
+    inline = False  # Hailo's run, and the session the fallback builds
 
     def __init__(self, primary: HailoBackend, make_cpu: Any) -> None:
         self.primary: HailoBackend | None = primary

@@ -4,19 +4,21 @@ the previous one ran.
 There is no fixed wait: a lone request runs at once, and under load the queue fills while the
 backend is busy, so batches grow with the load.
 
-The event loop only queues a request's windows and awaits its future; the inference thread takes
+Normally the event loop only queues a request's windows and awaits its future; the inference thread takes
 the batch, normalizes it, runs the backend and hands all the batch's answers back in one callback.
 A ``ThreadPoolExecutor`` with an asyncio task gathering the batches would do the same with more
 hops per batch (the task's wake-up, the executor's work item and its future, the future chained
 to an asyncio one): on one core, with a lone request, those hops cost about 40 µs of event-loop
 CPU that the round trip waits for (``bench/bench_sidecar.py``'s event-loop CPU per request).
 
-One case skips the thread: a single window from the only open connection, with the inference
-thread idle and nothing queued, runs on the event loop itself. There is nothing else for the loop
-to do meanwhile (no other connection can send a request), and the two handoffs (the thread's
-wake-up, then the loop's) cost a lone request about 0.07 ms on one core, against a 1.2 ms
-inference (``bench/sidecar_revisions.py --lone``). It stays one window so that the loop is never
-held longer than one inference.
+One case skips the thread: a single window, while at most one connection is open, the inference
+thread idle and nothing waiting in its queue, on a backend whose run is CPU work that ends
+(``inline`` in backends.py: ONNX Runtime), runs on the event loop itself. With one connection
+there is no other request to read meanwhile (a new connection is accepted when that inference
+ends), and the two handoffs (the thread's wake-up, then the loop's) cost a lone request about
+0.07 ms on one core, against a 1.2 ms inference (``bench/sidecar_revisions.py --lone``). So the
+loop is held for at most one window's inference on the CPU: a Hailo run waits on the device, up to
+its timeout, and a fallback from it builds a session, so those always run on the thread.
 """
 
 from __future__ import annotations
@@ -70,8 +72,9 @@ class Batcher:
         self.get_model = get_model
         self.max_batch = max_batch
         self.metrics = metrics
-        self.alone = alone  # whether the request being submitted is on the only open connection
-        # Held while a batch or queued work runs, on whichever thread runs it.
+        self.alone = alone  # whether at most one connection is open (the submitting request's)
+        # Held while a batch or queued work runs, on whichever thread runs it; released before
+        # the answers go back, so that the next lone request finds it free.
         self.busy = threading.Lock()
         # One thread: batches run one after another, and a model closed through it
         # is closed after the batch that was using it.
@@ -93,14 +96,23 @@ class Batcher:
             raise LookupError("the inference thread is not running")  # answered 503, never left waiting
         fut: asyncio.Future[Result] = self.loop.create_future()
         job = (windows, normalized, fut)
-        if windows.shape[0] == 1 and self.queue.empty() and self.alone() and self.busy.acquire(blocking=False):
+        if self._inline(windows) and self.busy.acquire(blocking=False):
             try:  # on the event loop: see the module's docstring
-                self._batch([job], self._now)
+                answer, args = self._batch([job])
             finally:
                 self.busy.release()
+            answer(*args)
         else:
             self.queue.put(job)
         return await fut
+
+    def _inline(self, windows: np.ndarray) -> bool:
+        """Whether this request may run on the event loop (the module's docstring); the inference
+        thread's being idle is ``busy``'s to say."""
+        if windows.shape[0] != 1 or not self.queue.empty() or not self.alone():
+            return False
+        model = self.get_model()
+        return model is not None and getattr(model.backend, "inline", False)  # a backend that does not say: no
 
     def run_sync_later(self, fn: Callable[[], object]) -> None:
         """Queue work behind the batches already queued, on the inference thread; at once when the
@@ -142,10 +154,12 @@ class Batcher:
             jobs = [job for job in jobs if not job[2].done()]
             if jobs:
                 with self.busy:
-                    self._batch(jobs, self._answer)
+                    answer, args = self._batch(jobs)
+                self._answer(answer, *args)
 
-    def _batch(self, jobs: list[Job], answer: Callable[..., None]) -> None:
-        """Run ``jobs`` as one backend call; ``answer(fn, *args)`` has ``fn(*args)`` run on the loop."""
+    def _batch(self, jobs: list[Job]) -> tuple[Callable[..., None], tuple[object, ...]]:
+        """Run ``jobs`` as one backend call; returns the callback that answers them on the event
+        loop, with its arguments."""
         try:
             model = self.get_model()
             if model is None:
@@ -166,13 +180,8 @@ class Batcher:
             # One check per batch; each request is looked at only when it fails.
             finite = bool(np.isfinite(y).all())
         except Exception as exc:
-            answer(self._fail, jobs, exc)
-            return
-        answer(self._deliver, jobs, model, y, seconds, finite)
-
-    @staticmethod
-    def _now(fn: Callable[..., None], *args: object) -> None:
-        fn(*args)  # already on the event loop
+            return self._fail, (jobs, exc)
+        return self._deliver, (jobs, model, y, seconds, finite)
 
     def _answer(self, fn: Callable[..., None], *args: object) -> None:
         assert self.loop is not None

@@ -113,8 +113,8 @@ def window_array(window: Any, field: str, has_bool: bool, has_str: bool = True) 
 
 
 def _brackets(body: bytes) -> int:
-    """The ``[`` in ``body``. numpy compares the bytes in vector registers: on an 18 KB window this
-    takes about 6 us, ``bytes.count`` 11 to 28 (Debian's python3.11 the slower)."""
+    """The ``[`` in ``body``. numpy compares the bytes in vector registers: on an 18 KB window, two to
+    four times as fast as ``bytes.count``, whose one-byte count is a plain loop."""
     return int(np.count_nonzero(np.frombuffer(body, np.uint8) == 0x5B))
 
 

@@ -28,12 +28,15 @@ import asyncio
 import json
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import Counter
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from .config import Settings
+
+if TYPE_CHECKING:
+    from .app import Service
 
 log = logging.getLogger("sidecar.server")
 
@@ -275,11 +278,11 @@ def limits_of(settings: Settings, closed: Counter | None = None) -> Limits:
     )
 
 
-def serve(app: Any, settings: Settings, closed: Counter | None = None) -> None:
+def serve(app: Service, settings: Settings, closed: Counter | None = None) -> None:
     import uvicorn
 
     limits = limits_of(settings, closed)
-    app.connections = limits.live.__len__
+    app.connections = limits.live.__len__  # what Service.alone reads
     uvicorn.run(
         app,
         host=settings.host,

@@ -478,13 +478,13 @@ def test_an_endpoint_failure_is_a_json_500_counted_and_not_in_flight():
     assert _metric(text, "edgeinfer_in_flight_requests") == 0
 
 
-def _thread_ticks(pid: int) -> dict[str, int]:
-    """CPU clock ticks (user + system) of the server's main thread (the event loop) and of its other
-    threads together (the inference thread; the others sit idle while only /encode is served)."""
-    out = {"loop": 0, "others": 0}
+def _thread_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds of the server's main thread (the event loop) and of its other threads together
+    (the inference thread; the others sit idle while only /encode is served), from schedstat."""
+    out = {"loop": 0.0, "others": 0.0}
     for task in Path(f"/proc/{pid}/task").iterdir():
-        fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
-        out["loop" if task.name == str(pid) else "others"] += int(fields[11]) + int(fields[12])
+        ns = int((task / "schedstat").read_text().split()[0])
+        out["loop" if task.name == str(pid) else "others"] += ns / 1e9
     return out
 
 
@@ -495,10 +495,10 @@ def test_the_only_connection_s_window_runs_on_the_event_loop_and_a_second_open_o
     window = raw_windows(origin_config, 1, seed=5)[0].astype("<f4").tobytes()
     octet = {"Content-Type": "application/octet-stream"}
 
-    def encode_many(session: requests.Session) -> tuple[dict[str, int], list[float]]:
-        before = _thread_ticks(s.proc.pid)
-        answers = [session.post(s.url + "/encode", data=window, headers=octet, timeout=30) for _ in range(150)]
-        after = _thread_ticks(s.proc.pid)
+    def encode_many(session: requests.Session) -> tuple[dict[str, float], list[float]]:
+        before = _thread_cpu(s.proc.pid)
+        answers = [session.post(s.url + "/encode", data=window, headers=octet, timeout=30) for _ in range(100)]
+        after = _thread_cpu(s.proc.pid)
         embeddings = {tuple(r.json()["latent_embedding"]) for r in answers}
         assert len(embeddings) == 1
         return {k: after[k] - before[k] for k in after}, list(embeddings.pop())
@@ -508,7 +508,7 @@ def test_the_only_connection_s_window_runs_on_the_event_loop_and_a_second_open_o
         with socket.create_connection(("127.0.0.1", int(s.url.rsplit(":", 1)[1]))):  # a second, idle
             time.sleep(0.2)
             shared, shared_embedding = encode_many(one)
-    # 150 inferences are about 0.2 s of CPU (20 ticks) on either thread
-    assert alone["others"] <= 2 < 10 <= alone["loop"], alone
-    assert shared["others"] >= 10, shared
+    # An inference costs several times a request's HTTP work, on whichever thread makes it.
+    assert alone["others"] * 20 < alone["loop"], alone
+    assert shared["others"] > shared["loop"], shared
     assert alone_embedding == shared_embedding  # one ONNX Runtime session, the same answer on either thread
