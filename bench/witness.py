@@ -13,6 +13,8 @@ import time
 import urllib.request
 from dataclasses import dataclass
 
+from prometheus_client.parser import text_string_to_metric_families
+
 _LE = re.compile(r'le="([^"]+)"')
 
 
@@ -42,28 +44,25 @@ def parse(text: str, route: str) -> tuple[float, dict[float, float]]:
 
 def scrape(port: int, route: str = "/encode") -> Scrape:
     t = time.perf_counter()
-    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-    return Scrape(t, *parse(text, route))
+    return Scrape(t, *parse(_metrics(port), route))
+
+
+def _metrics(port: int) -> str:
+    return urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
 
 
 def sums(port: int, route: str = "/encode") -> tuple[float, float, float, float]:
     """The seconds and count of ``route``'s requests (``edgeinfer_request_duration_seconds``) and of
     the backend's calls (``edgeinfer_inference_duration_seconds``), cumulative."""
-    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-    label, out = f'route="{route}"', [0.0, 0.0, 0.0, 0.0]
-    for line in text.splitlines():
-        name = line.split("{", 1)[0]
-        if name.startswith("edgeinfer_request_duration_seconds_") and label not in line:
-            continue
-        i = {
-            "edgeinfer_request_duration_seconds_sum": 0,
-            "edgeinfer_request_duration_seconds_count": 1,
-            "edgeinfer_inference_duration_seconds_sum": 2,
-            "edgeinfer_inference_duration_seconds_count": 3,
-        }.get(name)
-        if i is not None:
-            out[i] += float(line.rsplit(" ", 1)[1])
-    return out[0], out[1], out[2], out[3]
+    names = [
+        f"edgeinfer_{kind}_duration_seconds_{part}" for kind in ("request", "inference") for part in ("sum", "count")
+    ]
+    out = dict.fromkeys(names, 0.0)
+    for family in text_string_to_metric_families(_metrics(port)):
+        for sample in family.samples:
+            if sample.name in out and sample.labels.get("route", route) == route:
+                out[sample.name] += sample.value
+    return out[names[0]], out[names[1]], out[names[2]], out[names[3]]
 
 
 def delta(before: dict[float, float], after: dict[float, float]) -> dict[float, float]:
