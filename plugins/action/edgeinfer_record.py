@@ -15,7 +15,7 @@ from ansible.plugins.action import ActionBase
 ARGS = {
     "dir": {"type": "path", "required": True},
     "files": {"type": "dict", "required": True},
-    "mode": {"type": "str", "default": "0644"},
+    "mode": {"type": "raw", "default": "0644"},
 }
 
 
@@ -43,6 +43,21 @@ def _write(path, content, mode):
     return True
 
 
+def _mode(value):
+    """The permission bits of ``value``, None when it is none. An integer is taken as YAML gave it: an
+    unquoted 0644 reads as the octal number, as ansible.builtin.file takes it; text is read as octal."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        mode = value
+    else:
+        try:
+            mode = int(str(value), 8)
+        except ValueError:
+            return None
+    return mode if 0 <= mode <= 0o7777 else None
+
+
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _requires_connection = False
@@ -50,10 +65,13 @@ class ActionModule(ActionBase):
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
         args = self.validate_argument_spec(argument_spec=ARGS)[1]
-        try:
-            mode = int(args["mode"], 8)
-        except ValueError:
-            return dict(result, failed=True, msg=f"mode: expected an octal mode such as 0644, got {args['mode']!r}")
+        mode = _mode(args["mode"])
+        if mode is None:
+            return dict(
+                result,
+                failed=True,
+                msg=f"mode: expected an octal mode from 0000 to 7777 such as '0644', got {args['mode']!r}",
+            )
         directory, written = os.path.expanduser(args["dir"]), []
         for name, content in args["files"].items():
             if not isinstance(name, str) or not name or os.path.basename(name) != name or name in (".", ".."):

@@ -14,7 +14,7 @@ description:
     per edge, keyed by its inventory name.
   - C(outcome) is V(unreachable) (left out by Tailscale's status, C(edgeinfer_unreachable), or not answering SSH at
     preflight), V(lost) (unreachable in the middle of its deploy; the rollout strategy sets C(edgeinfer_lost)), the
-    outcome of its record (V(deployed), V(unchanged), V(rolled_back), V(rollback_failed), V(refused), V(failed)),
+    outcome of its record (V(deployed), V(unchanged), V(rolled_back), V(rollback_failed), V(refused), V(unhealthy), V(failed)),
     or V(not_reached) when its batch never ran.
   - C(budget) says which budget of the rollout the edge counts against, V(failure) (a deploy that did not land, or an
     edge lost mid-deploy), V(unreachable), or null.
@@ -45,7 +45,7 @@ _value:
 """
 
 # Outcomes that count against a rollout's failure budget (an unreachable edge has its own budget).
-FAILED = ("rolled_back", "failed", "rollback_failed", "refused", "lost")
+FAILED = ("rolled_back", "failed", "rollback_failed", "refused", "unhealthy", "lost")
 
 
 def _get(d, *path, default=None):

@@ -146,6 +146,7 @@ def revert(
     files, switched, out = _switch_back(store, release, compose_dir, previous, reason, check_mode)
     env = env_keys(files["diff"]["after"])
     url, compose_project, container = _sidecar_names(env, url, compose_project, container)
+    out["expected"] = expect
     running, running_image, container_id = _container(run, container)
     _bring_back_image(run, known, check_mode, out)
     wrong_image = out["image"] in ("kept", "retagged") and running_image != known.get("image_id")

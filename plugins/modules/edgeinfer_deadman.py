@@ -161,14 +161,14 @@ def main():
             f"process {before.get('pid')} was killed): it cannot revert, so the controller must; the deploy is not confirmed",
             watcher=before,
         )
+    if p["action"] in ("arm", "watch") and p["timeout"] <= 0:  # in check mode too: the real run fails the same way
+        module.fail_json(msg=f"timeout={p['timeout']}: give the controller a positive number of seconds")
     if module.check_mode:
         # What the real run would report: arm changes unless armed alike; confirm and cancel change
         # an armed watcher; watch decides only later, when its word or its timeout comes.
         would = {"arm": not armed_alike, "confirm": armed, "cancel": armed}.get(p["action"], False)
         module.exit_json(changed=would, watcher=before or {})
     if p["action"] in ("arm", "watch"):
-        if p["timeout"] <= 0:
-            module.fail_json(msg=f"timeout={p['timeout']}: give the controller a positive number of seconds")
         w = Watcher(
             p["root"], p["deploy_id"], p["release"], p["revert_to"], p["previous"], p["timeout"], p["compose_project"]
         )

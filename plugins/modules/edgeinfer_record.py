@@ -45,8 +45,10 @@ options:
     type: dict
     required: true
   mode:
-    description: The files' permissions.
-    type: str
+    description:
+      - The files' permissions, as an octal string such as V('0644'), or an integer (an unquoted C(0644) in YAML
+        reads as that octal number, as M(ansible.builtin.file) takes it). At most V('7777').
+    type: raw
     default: "0644"
 seealso:
   - module: edgeinfer.deploy.edgeinfer_release

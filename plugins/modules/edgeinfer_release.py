@@ -157,7 +157,10 @@ options:
     description: Who takes the lock (user@controller), recorded in the lock file and shown to a second deploy.
     type: str
   deploy_id:
-    description: Identifies one deploy run; taking the lock again with the same id succeeds, with another id it fails.
+    description:
+      - Identifies one deploy run; taking the lock again with the same id succeeds, with another id it fails.
+      - Required by V(lock) and V(unlock); V(unlock) releases only the lock of this deploy, never another's
+        (a lock left by a controller that is gone is broken by the next V(lock), with O(lock_break_stale)).
     type: str
   lock_stale_after:
     description: Seconds after which a held lock counts as stale (its holder is presumed gone).
@@ -447,6 +450,7 @@ def main():
             ("action", "stage", ("source",)),
             ("action", "switch", ("release",)),
             ("action", "lock", ("deploy_id",)),
+            ("action", "unlock", ("deploy_id",)),
             ("action", "trust", ("trusted_keys",)),
         ],
         supports_check_mode=True,

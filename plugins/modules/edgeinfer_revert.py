@@ -97,6 +97,12 @@ reload:
   description: The sidecar's answer to the hot reload; null when none was sent.
   returned: always
   type: dict
+expected:
+  description:
+    - C(model_version) and C(digest) that C(/healthz) must name for the restored release, from the edge's
+      C(state.json), else from the release's manifest; the gates after a revert check the same.
+  returned: success
+  type: dict
 health:
   description: C(ok), C(reason) and C(duration) of the health check of the restored release; null in check mode.
   returned: always

@@ -221,6 +221,10 @@ class ShadowRun:
                 self.fail(f"{name}={p[name]}: a similarity in [0, 1]; 0.9 and 0.5 are the defaults")
         if p["min_cosine"] is not None and not -1.0 <= p["min_cosine"] <= 1.0:
             self.fail(f"min_cosine={p['min_cosine']}: a cosine similarity lies in [-1, 1]")
+        if not p["timeout"] > 0:
+            self.fail(f"timeout={p['timeout']}: a number of seconds above 0; 60 is the default")
+        if not p["interval"] > 0:
+            self.fail(f"interval={p['interval']}: a number of seconds above 0 between two reads; 2 is the default")
         if p["max_p95_factor"] <= 0:
             self.fail(f"max_p95_factor={p['max_p95_factor']}: a factor above 0; 2 lets the shadow be twice as slow")
         if p["action"] == "start" and p["release"].startswith("/"):

@@ -81,6 +81,28 @@ def test_fresh_deploy_then_the_same_deploy_changes_nothing(one_edge) -> None:
     assert len(list((edge_root / "records").glob("*.json"))) == 1
 
 
+def test_an_edge_serving_the_release_that_fails_its_gates_is_unhealthy_and_left_as_it_is(one_edge) -> None:
+    """The no-op path's gates run on what the edge serves; when they fail, the run fails naming it,
+    and nothing on the edge is taken or written (no lock, no switch)."""
+    deploy_bench = one_edge
+    v1 = serving_v1(deploy_bench)
+    golden = Path(deploy_bench.fleet.edges[0].root) / "models" / "releases" / v1["release"] / "golden.json"
+    kept = golden.read_bytes()
+    data = json.loads(kept)
+    data["embeddings"][0] = [-x for x in data["embeddings"][0]]  # cosine -1 against what the model answers
+    golden.write_text(json.dumps(data))
+    try:
+        run = deploy_bench.deploy("v1", seed=1)
+    finally:
+        golden.write_bytes(kept)
+    assert run.rc != 0, run.explain()
+    record = deploy_bench.last_record()
+    assert record["outcome"] == "unhealthy", record
+    tasks = run.edge_tasks("edge-1")
+    assert not any("Lock |" in t or "Switch |" in t for t in tasks), tasks
+    assert deploy_bench.health()[1]["model_sha256"] == v1["digest"]
+
+
 def test_rollback_to_a_release_that_is_not_staged_names_what_is(one_edge) -> None:
     deploy_bench = one_edge
     serving_v1(deploy_bench)

@@ -59,3 +59,13 @@ def test_check_mode_predicts_each_step(tmp_path: Path, capsys) -> None:
     assert did["changed"] is True and did["watcher"]["state"] == "confirmed", did
     # Decided: confirming again changes nothing, as predicted.
     assert predicted_then_real(capsys, **base, action="confirm") == (False, False)
+
+
+def test_check_mode_refuses_a_timeout_the_real_run_refuses(tmp_path: Path, capsys) -> None:
+    root = str(tmp_path / "edge")
+    ReleaseStore(root)
+    arm = {"root": root, "deploy_id": "d1", "action": "arm", "release": "v2-0000", "revert_to": "v1-0000", "timeout": 0}
+    would = run(capsys, **arm, _ansible_check_mode=True)
+    did = run(capsys, **arm)
+    assert would["failed"] and did["failed"] and would["msg"] == did["msg"], (would, did)
+    assert "timeout=0" in would["msg"] and read_state(ReleaseStore(root), "d1") is None

@@ -242,6 +242,16 @@ def test_unlock_keeps_the_record_with_what_the_edge_serves_after(tmp_path: Path,
     assert kept == res["record"] and not (root / "deploy.lock").exists()
 
 
+def test_unlock_releases_only_its_own_deploys_lock(tmp_path: Path, capsys) -> None:
+    root = tmp_path / "edge"
+    run_release(capsys, root=str(root), action="lock", deploy_id="d1", lock_holder="me")
+    bare = run_release(capsys, root=str(root), action="unlock")
+    assert bare["failed"] and "deploy_id" in bare["msg"]
+    other = run_release(capsys, root=str(root), action="unlock", deploy_id="d2")
+    assert other["failed"] and "belongs to deploy d1" in other["msg"]
+    assert json.loads((root / "deploy.lock").read_text())["deploy_id"] == "d1"
+
+
 def test_the_image_check_refuses_an_image_of_another_architecture_in_preflights_words(tmp_path: Path) -> None:
     """The role's image check (an image found on the controller once its content tag is known) words
     its refusal through the filter plugin arch_mismatch, which is preflight's own message."""

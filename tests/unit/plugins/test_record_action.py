@@ -18,17 +18,13 @@ def inventory(tmp_path: Path) -> Path:
     return path
 
 
-def record_play(directory: Path, files: dict, **task: object) -> list[dict]:
+def record_play(directory: Path, files: dict, mode: object = None, **task: object) -> list[dict]:
+    args = {"dir": str(directory), "files": files, **({"mode": mode} if mode is not None else {})}
     return [
         {
             "hosts": "edge-1",
             "gather_facts": False,
-            "tasks": [
-                dict(
-                    {"name": "record", "edgeinfer.deploy.edgeinfer_record": {"dir": str(directory), "files": files}},
-                    **task,
-                )
-            ],
+            "tasks": [dict({"name": "record", "edgeinfer.deploy.edgeinfer_record": args}, **task)],
         }
     ]
 
@@ -62,3 +58,19 @@ def test_a_name_with_a_directory_part_is_refused_naming_the_field(tmp_path: Path
     assert run.rc != 0 and result.get("failed"), run.explain()
     assert "files: expected plain file names, got '../escape.json'" in result["msg"]
     assert not (tmp_path / "escape.json").exists() and not (tmp_path / "records").exists()
+
+
+def test_a_mode_is_octal_text_or_the_number_yaml_reads_from_an_unquoted_0640(tmp_path: Path) -> None:
+    # 0o640 is what YAML makes of an unquoted 0640: the mode it stands for, as ansible.builtin.file reads it.
+    for mode in ("0640", 0o640):
+        directory = tmp_path / f"records-{mode}"
+        run = run_playbook(
+            record_play(directory, {"d1.json": "{}\n"}, mode=mode), inventory=inventory(tmp_path), tmp_path=tmp_path
+        )
+        assert run.rc == 0, run.explain()
+        assert (directory / "d1.json").stat().st_mode & 0o7777 == 0o640, mode
+    run = run_playbook(
+        record_play(tmp_path / "r", {"a": ""}, mode="17777"), inventory=inventory(tmp_path), tmp_path=tmp_path
+    )
+    assert run.rc != 0 and "mode: expected an octal mode from 0000 to 7777" in run.task("record")["msg"], run.explain()
+    assert not (tmp_path / "r").exists()

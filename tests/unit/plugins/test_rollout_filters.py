@@ -68,6 +68,7 @@ def test_each_edge_gets_its_outcome_from_what_its_play_left() -> None:
             "inventory_hostname": "f",
             "_edgeinfer_record": dict(RECORD, outcome="rolled_back", failure={"msg": "golden"}),
         },
+        {"inventory_hostname": "g", "_edgeinfer_record": dict(RECORD, outcome="unhealthy", failure={"msg": "golden"})},
     ]
     s = fleet_summary(hosts)
     assert s["a"]["outcome"] == "deployed" and s["a"]["before"] == "(none)" and s["a"]["after"] == "v2-00000002"
@@ -83,6 +84,8 @@ def test_each_edge_gets_its_outcome_from_what_its_play_left() -> None:
     )
     assert s["e"] == {"outcome": "not_reached", "budget": None}
     assert s["f"]["outcome"] in FAILED and s["f"]["reason"] == "golden"
+    # An edge that serves the release already and fails its gates did not land it either.
+    assert s["g"]["budget"] == "failure"
 
 
 def test_the_filters_render_in_a_playbook_over_hostvars(tmp_path: Path) -> None:

@@ -154,6 +154,7 @@ def test_a_refused_candidate_and_a_missing_token_fail_naming_the_fix(tmp_path: P
             shadow(server, token, "outside", action="start", release="releases/none-such"),
             shadow(server, tmp_path / "absent", "untokened", action="report"),
             shadow(server, token, "absolute", action="start", release="/opt/edgeinfer/models/releases/x"),
+            shadow(server, token, "spinning", action="report", min_windows=10, interval=0),
         ],
         "refused",
     )
@@ -162,4 +163,6 @@ def test_a_refused_candidate_and_a_missing_token_fail_naming_the_fix(tmp_path: P
     assert "the serving model is untouched" in r["outside"]["msg"]
     assert r["untokened"]["failed"] and "admin token unreadable" in r["untokened"]["msg"], r["untokened"]
     assert r["absolute"]["failed"] and "relative to EDGEINFER_SHADOW_ROOT" in r["absolute"]["msg"], r["absolute"]
+    spinning = r["spinning"]
+    assert spinning["failed"] and "interval=0.0: a number of seconds above 0" in spinning["msg"], spinning
     assert not loaded(server)
