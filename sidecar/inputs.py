@@ -92,8 +92,12 @@ def window_array(window: Any, field: str, has_bool: bool, has_str: bool = True) 
                 out = np.array(window, dtype=np.float32)
         except (ValueError, TypeError, OverflowError):
             raise _locate(window, field) from None
-        if out.shape != (WINDOW, CHANNELS) or not in_range(out):  # None reads as NaN: out of range
-            raise _locate(window, field)
+        # None reads as NaN: out of range. A value float32 rounded onto ±1e9 may lie beyond it as sent
+        # (1000000001 becomes 1e9): the walk judges the window as sent.
+        if out.shape != (WINDOW, CHANNELS) or not (out.min() > -MAX_ABS_VALUE and out.max() < MAX_ABS_VALUE):
+            err = _locate(window, field)
+            if out.shape != (WINDOW, CHANNELS) or err.got != "something else":
+                raise err
         return out
     if has_bool:
         # numpy would read true/false as 1/0; the exact walk refuses them.
@@ -104,12 +108,9 @@ def window_array(window: Any, field: str, has_bool: bool, has_str: bool = True) 
         arr = np.array(window)
     except (ValueError, TypeError):
         raise _locate(window, field) from None
-    if arr.shape != (WINDOW, CHANNELS) or arr.dtype.kind not in "fiu":
+    if arr.shape != (WINDOW, CHANNELS) or arr.dtype.kind not in "fiu" or not in_range(arr):  # as sent
         raise _locate(window, field)
-    out = arr.astype(np.float32)
-    if not in_range(out):
-        raise _locate(window, field)
-    return out
+    return arr.astype(np.float32)
 
 
 def _brackets(body: bytes) -> int:

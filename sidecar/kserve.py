@@ -11,7 +11,7 @@ Errors are ``{"error": "..."}`` with a 4xx or 5xx status, as the protocol says.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import orjson
@@ -103,8 +103,67 @@ async def model_metadata(request: Request) -> Response:
     )
 
 
-def parse_request(body: bytes, header_length: str | None, max_windows: int) -> tuple[dict[str, Any], np.ndarray]:
-    """The request's JSON header and its ``imu_window`` tensor as float32 ``[N, 100, 9]``."""
+class InferRequest(NamedTuple):
+    """An inference request, checked: its JSON header, the windows, and what it asks of the answer."""
+
+    head: dict[str, Any]
+    windows: np.ndarray  # float32 [N, 100, 9]
+    normalized: bool
+    binary_output: bool
+
+
+def _object(value: Any, where: str) -> dict[str, Any]:
+    """A ``parameters`` object: absent (null) reads as empty."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ProtocolError(400, f"{where}: expected an object, got {_kind(value)}")
+    return value
+
+
+def _flag(params: dict[str, Any], key: str, where: str) -> bool:
+    value = params.get(key, False)
+    if not isinstance(value, bool):  # a client's "false" (a string) must not read as true
+        raise ProtocolError(400, f"{where}.{key}: expected true or false, got {_kind(value)}")
+    return value
+
+
+def _kind(value: Any) -> str:
+    return repr(value) if isinstance(value, (str, int, float)) and len(repr(value)) <= 40 else type(value).__name__
+
+
+def _holds_bool(data: Any) -> bool:
+    stack = [data]
+    while stack:
+        v = stack.pop()
+        if v is True or v is False:
+            return True
+        if isinstance(v, list):
+            stack.extend(v)
+    return False
+
+
+def _outputs(head: dict[str, Any]) -> bool:
+    """Whether the answer is binary (per output, else for all of them); a 400 for an output not served."""
+    outputs = head.get("outputs")
+    binary = _flag(_object(head.get("parameters"), "parameters"), "binary_data_output", "parameters")
+    if outputs is None:
+        return binary
+    if not isinstance(outputs, list):
+        raise ProtocolError(400, f"outputs: expected a list of outputs, got {_kind(outputs)}")
+    for i, out in enumerate(outputs):
+        if not isinstance(out, dict) or out.get("name") != OUTPUT_NAME:
+            name = out.get("name") if isinstance(out, dict) else out
+            raise ProtocolError(400, f"outputs[{i}]: {name!r} unknown; this model has {OUTPUT_NAME!r}")
+        params = _object(out.get("parameters"), f"outputs[{i}].parameters")
+        if "binary_data" in params:
+            binary = _flag(params, "binary_data", f"outputs[{i}].parameters")
+    return binary
+
+
+def parse_request(body: bytes, header_length: str | None, max_windows: int) -> InferRequest:
+    """The request's JSON header, its ``imu_window`` tensor as float32 ``[N, 100, 9]`` and its parameters;
+    a 400 naming the field for anything else."""
     if header_length is not None:
         try:
             cut = int(header_length)
@@ -143,8 +202,10 @@ def parse_request(body: bytes, header_length: str | None, max_windows: int) -> t
             400, f"inputs[0].shape: expected [N, {WINDOW}, {CHANNELS}] with 1 <= N <= {max_windows}, got {shape}"
         )
     count = shape[0] * WINDOW * CHANNELS
-    size = (tensor.get("parameters") or {}).get("binary_data_size")
+    size = _object(tensor.get("parameters"), "inputs[0].parameters").get("binary_data_size")
     if size is not None:
+        if not isinstance(size, int) or isinstance(size, bool):
+            raise ProtocolError(400, f"inputs[0].parameters.binary_data_size: expected an integer, got {_kind(size)}")
         if size != count * 4 or len(binary) != size:
             raise ProtocolError(
                 400,
@@ -152,16 +213,26 @@ def parse_request(body: bytes, header_length: str | None, max_windows: int) -> t
             )
         x = np.frombuffer(binary, dtype="<f4").reshape(shape)
     else:
-        try:
-            # As sent (float64), so that the range is judged before float32 rounds a value into it.
-            x = np.asarray(tensor.get("data"), dtype=np.float64)
-        except (TypeError, ValueError):
-            raise ProtocolError(400, "inputs[0].data: expected numbers") from None
+        x = _numbers(tensor.get("data"), b"true" in head or b"false" in head)
         if x.size != count:
             raise ProtocolError(400, f"inputs[0].data: {x.size} numbers for shape {shape}, expected {count}")
         x = x.reshape(shape)
     _check_range(x)
-    return request, np.ascontiguousarray(x, dtype=np.float32)
+    normalized = _flag(_object(request.get("parameters"), "parameters"), "normalized", "parameters")
+    return InferRequest(request, np.ascontiguousarray(x, dtype=np.float32), normalized, _outputs(request))
+
+
+def _numbers(data: Any, maybe_bool: bool) -> np.ndarray:
+    """JSON ``data`` as sent (float64, so that the range is judged before float32 rounds a value into
+    it): numbers only, as /encode takes them. numpy would read "0.5" and true as numbers; a body
+    with no ``true`` or ``false`` anywhere (the one-byte test) skips the walk for booleans."""
+    try:
+        x = np.asarray(data)
+    except ValueError:  # lists of unequal lengths
+        raise ProtocolError(400, "inputs[0].data: expected numbers, in a flat or evenly nested list") from None
+    if x.dtype.kind not in "iuf" or (maybe_bool and _holds_bool(data)):
+        raise ProtocolError(400, f"inputs[0].data: expected numbers ({IN_RANGE}), not strings, booleans or null")
+    return x.astype(np.float64, copy=False)
 
 
 def _check_range(x: np.ndarray) -> None:
@@ -174,14 +245,6 @@ def _check_range(x: np.ndarray) -> None:
     raise ProtocolError(400, f"inputs[0]: expected {IN_RANGE}, got {float(x[n, t, c])!r} at [{n}, {t}, {c}]")
 
 
-def _binary_output(request: dict[str, Any]) -> bool:
-    """Whether the client asked for the output in binary: per output, else for all of them."""
-    for out in request.get("outputs") or []:
-        if isinstance(out, dict) and out.get("name") == OUTPUT_NAME:
-            return bool((out.get("parameters") or {}).get("binary_data", False))
-    return bool((request.get("parameters") or {}).get("binary_data_output", False))
-
-
 def routes(infer: Infer, read_body: Callable[[Request, int], Awaitable[bytes]]) -> list[Route]:
     """The routes, around the sidecar's own inference (``infer``) and bounded body reader."""
 
@@ -190,16 +253,8 @@ def routes(infer: Infer, read_body: Callable[[Request, int], Awaitable[bytes]]) 
         try:
             _model_or_404(request)
             body = await read_body(request, state.settings.max_body_bytes)
-            parsed, x = parse_request(body, request.headers.get(HEADER_LENGTH), state.settings.max_request_windows)
-            unknown = [
-                o.get("name")
-                for o in parsed.get("outputs") or []
-                if isinstance(o, dict) and o.get("name") != OUTPUT_NAME
-            ]
-            if unknown:
-                raise ProtocolError(400, f"outputs: {unknown} unknown; this model has {OUTPUT_NAME!r}")
-            normalized = bool((parsed.get("parameters") or {}).get("normalized", False))
-            result = await infer(state, x, normalized)
+            parsed = parse_request(body, request.headers.get(HEADER_LENGTH), state.settings.max_request_windows)
+            result = await infer(state, parsed.windows, parsed.normalized)
         except ProtocolError as exc:
             return _error(exc.status, str(exc))
         except InputError as exc:
@@ -214,9 +269,9 @@ def routes(infer: Infer, read_body: Callable[[Request, int], Awaitable[bytes]]) 
         y = np.ascontiguousarray(result.embeddings, dtype="<f4")
         out: dict[str, Any] = {"name": OUTPUT_NAME, "datatype": "FP32", "shape": list(y.shape)}
         answer: dict[str, Any] = {"model_name": MODEL_NAME, "model_version": result.model.version, "outputs": [out]}
-        if "id" in parsed:
-            answer["id"] = parsed["id"]
-        if not _binary_output(parsed):
+        if "id" in parsed.head:
+            answer["id"] = parsed.head["id"]
+        if not parsed.binary_output:
             out["data"] = y.reshape(-1)
             return _json(answer)
         blob = y.tobytes()

@@ -87,7 +87,8 @@ class HeadWithBody:
     uvicorn writes a response's status line and headers, then its body, with two writes: two
     send(2) calls and, with TCP_NODELAY, two segments that wake the client twice. This holds the
     head back until the body (or a close) follows; the 100 Continue interim answer, written
-    before the response starts, passes straight through.
+    before the response starts, passes straight through, and so does the head of an answer to
+    HEAD, which uvicorn follows with no body write.
     """
 
     __slots__ = ("cycle", "head", "started", "transport")
@@ -96,7 +97,7 @@ class HeadWithBody:
         self.transport = transport
         self.cycle = cycle
         self.head: bytes | None = None
-        self.started = False
+        self.started = cycle.scope["method"] == "HEAD"  # nothing to hold the head for
 
     def write(self, data: bytes) -> None:
         if self.head is not None:  # the body, or its first chunk

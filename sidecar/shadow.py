@@ -66,7 +66,11 @@ def parse_request(obj: Any, settings: Settings) -> ShadowRequest:
     real = Path(os.path.realpath(path if path.is_absolute() else root / path))
     if real == root or not real.is_relative_to(root):
         raise InputError("release", expected, f"{shown}, which resolves to {real}")
-    if not real.is_dir():
+    try:
+        is_dir = real.is_dir()
+    except OSError as exc:  # a name over NAME_MAX or PATH_MAX: is_dir lets ENAMETOOLONG through
+        raise InputError("release", expected, f"{shown}: {exc.strerror}") from None
+    if not is_dir:
         raise InputError("release", expected, f"{shown}: no such directory")
     onnx_file = obj.get("onnx_file", "auto")
     if onnx_file not in ONNX_CHOICES:

@@ -37,14 +37,22 @@ def test_a_plain_window_takes_the_direct_path_and_matches_the_exact_one() -> Non
         ([1.0], "imu_window[3][4]", "[1.0]"),
         (1e39, "imu_window[3][4]", "1e+39"),
         (10**400, "imu_window[3][4]", "1000000000000000000000000000000000000..."),
+        # Beyond ±1e9 as sent, onto it once rounded to float32: refused on every path, with or without
+        # a boolean elsewhere in the body.
+        (1000000001, "imu_window[3][4]", "1000000001"),
+        (-1000000020.0, "imu_window[3][4]", "-1000000020.0"),
     ],
 )
 def test_a_bad_value_is_named_whichever_path_reads_it(value: object, field: str, got: str) -> None:
     window = [list(row) for row in WINDOW]
     window[3][4] = value
+    for extra in ({}, {"normalized": False}):
+        with pytest.raises(InputError) as err:
+            parse_json(_body(window, **extra), "imu_window", "imu_windows", 8)
+        assert (err.value.field, err.value.got) == (field, got)
     with pytest.raises(InputError) as err:
-        parse_json(_body(window), "imu_window", "imu_windows", 8)
-    assert (err.value.field, err.value.got) == (field, got)
+        parse_json(json.dumps({"imu_windows": [WINDOW, window]}).encode(), "imu_window", "imu_windows", 8)
+    assert (err.value.field, err.value.got) == ("imu_windows[1]" + field.removeprefix("imu_window"), got)
 
 
 def test_a_string_elsewhere_in_the_body_still_gets_a_plain_window_through() -> None:
@@ -183,13 +191,12 @@ def test_random_windows_read_the_same_on_both_paths(rows: list[list[str]], at: i
     window[at : at + len(rows)] = rows
     body = _text(window, tail=tail, sep=sep)
     got = _same_as_exact(body)
-    # Every window of numbers within ±1e9 as sent goes through the buffer path (the exact path also
-    # reads, without "normalized", a number just past 1e9 that float32 rounds to it: that body
-    # takes the exact path).
+    # One rule on every path: a window is read when its numbers lie within ±1e9 as sent, and then
+    # through the buffer path.
     within = all(abs(float(v)) <= 1e9 for row in rows for v in row if _number(v))
     fast = plain_window(body, "imu_window") is not None
     if isinstance(got, np.ndarray):
-        assert fast == within
+        assert fast and within
     else:
         assert not fast
 

@@ -105,3 +105,39 @@ def test_bad_requests_are_4xx_naming_the_field(triton) -> None:
     # A model version that does not serve is a 404 too.
     r = requests.get(server.url + "/v2/models/tcn_encoder/versions/v0/ready", timeout=5)
     assert r.status_code == 404 and "version 'v0' not found" in r.json()["error"]
+
+
+def test_parameters_and_data_of_the_wrong_type_are_400s_naming_the_field(triton) -> None:
+    """Booleans are JSON booleans and numbers JSON numbers: the string "false" would read as true, and
+    "0.5" or true as numbers, which /encode refuses too."""
+    server, client = triton
+    good = {"name": "imu_window", "datatype": "FP32", "shape": [1, 100, 9], "data": [0.0] * 900}
+    url = server.url + "/v2/models/tcn_encoder/infer"
+    cases = {
+        "parameters: expected an object": {"inputs": [good], "parameters": [1]},
+        "parameters.normalized: expected true or false, got 'false'": {
+            "inputs": [good],
+            "parameters": {"normalized": "false"},
+        },
+        "parameters.binary_data_output: expected true or false": {
+            "inputs": [good],
+            "parameters": {"binary_data_output": "false"},
+        },
+        "inputs[0].parameters: expected an object": {"inputs": [dict(good, parameters="x")]},
+        "outputs: expected a list": {"inputs": [good], "outputs": 5},
+        "outputs[0].parameters: expected an object": {
+            "inputs": [good],
+            "outputs": [{"name": "latent_embeddings", "parameters": [1]}],
+        },
+        "outputs[0]: 'other' unknown": {"inputs": [good], "outputs": [{"name": "other"}]},
+        "inputs[0].data: expected numbers": {"inputs": [dict(good, data=["0.5"] * 900)]},
+    }
+    for detail, body in cases.items():
+        r = requests.post(url, json=body, timeout=5)
+        assert r.status_code == 400 and detail in r.json()["error"], (detail, r.status_code, r.text)
+    with_bool = dict(good, data=[0.0] * 899 + [True])
+    r = requests.post(url, json={"inputs": [with_bool]}, timeout=5)
+    assert r.status_code == 400 and "inputs[0].data: expected numbers" in r.json()["error"], r.text
+    # The same request with real booleans is answered, in binary where asked.
+    r = requests.post(url, json={"inputs": [good], "parameters": {"normalized": False, "binary_data_output": True}})
+    assert r.status_code == 200 and "inference-header-content-length" in r.headers, r.text

@@ -248,3 +248,19 @@ def test_a_connection_answered_before_its_body_ended_does_not_stay_open(sidecar,
     c.sendall(b"\0" * size)
     done = closed_at([c], t0, timeout=5)
     assert done and done[0][0] <= 3, done
+
+
+def test_head_on_a_kept_alive_connection_is_answered_at_once_and_in_order(sidecar, release, sockets):
+    s = sidecar(release)
+    (c,) = connect(s, sockets, 1, b"HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    c.settimeout(3)  # the keep-alive wait is longer: an answer held back would not come in time
+    head = c.recv(4096)
+    assert head.startswith(b"HTTP/1.1 200 ") and head.endswith(b"\r\n\r\n"), head
+    # No body follows a HEAD answer: the next answer on the connection is the GET's, whole.
+    c.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    got = b""
+    while b"\r\n\r\n" not in got or not got.rstrip().endswith(b"}"):
+        chunk = c.recv(65536)
+        assert chunk, got
+        got += chunk
+    assert got.startswith(b"HTTP/1.1 200 ") and b'"status":"ok"' in got, got

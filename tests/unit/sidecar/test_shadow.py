@@ -200,6 +200,7 @@ def test_the_mirrored_share_is_a_share(sidecar, ab_root, origin_dir):
         ({"release": "releases/nope"}, 422, "release"),
         ({"release": "."}, 422, "release"),
         ({"release": "releases/seed1\u0000"}, 422, "release"),
+        ({"release": "releases/" + "a" * 300}, 422, "release"),  # over NAME_MAX
         ({"release": 7}, 422, "release"),
         ({}, 422, "release"),
         ({"release": "releases/seed1", "onnx_file": "evil.onnx"}, 422, "onnx_file"),
