@@ -18,9 +18,10 @@ description:
     or V(not_reached) when its batch never ran.
   - C(budget) says which budget of the rollout the edge counts against, V(failure) (a deploy that did not land, or an
     edge lost mid-deploy), V(unreachable), or null.
-  - With a record, the entry has the release before and after, the backend and why, whether the release has a HEF,
-    whether a trusted key signed it and which, the golden minimum cosine, the benchmark's p95 and throughput, and
-    the reason of a failure.
+  - With a record, the entry has the release the edge served before and after the run, the C(release) the run
+    deployed or tried to (a rolled-back deploy's failed release), whether it ran in check mode, the backend and
+    why, whether the release has a HEF, whether a trusted key signed it and which, the golden minimum cosine and the
+    benchmark's p95 and throughput of that release's gates, and the reason of a failure.
 author:
   - EdgeInfer deploy team (@edgeinfer)
 options:
@@ -58,6 +59,11 @@ def _get(d, *path, default=None):
     return d
 
 
+def _true(value):
+    """A record's flag: a boolean, or the text a template made of one."""
+    return bool(value) and str(value).lower() not in ("false", "0")
+
+
 def _entry(hv):
     edge = _get(hv, "_edgeinfer_edge", default={})
     if hv.get("edgeinfer_unreachable"):
@@ -73,13 +79,20 @@ def _entry(hv):
     rec = hv.get("_edgeinfer_record")
     if not hasattr(rec, "get"):
         return {"outcome": "not_reached"}
+    after = _get(rec, "after", "release")
+    before = _get(rec, "before", "release")
+    if before is None and rec.get("outcome") in ("refused", "unhealthy"):
+        before = after  # nothing changed; the edge said what it serves when it kept the record
     return {
         "outcome": rec.get("outcome"),
-        "before": _get(rec, "before", "release") or "(none)",
-        "untrained": bool(rec.get("untrained")) and str(rec.get("untrained")).lower() not in ("false", "0"),
+        "check_mode": _true(rec.get("check_mode")),
+        "before": before or "(none)",
+        # The release this run deployed, or tried to (a rolled-back deploy's failed release).
+        "release": rec.get("release"),
+        "untrained": _true(rec.get("untrained")),
         "signed": rec.get("signed"),
         "key_id": rec.get("key_id"),
-        "after": _get(rec, "after", "release"),
+        "after": after,
         "reason": _get(rec, "failure", "msg", default=""),
         "backend": rec.get("backend") or "",
         "backend_reason": rec.get("backend_reason") or "",

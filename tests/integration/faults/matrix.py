@@ -116,6 +116,9 @@ def assert_back_on_v1(bench, run, phrase: str) -> dict[str, Any]:
     assert phrase in reason, reason
     # A failed release never becomes the rollback target.
     assert bench.state()["previous"] != record["release"]
+    # The record's gates are the failed release's; those of the release restored are kept apart.
+    restored = record["restored"]
+    assert restored["release"] == v1["release"] and restored["passed"] is True, restored
     return record
 
 

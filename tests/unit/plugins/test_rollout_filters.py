@@ -126,3 +126,26 @@ def test_the_filters_render_in_a_playbook_over_hostvars(tmp_path: Path) -> None:
     got = json.loads(out.read_text())
     assert got["budget"] == 1
     assert [got["summary"][h]["outcome"] for h in ("e1", "e2", "e3")] == ["deployed", "unreachable", "not_reached"]
+
+
+def test_an_entry_names_the_release_tried_and_what_serves_after() -> None:
+    rolled = dict(
+        RECORD,
+        outcome="rolled_back",
+        release="v2-00000002",
+        before={"release": "v1-00000001"},
+        after={"release": "v1-00000001"},
+    )
+    refused = dict(RECORD, outcome="refused", release="v2-00000002", before={}, after={"release": "v1-00000001"})
+    would = dict(RECORD, release="v2-00000002", check_mode="True", after={"release": "v1-00000001"})
+    s = fleet_summary(
+        [
+            {"inventory_hostname": "a", "_edgeinfer_record": rolled},
+            {"inventory_hostname": "b", "_edgeinfer_record": refused},
+            {"inventory_hostname": "c", "_edgeinfer_record": would},
+        ]
+    )
+    assert (s["a"]["before"], s["a"]["release"], s["a"]["after"]) == ("v1-00000001", "v2-00000002", "v1-00000001")
+    # A refusal changed nothing: what the edge serves after is what it served before.
+    assert s["b"]["before"] == s["b"]["after"] == "v1-00000001"
+    assert s["c"]["check_mode"] is True and s["a"]["check_mode"] is False
