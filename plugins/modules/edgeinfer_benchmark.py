@@ -235,8 +235,20 @@ health:
   type: dict
 thresholds:
   description: The thresholds applied, by name (C(p95_ms), C(min_rps), C(min_success_rate), C(max_memory_mb), ...).
+  returned: unless check mode
+  type: dict
+target:
+  description: The URL the load was sent to.
+  returned: unless check mode
+  type: str
+warmup:
+  description: The warm-up's C(requests) and C(failed) (not judged).
   returned: when the load ran
   type: dict
+latency_from:
+  description: Which load phase the latency checks read, V(closed) or V(open).
+  returned: when the load ran
+  type: str
 quality:
   description: The /encode probe, and the golden replay (C(windows), C(min_cosine), C(mean_cosine), C(below_min)).
   returned: when health passed

@@ -125,7 +125,7 @@ seealso:
   - module: edgeinfer.deploy.edgeinfer_release
   - name: The deploy path, step by step
     description: docs/deploy.md, The lean path.
-    link: https://github.com/edgeinfer/edgeinfer-deploy/blob/main/docs/deploy.md
+    link: https://github.com/edgeinfer/deploy/blob/main/docs/deploy.md
 """
 
 EXAMPLES = r"""

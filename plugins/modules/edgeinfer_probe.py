@@ -121,19 +121,19 @@ passed:
   type: bool
 reason:
   description: Why the probe failed, or C(healthy).
-  returned: always
+  returned: unless the sidecar refused the reload (then only RV(reload) and RV(passed) are returned)
   type: str
 healthy:
   description: Whether C(/healthz) answered 200 for the expected model within the timeout.
-  returned: always
+  returned: unless the sidecar refused the reload (then only RV(reload) and RV(passed) are returned)
   type: bool
 duration:
   description: Seconds until C(/healthz) was healthy, or until the timeout.
-  returned: always
+  returned: unless the sidecar refused the reload (then only RV(reload) and RV(passed) are returned)
   type: float
 health:
   description: The last C(/healthz) body.
-  returned: always
+  returned: unless the sidecar refused the reload (then only RV(reload) and RV(passed) are returned)
   type: dict
 floor:
   description: The golden floor applied, and where it came from.

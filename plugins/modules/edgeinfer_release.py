@@ -402,6 +402,16 @@ deadman_recovered:
     - In check mode the revert is not made, and the state says so (C(check_mode)).
   returned: a failed action=lock that made such a revert, or would in check mode
   type: dict
+deadman:
+  description:
+    - The state of the dead-man watcher of the deploy that holds the lock, when O(lock_break_stale) would have
+      broken it but the watcher still runs; it confirms or reverts the edge and releases the lock by itself.
+  returned: a failed action=lock whose holder's watcher still runs
+  type: dict
+field:
+  description: The field of the release that was refused (for example C(model_version), C(release)).
+  returned: a failure that names one
+  type: str
 problems:
   description: One line per artifact that differs from the manifest.
   returned: failure of action=stage on a mismatch

@@ -147,6 +147,10 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+action:
+  description: The action run, O(action).
+  returned: always
+  type: str
 loaded:
   description: The sidecar's answer to the load (C(shadow), C(replaced), C(serving)).
   returned: O(action=start), not in check mode
@@ -155,7 +159,8 @@ report:
   description:
     - The A/B report as the sidecar gives it (docs/sidecar.md, The shadow), the final one for O(action=stop).
     - Null when no shadow is loaded (O(action=report)) or none was (O(action=stop)).
-  returned: O(action=report) or O(action=stop), not in check mode for stop
+    - In check mode, O(action=stop) returns the report as it stands, and drops nothing.
+  returned: O(action=report) or O(action=stop)
   type: dict
 reached:
   description: Whether the report held O(min_windows) paired windows before O(timeout).
@@ -167,7 +172,7 @@ waited:
   type: float
 decision:
   description: The A/B verdict on RV(report).
-  returned: O(action=report) or O(action=stop), not in check mode for stop
+  returned: O(action=report) or O(action=stop)
   type: dict
   contains:
     verdict:

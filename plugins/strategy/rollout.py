@@ -18,7 +18,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: rollout
 short_description: Linear execution; an edge lost mid-batch is recorded and the rollout goes on
-version_added: 1.0.0
+version_added: 0.1.0
 description:
   - Runs tasks exactly as P(ansible.builtin.linear#strategy) does.
   - When a host becomes unreachable during a batch (a task that does not set C(ignore_unreachable)

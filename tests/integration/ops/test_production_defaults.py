@@ -25,6 +25,26 @@ def test_a_build_without_a_checkpoint_is_refused_by_default(tmp_path: Path) -> N
     assert not (tmp_path / "artifacts").exists(), "a refused build wrote nothing"
 
 
+def test_a_build_that_model_tools_refuses_fails_in_its_words_naming_the_variables(tmp_path: Path) -> None:
+    inv = tmp_path / "gpusrv.yml"
+    host = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+    inv.write_text(yaml.safe_dump({"all": {"children": {"gpusrv": {"hosts": {"gpusrv-x": host}}}}}))
+    extra = {
+        "edgeinfer_build_artifacts_dir": str(tmp_path / "artifacts"),
+        "edgeinfer_build_python": sys.executable,
+        "edgeinfer_build_checkpoint": str(tmp_path / "none.pth"),
+        "edgeinfer_build_model_version": "v1",
+        # As -e gives it: text, which the role reads as the boolean it names.
+        "edgeinfer_build_allow_untrained": "false",
+    }
+    run = run_playbook(REPO / "playbooks" / "build.yml", inv, extra, tmp_path=tmp_path)
+    assert run.rc != 0, run.explain()
+    failed = run.task("edgeinfer_build : Stop when the build failed, saying why")
+    assert failed.get("failed"), run.explain()
+    assert f"checkpoint source {tmp_path / 'none.pth'} does not exist" in failed["msg"], failed["msg"]
+    assert "edgeinfer_build_checkpoint" in failed["msg"], failed["msg"]
+
+
 def _hostvars(inventory: str) -> dict[str, dict]:
     out = subprocess.run(
         [str(BIN / "ansible-inventory"), "-i", str(REPO / "inventory" / inventory), "--list"],
