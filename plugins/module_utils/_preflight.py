@@ -20,7 +20,7 @@ import socket
 from ansible_collections.edgeinfer.deploy.plugins.module_utils._contract import docker_arch
 from ansible_collections.edgeinfer.deploy.plugins.module_utils._release import ReleaseStore
 from ansible_collections.edgeinfer.deploy.plugins.module_utils._store import ReleaseError
-from ansible_collections.edgeinfer.deploy.plugins.module_utils._trust import parse_trusted_keys
+from ansible_collections.edgeinfer.deploy.plugins.module_utils._trust import parse_trusted_keys, staged_key
 
 # qemu-user-static's binfmt_misc entry (qemu-<name>) for each Docker architecture it emulates.
 QEMU_NAMES = {
@@ -177,9 +177,20 @@ def survey(run, p):
     facts["state"] = _state(store, root)
     release = p.get("release")
     facts["staged"] = bool(release) and store.exists(release)
+    facts["staged_refused"] = _staged_refused(store, release, p) if facts["staged"] else None
     facts["disk"] = _disk(root)
     facts["files"] = _files(p.get("compose_dir") or os.path.join(root, "compose"))
     return facts
+
+
+def _staged_refused(store, release, p):
+    """Why the staged release may not serve under the keys this deploy trusts, or None. A deploy does
+    not stage a staged release again: its signature is checked here, as the switch checks it."""
+    try:
+        staged_key(store, release, parse_trusted_keys(p.get("trusted_keys") or []), bool(p.get("allow_unsigned")))
+    except ReleaseError as exc:
+        return str(exc)
+    return None
 
 
 def _mib(n):
@@ -204,6 +215,8 @@ def refusals(facts, p, host="the edge"):
         parse_trusted_keys(keys)
     except ReleaseError as exc:
         out.append(str(exc))
+    if facts.get("staged_refused"):
+        out.append(facts["staged_refused"])
     need = int(p.get("release_size") or 0) * int(p.get("disk_factor") or 1)
     if need and not facts["staged"] and facts["disk"]["free_bytes"] < need:
         out.append(

@@ -14,12 +14,12 @@ Layout under ``root`` (see docs/artifacts.md)::
     deploy.lock                                     who deploys now, since when
 
 A release is staged when a trusted key signed its manifest (an unsigned one only when the caller
-allows it). The keys come from the caller (the inventory) or ``trust/``, never from the release.
+allows it), and switched to while a key of ``trust/`` still verifies it. The keys come from the
+caller (the inventory) or ``trust/``, never from the release.
 
-Standard library only (plus ``cryptography`` when a signature is checked): this
-runs on the edge's own Python. Ansible has no atomic install of its own, so the
-switch is built here: a new symlink is made beside ``current`` (or ``last_good``)
-and renamed over it, which POSIX makes atomic.
+Standard library only (plus ``cryptography`` when a signature is checked): this runs on the edge's
+own Python. Ansible has no atomic install of its own, so the switch is built here: a new symlink is
+made beside ``current`` (or ``last_good``) and renamed over it, which POSIX makes atomic.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from ansible_collections.edgeinfer.deploy.plugins.module_utils._contract import 
 )
 from ansible_collections.edgeinfer.deploy.plugins.module_utils._lock import DeployLock
 from ansible_collections.edgeinfer.deploy.plugins.module_utils._store import (
+    LAST_GOOD,
     ReleaseError,
     file_mutex,
     fsync_dir,
@@ -47,11 +48,11 @@ from ansible_collections.edgeinfer.deploy.plugins.module_utils._trust import (
     TrustDir,
     check_signature,
     parse_trusted_keys,
+    staged_key,
 )
 
 STATE_FILE = "state.json"
 CURRENT = "current"
-LAST_GOOD = "last_good"
 LOCK_FILE = "deploy.lock"
 TRUST_DIR = "trust"
 HISTORY_MAX = 200
@@ -277,12 +278,10 @@ class ReleaseStore:
 
     # -- switch --------------------------------------------------------------
     def switch(self, rid, reason="deploy", previous=None, check_mode=False):
-        """Point ``current`` at ``rid`` with an atomic rename. Returns (changed, before, after).
-
-        The release replaced becomes the rollback target, unless ``previous`` names it:
-        a revert after a failed deploy puts back the rollback target the edge had before,
-        so that a failed release never becomes anyone's rollback target.
-        """
+        """Point ``current`` at ``rid``, which a trusted key still verifies, with an atomic rename.
+        Returns (changed, before, after). The release replaced becomes the rollback target, unless
+        ``previous`` names it: a revert after a failed deploy puts back the rollback target the edge
+        had before, so that a failed release never becomes anyone's rollback target."""
         before = self.current()
         if not self.exists(rid):
             if check_mode and before != rid:
@@ -290,6 +289,7 @@ class ReleaseStore:
             raise ReleaseError(f"release {rid} is not staged under {self.releases}; available: {self.list_releases()}")
         if before == rid:
             return False, before, rid
+        staged_key(self, rid)
         if check_mode:
             return True, before, rid
         self._point(CURRENT, rid)
@@ -305,8 +305,7 @@ class ReleaseStore:
     # -- last good ---------------------------------------------------------------
     def mark_good(self, rid=None, check_mode=False):
         """Point ``last_good`` at ``rid`` (default: the current release), the release that passed
-        its gates; the sidecar serves it when ``current`` fails to load. Returns (changed, before, after).
-        """
+        its gates; the sidecar serves it when ``current`` fails to load. Returns (changed, before, after)."""
         rid = rid or self.current()
         if not rid:
             raise ReleaseError("no release is current and none was named: name the release that passed its gates")

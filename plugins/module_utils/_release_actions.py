@@ -16,6 +16,7 @@ import os
 from ansible_collections.edgeinfer.deploy.plugins.module_utils._compose import ComposeFiles, needs_compose
 from ansible_collections.edgeinfer.deploy.plugins.module_utils._deadman import recover_orphan, running_watcher
 from ansible_collections.edgeinfer.deploy.plugins.module_utils._store import ReleaseError, write_json_atomic
+from ansible_collections.edgeinfer.deploy.plugins.module_utils._trust import provision
 
 DEFAULT_KEEP = 3
 
@@ -40,8 +41,8 @@ def _stage(module, store):
 def _trust(module, store):
     """Make ``<root>/trust/`` hold the given keys and no others; the diff lists the key files."""
     before = store.trust.files()
-    changed, info = store.trust.write(module.params["trusted_keys"], check_mode=module.check_mode)
-    out = dict(info, changed=changed)
+    changed, info = provision(store, module.params["trusted_keys"], check_mode=module.check_mode)
+    out = dict(info, changed=changed or "untrusted_last_good" in info)
     if module._diff:
         out["diff"] = {
             "before": "".join(f"trust/{k}.pub\n" for k in before),
@@ -161,8 +162,8 @@ def _lock(module, store):
     if broken:
         out["broken_lock"] = broken
     if p["trusted_keys"] is not None:
-        trust_changed, info = store.trust.write(p["trusted_keys"], check_mode=module.check_mode)
-        out.update(info, trust_changed=trust_changed)
+        trust_changed, info = provision(store, p["trusted_keys"], check_mode=module.check_mode)
+        out.update(info, trust_changed=trust_changed or "untrusted_last_good" in info)
     return out
 
 

@@ -18,6 +18,7 @@ import os
 from ansible_collections.edgeinfer.deploy.plugins.module_utils._compose import ComposeFiles, env_keys, needs_compose
 from ansible_collections.edgeinfer.deploy.plugins.module_utils._probe import hot_reload, wait_healthy
 from ansible_collections.edgeinfer.deploy.plugins.module_utils._store import ReleaseError
+from ansible_collections.edgeinfer.deploy.plugins.module_utils._trust import staged_key
 
 FORMAT_ID = "{{.Id}}"
 
@@ -50,6 +51,7 @@ def _switch_back(store, release, compose_dir, previous, reason, check_mode):
 
     Returns the compose write, whether ``current`` moved, and the revert's result so far.
     """
+    staged_key(store, release)  # before anything is written: a refused revert changes nothing
     files = ComposeFiles(compose_dir).write(release, token=False, check_mode=check_mode)
     switched, before, dummy = store.switch(release, reason=reason, previous=previous, check_mode=check_mode)
     out = {"before": before, "actions": [], "applied": "none", "image": None, "reload": None, "health": None}

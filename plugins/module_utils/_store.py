@@ -13,6 +13,9 @@ import os
 import time
 from contextlib import contextmanager
 
+# models/last_good: the release the sidecar serves when current fails to load.
+LAST_GOOD = "last_good"
+
 
 class ReleaseError(Exception):
     """A refusal with the reason and, where there is one, the fix."""

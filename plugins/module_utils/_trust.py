@@ -17,7 +17,7 @@ from ansible_collections.edgeinfer.deploy.plugins.module_utils._contract import 
     key_id,
     verify_signature,
 )
-from ansible_collections.edgeinfer.deploy.plugins.module_utils._store import ReleaseError, fsync_dir
+from ansible_collections.edgeinfer.deploy.plugins.module_utils._store import LAST_GOOD, ReleaseError, fsync_dir, now_iso
 
 SIGNATURE = "manifest.json.sig"
 # What a refusal of an unsigned release tells the operator to do.
@@ -94,6 +94,49 @@ def check_signature(where, blob, manifest, signature, trusted, allow_unsigned=Fa
         key_id=declared,
         trusted_key_ids=ids,
     )
+
+
+def staged_key(store, rid, trusted=None, allow_unsigned=True):
+    """The id of the key in ``trusted`` (default: ``trust/`` now) that verifies ``store``'s staged
+    release ``rid``, None for a release staged unchecked; else a ReleaseError.
+
+    The signature was checked when the release was staged, but ``trust/`` changes with the inventory:
+    a release signed by a key no longer trusted must not serve again, through a deploy, a rollback or
+    a revert. A release staged unchecked keeps no signature (only allow_unsigned let it in)."""
+    path = store.path_of(rid)
+    manifest, blob = store.load_manifest(path)
+    trusted = store.trust.read() if trusted is None else trusted
+    signature = store.read_signature(path)
+    try:
+        return check_signature(os.path.join(path, "manifest.json"), blob, manifest, signature, trusted, allow_unsigned)[
+            0
+        ]
+    except ReleaseError as exc:
+        raise ReleaseError(
+            f"release {rid} may not serve: {exc}; a key removed from edgeinfer_trusted_keys no longer lets its "
+            "releases serve: deploy a release signed by a trusted key",
+            **exc.details,
+        ) from None
+
+
+def provision(store, trusted_keys, check_mode=False):
+    """Make ``trust/`` hold ``trusted_keys`` alone (TrustDir.write). A last good release that no key left
+    trusts is then forgotten (``untrusted_last_good`` names it): a sidecar whose current release fails to
+    load then serves nothing, rather than a release signed by a removed key."""
+    changed, info = store.trust.write(trusted_keys, check_mode=check_mode)
+    good = store.last_good()
+    if not good or not store.exists(good):
+        return changed, info
+    try:
+        staged_key(store, good, parse_trusted_keys(trusted_keys))
+    except ReleaseError:
+        info["untrusted_last_good"] = good
+        if not check_mode:
+            os.unlink(os.path.join(store.models, LAST_GOOD))
+            with store.update_state() as state:
+                state["last_good"] = None
+                state["history"].append({"time": now_iso(), "action": "untrusted", "release": good})
+    return changed, info
 
 
 class TrustDir:

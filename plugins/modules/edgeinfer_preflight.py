@@ -167,6 +167,12 @@ staged:
   description: Whether O(release) is staged on the edge.
   returned: always
   type: bool
+staged_refused:
+  description:
+    - Why the staged O(release) may not serve under O(trusted_keys) and O(allow_unsigned), or null. A deploy
+      does not stage a staged release again, so its signature is checked here; the reason is in RV(refusals) too.
+  returned: always
+  type: str
 docker:
   description: The engine's version (null when it does not answer) and its error.
   returned: always

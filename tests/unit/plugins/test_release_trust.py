@@ -163,6 +163,40 @@ def test_rotation_from_key_a_to_key_b_with_both_trusted_in_between(store: Releas
     }
 
 
+def test_a_key_removed_from_trust_no_longer_lets_its_staged_releases_serve(store: ReleaseStore, tmp_path: Path) -> None:
+    """Staged under A, served, then A removed from the inventory: switching back to that release (a
+    redeploy, a rollback, a revert) is refused, preflight refuses a deploy of it, and the last good
+    release it was stops being the sidecar's fallback."""
+    from ansible_collections.edgeinfer.deploy.plugins.module_utils._preflight import survey
+    from ansible_collections.edgeinfer.deploy.plugins.module_utils._revert import revert
+    from ansible_collections.edgeinfer.deploy.plugins.module_utils._trust import provision
+
+    _, old = store.stage(release(tmp_path, "v1", signer=A), trusted_keys=[A[1], B[1]])
+    _, new = store.stage(release(tmp_path, "v2", signer=B), trusted_keys=[A[1], B[1]])
+    provision(store, [A[1].decode(), B[1].decode()])
+    store.switch(old["release"])
+    store.mark_good()
+    store.switch(new["release"])
+    changed, info = provision(store, [B[1].decode()])  # A retired
+    assert changed and info["untrusted_last_good"] == old["release"]
+    assert store.last_good() is None and store.read_state()["last_good"] is None
+    with pytest.raises(
+        ReleaseError, match=f"release {old['release']} may not serve: .*{ID_A}.*signed by a trusted key"
+    ):
+        store.switch(old["release"])
+    assert store.current() == new["release"]
+    compose = tmp_path / "compose"
+    with pytest.raises(ReleaseError, match="may not serve"):
+        revert(lambda argv: (1, "", "no docker here"), store, old["release"], compose_dir=str(compose))
+    assert store.current() == new["release"] and not compose.exists()  # the refused revert wrote nothing
+    p = {"root": store.root, "release": old["release"], "trusted_keys": [B[1].decode()], "allow_unsigned": False}
+    assert "may not serve" in (survey(lambda argv: (1, "", "no docker here"), p)["staged_refused"] or "")
+    # B's releases serve on, and A's once A is trusted again.
+    assert store.switch(new["release"])[0] is False
+    provision(store, [A[1].decode(), B[1].decode()])
+    assert store.switch(old["release"])[0] is True
+
+
 def test_a_signature_is_copied_into_the_release_only_when_it_was_checked(store: ReleaseStore, tmp_path: Path) -> None:
     checked = release(tmp_path, "v1", signer=A)
     _, info = store.stage(checked, trusted_keys=[A[1]])
