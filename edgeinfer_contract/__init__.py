@@ -41,7 +41,14 @@ from __future__ import annotations
 from .architecture import DOCKER_ARCH, docker_arch
 from .config import ModelConfig
 from .golden import GoldenSet, cosine
-from .identity import check_member_name, release_id, sha256_file, symlink_problem
+from .identity import (
+    RELEASE_NAME_RULE,
+    check_member_name,
+    check_model_version,
+    release_id,
+    sha256_file,
+    symlink_problem,
+)
 from .layout import CHANNEL_ORDER, CHANNELS, FILES, INPUT_NAME, LATENT_DIM, OUTPUT_NAME, WINDOW, ContractError
 from .manifest import BuildQuality, Manifest, ManifestEntry
 from .normalization import GUIDE_NORMALIZATION, Normalization, embedding_stamp
@@ -66,8 +73,10 @@ __all__ = [
     "Normalization",
     "OUTPUT_NAME",
     "QUALITY_FLOORS",
+    "RELEASE_NAME_RULE",
     "WINDOW",
     "check_member_name",
+    "check_model_version",
     "cosine",
     "docker_arch",
     "ed25519_public_pem",

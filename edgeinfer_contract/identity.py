@@ -11,6 +11,16 @@ from typing import Any
 
 from .layout import ContractError
 
+# The characters a release directory's name is made of (the version part of ``<version>-<sha8>``).
+RELEASE_NAME_RULE = "ASCII letters, digits and '._-', not starting with '.'"
+# A directory name is at most 255 bytes on the filesystems in use; ``-<sha8>`` takes 9 of them.
+MAX_VERSION_LENGTH = 246
+
+
+def _release_name(model_version: str) -> str:
+    """The version with any character outside RELEASE_NAME_RULE's replaced by ``_``."""
+    return "".join(c if (c.isascii() and c.isalnum()) or c in "._-" else "_" for c in str(model_version))
+
 
 def release_id(model_version: str, digest: str) -> str:
     """The id of a release: ``<version>-<sha8>``, the name of its directory on every edge.
@@ -18,12 +28,34 @@ def release_id(model_version: str, digest: str) -> str:
     The version with any character other than ASCII letters, digits and ``._-`` replaced by ``_``,
     then the first 8 hex digits of the release's digest (``Manifest.digest``).
     """
-    safe = "".join(c if (c.isascii() and c.isalnum()) or c in "._-" else "_" for c in str(model_version))
+    safe = _release_name(model_version)
     if not safe or safe.startswith("."):
         raise ContractError(
             "model_version", f"{model_version!r} cannot name a release directory; use letters, digits, '._-'"
         )
     return f"{safe}-{digest[:8]}"
+
+
+def check_model_version(model_version: Any, field: str = "model_version") -> str:
+    """A version for a new release: one that names a release directory as it is.
+
+    Stricter than ``release_id``, which replaces what it cannot use: a build keeps a version's
+    release at ``<artifacts>/<version>``, so a version that needs a character replaced, or that
+    is ``..`` or an absolute path, is refused here rather than written somewhere else.
+    """
+    if (
+        not isinstance(model_version, str)
+        or not model_version
+        or model_version.startswith(".")
+        or _release_name(model_version) != model_version
+        or len(model_version) > MAX_VERSION_LENGTH
+    ):
+        raise ContractError(
+            field,
+            f"{model_version!r} cannot name a release directory; expected {RELEASE_NAME_RULE}, "
+            f"at most {MAX_VERSION_LENGTH} characters, such as '1.4.0'",
+        )
+    return model_version
 
 
 def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:

@@ -18,24 +18,15 @@ import onnx
 from edgeinfer_contract import FILES, INPUT_NAME, OUTPUT_NAME, GoldenSet, Normalization, sha256_file
 
 from ._io import staging_dir
+from .calibrate import MIN_WINDOWS
+from .checks import check_count, check_floor, check_interface, check_model_version, check_out, load_onnx
 from .config import normalization_of, provenance, read_config
-from .errors import InputError
 from .golden import make_golden
 from .model import Architecture
 from .parity import check_parity, session
 from .release_steps import NO_HEF, edge_serving, int8_stage, seal, stage_calibration, write_model_config
+from .signing import read_signing_key
 from .windows import parity_windows
-
-
-def _check_production_interface(proto: onnx.ModelProto, path: Path) -> None:
-    inits = {i.name for i in proto.graph.initializer}
-    ins = [i for i in proto.graph.input if i.name not in inits]
-    dims = lambda vi: [d.dim_value if d.HasField("dim_value") else d.dim_param for d in vi.type.tensor_type.shape.dim]  # noqa: E731
-    if [i.name for i in ins] != [INPUT_NAME] or dims(ins[0]) != [1, 100, 9]:
-        raise InputError(f"onnx {path}: inputs {[(i.name, dims(i)) for i in ins]}; expected {INPUT_NAME} [1,100,9]")
-    outs = list(proto.graph.output)
-    if [o.name for o in outs] != [OUTPUT_NAME] or len(dims(outs[0])) != 2 or dims(outs[0])[0] != 1:
-        raise InputError(f"onnx {path}: outputs {[(o.name, dims(o)) for o in outs]}; expected {OUTPUT_NAME} [1,64]")
 
 
 def _batch_variant(proto: onnx.ModelProto, norm: Any) -> tuple[bytes | None, dict[str, Any]]:
@@ -128,16 +119,19 @@ def adopt(
 ) -> dict[str, Any]:
     """Wrap an existing ONNX with the production model's interface (``imu_window`` [1,100,9] ->
     ``latent_embeddings`` [1,64]) into a release; references come from ONNX Runtime."""
-    src, out_dir = Path(onnx_path), Path(out)
-    if not model_version:
-        raise InputError("model_version: expected a non-empty string such as '1.2.0'")
-    if not src.is_file():
-        raise InputError(f"onnx: {src} does not exist")
+    # Every argument is checked before the first graph is run: a mistake costs no calibration.
+    check_model_version(model_version)
+    src, out_dir = Path(onnx_path), check_out(out, "--out", directory=True)
+    if signing_key is not None:
+        read_signing_key(signing_key)
+    check_count(golden_count, "--golden-count")
+    check_count(calibration_count, "--calibration-count", MIN_WINDOWS)
+    check_floor(int8_floor, "--int8-floor")
+    proto = load_onnx(src, "--onnx")
+    check_interface(proto, src, "--onnx")
     cfg_in = read_config(config)
     norm = normalization_of(cfg_in)
     assert norm is not None  # read_config checked it
-    proto = onnx.load(str(src))
-    _check_production_interface(proto, src)
     onnx_sha = sha256_file(src)
     mid = model_id or f"tcn-vae-onnx-{onnx_sha[:12]}"
     reference = _onnxruntime_reference(proto)

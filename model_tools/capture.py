@@ -30,6 +30,7 @@ import numpy as np
 from edgeinfer_contract import CHANNELS, FILES, WINDOW, ContractError, GoldenSet, Manifest
 
 from ._io import progress
+from .checks import check_out
 from .config import normalization_of, read_config
 from .errors import InputError, ModelToolsError
 from .windows import normalize
@@ -179,6 +180,10 @@ def capture(
         raise InputError("--golden needs --release DIR: the release whose model.onnx gives the reference embeddings")
     if count < 1:
         raise InputError(f"--count must be at least 1, not {count}", field="count")
+    # Checked before the fetch: the sample is the sidecar's, and is not fetched twice for a typo.
+    for option, path in (("--replay", replay), ("--golden", golden)):
+        if path:
+            check_out(path, option)
     windows, headers = fetch(url, read_token(token_file))
     order = tuple(c for c in headers.get("x-channel-order", "").split(",") if c)
     source = {

@@ -17,6 +17,7 @@ from typing import Any
 from edgeinfer_contract import FILES
 
 from . import __version__
+from .checks import cosine_floor, positive_int, seed
 from .commands import (
     cmd_adopt,
     cmd_build,
@@ -60,7 +61,7 @@ def _add_checkpoint_args(sp: argparse.ArgumentParser) -> None:
 def _add_init(sub: Subcommands) -> None:
     sp = _add_command(sub, "init", cmd_init, "write a seeded, UNTRAINED checkpoint for demos and tests")
     sp.add_argument("--out", required=True)
-    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--seed", type=seed, default=0)
     sp.add_argument("--config", help="take architecture and normalization from this model_config.json")
     sp.add_argument("--force", action="store_true")
 
@@ -77,8 +78,8 @@ def _add_golden(sub: Subcommands) -> None:
     sp = _add_command(sub, "golden", cmd_golden, "write golden.json: fixed raw windows and their PyTorch embeddings")
     _add_checkpoint_args(sp)
     sp.add_argument("--out", required=True, help="path of golden.json")
-    sp.add_argument("--count", type=int, default=64)
-    sp.add_argument("--seed", type=int, default=20250905)
+    sp.add_argument("--count", type=positive_int, default=64)
+    sp.add_argument("--seed", type=seed, default=20250905)
 
 
 def _add_calibrate(sub: Subcommands) -> None:
@@ -86,10 +87,10 @@ def _add_calibrate(sub: Subcommands) -> None:
     sp = _add_command(sub, "calibrate", cmd_calibrate, help)
     sp.add_argument("--config", required=True, help="model_config.json with the normalization")
     sp.add_argument("--out", required=True, help="path of calibration.npy")
-    sp.add_argument("--count", type=int, default=2000)
-    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--count", type=positive_int, default=2000)
+    sp.add_argument("--seed", type=seed, default=0)
     sp.add_argument("--windows", help="your own raw windows: .npy [N,100,9] / [T,9] or .csv (9 columns)")
-    sp.add_argument("--min-windows", type=int, default=1024)
+    sp.add_argument("--min-windows", type=positive_int, default=1024)
 
 
 def _add_quantize_check(sub: Subcommands) -> None:
@@ -101,7 +102,7 @@ def _add_quantize_check(sub: Subcommands) -> None:
     sp.add_argument("--config", required=True)
     sp.add_argument("--out", required=True, help="path of model_int8.onnx")
     sp.add_argument(
-        "--floor", type=float, help="minimum cosine on the golden set (default: QUALITY_FLOORS['int8'], 0.98)"
+        "--floor", type=cosine_floor, help="minimum cosine on the golden set (default: QUALITY_FLOORS['int8'], 0.98)"
     )
 
 
@@ -121,7 +122,9 @@ def _add_compile(sub: Subcommands) -> None:
     sp.add_argument("--hw-arch", default="hailo8")
     sp.add_argument("--net-name", default="tcn_encoder")
     sp.add_argument(
-        "--floor", type=float, help="minimum emulator cosine vs ONNX Runtime (default: QUALITY_FLOORS['hailo'], 0.98)"
+        "--floor",
+        type=cosine_floor,
+        help="minimum emulator cosine vs ONNX Runtime (default: QUALITY_FLOORS['hailo'], 0.98)",
     )
 
 
@@ -159,10 +162,10 @@ def _add_release_args(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--out", required=True, help="release directory (replaced atomically)")
     sp.add_argument("--model-version", required=True)
     sp.add_argument("--signing-key", help="ed25519 private key (PEM); without it the manifest is unsigned")
-    sp.add_argument("--golden-count", type=int, default=64)
-    sp.add_argument("--calibration-count", type=int, default=2000)
+    sp.add_argument("--golden-count", type=positive_int, default=64)
+    sp.add_argument("--calibration-count", type=positive_int, default=2000)
     sp.add_argument("--calibration-windows", help="your own raw windows (.npy/.csv) for calibration")
-    sp.add_argument("--int8-floor", type=float, help="default: QUALITY_FLOORS['int8'] (edgeinfer_contract)")
+    sp.add_argument("--int8-floor", type=cosine_floor, help="default: QUALITY_FLOORS['int8'] (edgeinfer_contract)")
     sp.add_argument("--require-int8", action="store_true", help="fail instead of leaving model_int8.onnx out")
 
 
@@ -170,7 +173,7 @@ def _add_build(sub: Subcommands) -> None:
     help = "checkpoint -> complete release directory (export, golden, calibration, int8, HEF, manifest)"
     sp = _add_command(sub, "build", cmd_build, help)
     _add_checkpoint_args(sp)
-    sp.add_argument("--hailo-floor", type=float, help="default: QUALITY_FLOORS['hailo'] (edgeinfer_contract)")
+    sp.add_argument("--hailo-floor", type=cosine_floor, help="default: QUALITY_FLOORS['hailo'] (edgeinfer_contract)")
     sp.add_argument("--hw-arch", default="hailo8")
     sp.add_argument("--opset", type=int, default=13)
     sp.add_argument("--compile", choices=["auto", "yes", "no"], default="auto", help="auto: when the DFC is importable")
@@ -199,7 +202,7 @@ def _add_ensure(sub: Subcommands) -> None:
     src = sp.add_mutually_exclusive_group(required=True)
     src.add_argument("--checkpoint", help="a trained checkpoint (build)")
     src.add_argument("--onnx", help="an ONNX with the production model's interface (adopt; needs --config)")
-    src.add_argument("--demo-seed", type=int, help="an UNTRAINED demo model of this seed, made on first use")
+    src.add_argument("--demo-seed", type=seed, help="an UNTRAINED demo model of this seed, made on first use")
     sp.add_argument("--artifacts", required=True, help="the artifacts directory; the release is <artifacts>/<version>")
     sp.add_argument("--model-version", required=True)
     sp.add_argument("--config", help="model_config.json")
@@ -223,7 +226,9 @@ def _add_capture(sub: Subcommands) -> None:
     sp.add_argument("--replay", metavar="PATH", help="write the windows here (raw float32, 3600 bytes a window)")
     sp.add_argument("--golden", metavar="PATH", help="write a golden.json of the windows here (needs --release)")
     sp.add_argument("--release", metavar="DIR", help="release whose model.onnx gives the golden embeddings")
-    sp.add_argument("--count", type=int, default=64, help="golden windows, spread over the sample (default 64)")
+    sp.add_argument(
+        "--count", type=positive_int, default=64, help="golden windows, spread over the sample (default 64)"
+    )
 
 
 # In the order ``--help`` lists them.

@@ -10,11 +10,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
 from edgeinfer_contract import ContractError, GoldenSet
 
+from .checks import check_out
 from .errors import InputError
 
 
@@ -57,12 +57,12 @@ def cmd_golden(a: argparse.Namespace) -> dict[str, Any]:
     from .export import reference_embeddings
     from .golden import make_golden
 
+    out = check_out(a.out, "--out")
     loaded = load_checkpoint(a.checkpoint, read_config(a.config) if a.config else None, a.trust_pickle)
     norm = _norm_for(a, loaded)
     golden = make_golden(
         lambda x: reference_embeddings(loaded.model, x), norm, a.model_id or loaded.default_model_id, a.count, a.seed
     )
-    out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     golden.save(out)
     return {
@@ -76,8 +76,8 @@ def cmd_golden(a: argparse.Namespace) -> dict[str, Any]:
 def cmd_calibrate(a: argparse.Namespace) -> dict[str, Any]:
     from .calibrate import make_calibration, save_calibration
 
+    out = check_out(a.out, "--out")
     arr, report = make_calibration(_norm_for(a), a.count, a.seed, a.windows, a.min_windows)
-    out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     save_calibration(out, arr)
     for w in report["warnings"]:

@@ -20,6 +20,7 @@ import numpy as np
 from edgeinfer_contract import FILES, INPUT_NAME, OUTPUT_NAME, QUALITY_FLOORS, GoldenSet, Normalization
 
 from ._io import progress, write_json
+from .checks import check_floor, check_out
 from .config import now_iso
 from .errors import CompileError, DfcMissingError, HailoLintError, QuantizationError
 from .export import write_atomic
@@ -209,8 +210,9 @@ def compile_hef(
 ) -> dict[str, Any]:
     """``floor``: the least emulator cosine on every golden window; None for QUALITY_FLOORS["hailo"]."""
     floor_source = "edgeinfer_contract.QUALITY_FLOORS['hailo']" if floor is None else "--floor"
-    floor = DEFAULT_FLOOR if floor is None else floor
-    src, out = Path(hailo_onnx), Path(out_dir)
+    floor = DEFAULT_FLOOR if check_floor(floor, "--floor") is None else floor
+    # Checked before the DFC's minutes of work, not when model.hef is written.
+    src, out = Path(hailo_onnx), check_out(out_dir, "--out", directory=True)
     _check_inputs(src, calibration, hw_arch, net_name)
     dfc = import_dfc()
     version = dfc_version(dfc)

@@ -78,7 +78,9 @@ def read_config(path: str | Path) -> dict[str, Any]:
     try:
         cfg = ModelConfig.load(path)
     except ContractError as exc:
-        raise InputError(f"model_config {path}: {exc}", field=exc.field) from None
+        # The contract's messages about the file itself ("X does not exist") name it already.
+        where = "model_config (--config)" if exc.field == "model_config" else f"model_config {path}: {exc.field}"
+        raise InputError(f"{where}: {exc.message}", field=exc.field) from None
     return cfg.raw
 
 

@@ -39,7 +39,11 @@ class DfcMissingError(ModelToolsError):
 
 
 class CheckpointError(ModelToolsError):
-    """A checkpoint does not fit the TCN-VAE architecture."""
+    """The checkpoint does not exist, is not a PyTorch file, or does not fit the TCN-VAE architecture.
+
+    Its own exit code, though a missing file is otherwise an InputError (2): a caller can tell
+    a wrong checkpoint from every other mistake by the code alone.
+    """
 
     exit_code = 4
     kind = "checkpoint"

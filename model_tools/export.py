@@ -23,6 +23,7 @@ from edgeinfer_contract import FILES, INPUT_NAME, OUTPUT_NAME, Normalization
 
 from ._io import progress
 from .checkpoint import LoadedModel
+from .checks import check_out
 from .errors import InputError, ParityError
 from .model import TCNVAE, ExportEncoder
 from .parity import ParityReport, check_parity, raise_on_failure
@@ -30,7 +31,26 @@ from .windows import parity_windows, to_nchw
 
 TARGETS = {"cpu": FILES["onnx"], "batch": FILES["onnx_batch"], "hailo": FILES["onnx_hailo"]}
 DEFAULT_OPSET = 13
+# What torch 2.13's TorchScript exporter writes (torch.onnx._constants: 7 to 20); every one of them
+# exports this model and passes the parity check. The Hailo DFC parses 11 to 13.
+EXPORT_OPSETS = range(7, 21)
 HAILO_OPSETS = (11, 12, 13)
+
+
+def check_opset(opset: int, targets: tuple[str, ...]) -> None:
+    """Refuse an opset the exporter (or, for the hailo target, the DFC) cannot take, naming ``--opset``."""
+    if isinstance(opset, bool) or not isinstance(opset, int) or opset not in EXPORT_OPSETS:
+        raise InputError(
+            f"--opset: {opset!r}; expected {EXPORT_OPSETS.start} to {EXPORT_OPSETS.stop - 1} "
+            f"(torch's ONNX exporter), default {DEFAULT_OPSET}",
+            field="opset",
+        )
+    if "hailo" in targets and opset not in HAILO_OPSETS:
+        raise InputError(
+            f"--opset: {opset} for target hailo; expected one of {', '.join(map(str, HAILO_OPSETS))} "
+            "(what the Hailo Dataflow Compiler parses)",
+            field="opset",
+        )
 
 
 def _torch_to_onnx(module: torch.nn.Module, example: torch.Tensor, dynamic_batch: bool, opset: int) -> onnx.ModelProto:
@@ -62,8 +82,7 @@ def build_graph(
 ) -> onnx.ModelProto:
     if target not in TARGETS:
         raise InputError(f"target: {target!r}; expected one of {', '.join(TARGETS)}")
-    if target == "hailo" and opset not in HAILO_OPSETS:
-        raise InputError(f"opset: {opset} for target hailo; expected one of {HAILO_OPSETS}")
+    check_opset(opset, (target,))
     hailo = target == "hailo"
     module = ExportEncoder(model, "nchw" if hailo else "nlc")
     seq, ch = model.arch.sequence_length, model.arch.input_dim
@@ -122,7 +141,8 @@ def export(
     """Export and verify every target, then write them all; a failure of any writes none."""
     from .lint_hailo import lint_model
 
-    out = Path(out_dir)
+    out = check_out(out_dir, "--out", directory=True)
+    check_opset(opset, targets)
     meta = {
         "model_id": model_id or loaded.default_model_id,
         "normalization_hash": norm.hash(),

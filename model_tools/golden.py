@@ -9,6 +9,7 @@ import numpy as np
 
 from edgeinfer_contract import GoldenSet, Normalization
 
+from .checks import check_count
 from .windows import KINDS, normalize, synthetic_windows
 
 DEFAULT_COUNT = 64
@@ -25,6 +26,7 @@ def make_golden(
     **meta: Any,
 ) -> GoldenSet:
     """``reference`` maps normalized [N,100,9] windows to [N,latent] embeddings."""
+    check_count(count, "count")  # an empty golden set would let every golden check pass
     raw = synthetic_windows(count, seed=seed, kinds=KINDS)
     emb = reference(normalize(raw, norm)).astype(np.float32)
     return GoldenSet(

@@ -13,7 +13,7 @@ from typing import Any
 
 import onnx
 
-from .errors import InputError
+from .checks import load_onnx
 
 ALLOWED_OPS = frozenset(
     {
@@ -220,11 +220,4 @@ def lint_model(model: onnx.ModelProto) -> LintReport:
 
 
 def lint_file(path: str | Path) -> LintReport:
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"onnx: {p} does not exist")
-    try:
-        model = onnx.load(str(p))
-    except Exception as exc:  # onnx raises DecodeError and others without a common base
-        raise InputError(f"onnx: {p} is not an ONNX model ({exc})") from None
-    return lint_model(model)
+    return lint_model(load_onnx(path, "onnx"))

@@ -15,6 +15,7 @@ from onnx import version_converter
 from edgeinfer_contract import INPUT_NAME, OUTPUT_NAME, QUALITY_FLOORS, GoldenSet, Normalization, sha256_file
 
 from ._io import progress
+from .checks import check_floor, check_interface, check_out, load_onnx
 from .errors import InputError, QuantizationError
 from .golden import golden_inputs
 from .parity import cosine_rows, session
@@ -116,12 +117,12 @@ def quantize_check(
     ``floor``: the least cosine on every golden window; None for QUALITY_FLOORS["int8"].
     """
     floor_source = "edgeinfer_contract.QUALITY_FLOORS['int8']" if floor is None else "--floor"
-    floor = DEFAULT_FLOOR if floor is None else floor
-    src, out = Path(fp32_onnx), Path(out_path)
-    if not src.is_file():
-        raise InputError(f"onnx: {src} does not exist")
+    floor = DEFAULT_FLOOR if check_floor(floor, "--floor") is None else floor
+    src, out = Path(fp32_onnx), check_out(out_path, "--out")
+    model = load_onnx(src, "--onnx")
+    # A graph of another interface would fail inside ONNX Runtime, after the calibration.
+    check_interface(model, src, "--onnx", any_batch=True)
     calib = _calibration_windows(calibration)
-    model = onnx.load(str(src))
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
     progress(f"quantize-check: calibrating INT8 on {len(calib)} windows")
     tmp, upgraded = _staging_paths(out)

@@ -8,8 +8,10 @@ the same for an existing ONNX, lives in :mod:`model_tools.adopt`.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -20,15 +22,17 @@ from edgeinfer_contract import FILES, ContractError, GoldenSet, Manifest, Normal
 
 from ._io import progress, staging_dir
 from .adopt import adopt
+from .calibrate import MIN_WINDOWS
 from .checkpoint import LoadedModel, load_checkpoint, training_state_dict
+from .checks import check_count, check_floor, check_model_version, check_out
 from .compile_hef import compile_hef, dfc_available
 from .config import DEMO_NORMALIZATION, normalization_of, provenance, read_config
 from .errors import InputError, ModelToolsError
-from .export import DEFAULT_OPSET, export, reference_embeddings
+from .export import DEFAULT_OPSET, check_opset, export, reference_embeddings
 from .golden import make_golden
 from .model import TCNVAE, Architecture
 from .release_steps import NO_HEF, edge_serving, int8_stage, seal, stage_calibration, write_model_config
-from .signing import public_key_of, verify_release
+from .signing import public_key_of, read_signing_key, verify_release
 
 __all__ = ["NO_HEF", "adopt", "build", "init_checkpoint"]
 
@@ -37,9 +41,9 @@ def init_checkpoint(
     out: str | Path, seed: int = 0, config: str | Path | None = None, force: bool = False
 ) -> dict[str, Any]:
     """A seeded, UNTRAINED checkpoint (marked so in its metadata) for demos and tests."""
-    p = Path(out)
+    p = check_out(out, "--out")
     if p.exists() and not force:
-        raise InputError(f"{p} exists; pass --force to overwrite")
+        raise InputError(f"--out {p}: exists; pass --force to overwrite")
     cfg = read_config(config) if config else None
     arch = Architecture.from_config(cfg)
     norm = normalization_of(cfg) or DEMO_NORMALIZATION
@@ -56,10 +60,19 @@ def init_checkpoint(
         },
     }
     p.parent.mkdir(parents=True, exist_ok=True)
+    # Saved to memory first: torch's archive records the name of the file it is saved to, so a
+    # temp file's name would make the same seed give other bytes (and another model id).
+    buf = io.BytesIO()
+    torch.save(payload, buf)
     # Whole or not at all: a checkpoint cut short by a kill would be found next time and never remade.
-    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, p)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(buf.getvalue())
+        os.chmod(tmp, 0o644)  # mkstemp makes it 0600; a checkpoint is no secret
+        os.replace(tmp, p)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
     return {
         "checkpoint": str(p),
         "sha256": sha256_file(p),
@@ -182,6 +195,30 @@ def _built_config(
     )
 
 
+def _check_arguments(
+    model_version: str,
+    out: str | Path,
+    signing_key: str | Path | None,
+    golden_count: int,
+    calibration_count: int,
+    int8_floor: float | None,
+    hailo_floor: float | None,
+    opset: int,
+) -> Path:
+    """Every argument of ``build``, checked before the first model is loaded: a mistake costs no
+    export. Returns the release directory."""
+    check_model_version(model_version)
+    out_dir = check_out(out, "--out", directory=True)
+    if signing_key is not None:
+        read_signing_key(signing_key)
+    check_count(golden_count, "--golden-count")
+    check_count(calibration_count, "--calibration-count", MIN_WINDOWS)
+    check_floor(int8_floor, "--int8-floor")
+    check_floor(hailo_floor, "--hailo-floor")
+    check_opset(opset, ("cpu", "batch", "hailo"))
+    return out_dir
+
+
 def build(
     checkpoint: str | Path,
     out: str | Path,
@@ -205,9 +242,9 @@ def build(
 
     ``int8_floor`` / ``hailo_floor``: None for edgeinfer_contract's QUALITY_FLOORS.
     """
-    out_dir = Path(out)
-    if not model_version:
-        raise InputError("model_version: expected a non-empty string such as '1.2.0'")
+    out_dir = _check_arguments(
+        model_version, out, signing_key, golden_count, calibration_count, int8_floor, hailo_floor, opset
+    )
     cfg_in = read_config(config) if config else None
     loaded = load_checkpoint(checkpoint, cfg_in, trust_pickle=trust_pickle)
     norm = _normalization(cfg_in, loaded)

@@ -8,6 +8,7 @@ from typing import Any
 
 from edgeinfer_contract import FILES, BuildQuality, ContractError, Manifest, key_id, sha256_file, sign, verify_signature
 
+from .checks import check_model_version, check_out
 from .errors import InputError, SignatureError
 
 ROLE_OF = {name: role for role, name in FILES.items() if role not in ("manifest", "signature")}
@@ -18,8 +19,8 @@ def keygen(private_path: str | Path, public_path: str | Path | None = None, forc
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    priv = Path(private_path)
-    pub = Path(public_path) if public_path else priv.with_name(priv.name + ".pub")
+    priv = check_out(private_path, "--out")
+    pub = check_out(public_path, "--public") if public_path else check_out(f"{priv}.pub", "--out")
     for p in (priv, pub):
         if p.exists() and not force:
             raise InputError(f"{p} exists; pass --force to overwrite a key")
@@ -47,6 +48,26 @@ def public_key_of(private_pem: bytes) -> bytes:
     return key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
+def read_signing_key(path: str | Path, option: str = "--signing-key") -> tuple[bytes, bytes]:
+    """(private PEM, public PEM) of an ed25519 private key, read before any work that it would sign."""
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    p = Path(path)
+    expected = "expected an ed25519 private key in PEM form (model_tools keygen writes one)"
+    if not p.is_file():
+        raise InputError(f"{option} {p}: does not exist; {expected}", field="signing_key")
+    try:
+        private_pem = p.read_bytes()
+        key = load_pem_private_key(private_pem, password=None)
+    except (OSError, ValueError, TypeError, UnsupportedAlgorithm) as exc:
+        raise InputError(f"{option} {p}: {expected} ({exc})", field="signing_key") from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise InputError(f"{option} {p}: a {type(key).__name__}; {expected}", field="signing_key")
+    return private_pem, public_key_of(private_pem)
+
+
 def _read_key(path: str | Path, what: str) -> bytes:
     p = Path(path)
     if not p.is_file():
@@ -66,21 +87,21 @@ def write_manifest(
 
     A signed manifest names its key (``signing_key_id``), so that an edge that does not
     trust it can say which key it was. Without ``quality``, the measured figures of the
-    manifest it replaces are kept for each file that is still the one measured.
+    manifest it replaces are kept for each file that is still the one measured; without
+    ``meta``, its metadata (model id, source, embedding stamp, ``untrained``, build inputs).
     """
     d = Path(release_dir)
-    if not model_version:
-        raise InputError("model_version: expected a non-empty string such as '1.2.0'")
+    check_model_version(model_version)
     if not d.is_dir():
         raise InputError(
             f"release: {d} is not a directory; expected the release directory that model_tools build wrote"
         )
-    private_pem = _read_key(private_key, "signing_key") if private_key is not None else None
+    private_pem = read_signing_key(private_key)[0] if private_key is not None else None
+    if not meta:  # the manifest command re-signs a release: what its build recorded stays
+        meta = _kept_meta(d)
+    meta.pop("signing_key_id", None)
     if private_pem is not None:
-        try:
-            meta["signing_key_id"] = key_id(public_key_of(private_pem))
-        except (ContractError, ValueError, TypeError) as exc:
-            raise InputError(f"signing_key {private_key}: not an ed25519 private key in PEM form ({exc})") from None
+        meta["signing_key_id"] = key_id(public_key_of(private_pem))
     if roles is None:
         roles = {p.name: ROLE_OF[p.name] for p in sorted(d.iterdir()) if p.is_file() and p.name in ROLE_OF}
     if not roles:
@@ -111,6 +132,13 @@ def write_manifest(
         "files": [f.to_dict() for f in manifest.files],
         "unlisted": unlisted,
     }
+
+
+def _kept_meta(d: Path) -> dict[str, Any]:
+    try:
+        return dict(Manifest.load(d / FILES["manifest"]).meta)
+    except (OSError, ContractError):
+        return {}
 
 
 def _kept_quality(d: Path, roles: dict[str, str]) -> dict[str, BuildQuality]:

@@ -14,6 +14,7 @@ from edgeinfer_contract import FILES
 
 from .calibrate import make_calibration, save_calibration
 from .checkpoint import load_checkpoint
+from .checks import check_out
 from .compile_hef import compile_hef, dfc_version, import_dfc
 from .errors import DfcMissingError
 from .export import export, reference_embeddings
@@ -27,7 +28,7 @@ def hailo_smoke(out: str | Path, hw_arch: str = "hailo8", allow_double: bool = F
         raise DfcMissingError(
             "hailo_sdk_client on sys.path is the test double (tests/doubles), not the Dataflow Compiler"
         )
-    d = Path(out)
+    d = check_out(out, "--out", directory=True)
     d.mkdir(parents=True, exist_ok=True)
     ck = init_checkpoint(d / "untrained.pth", seed=0, force=True)
     loaded = load_checkpoint(ck["checkpoint"])

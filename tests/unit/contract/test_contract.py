@@ -17,7 +17,9 @@ from edgeinfer_contract import (
     ModelConfig,
     Normalization,
     check_member_name,
+    check_model_version,
     cosine,
+    release_id,
     sign,
     symlink_problem,
     verify_signature,
@@ -78,6 +80,24 @@ def test_member_names_that_escape_are_refused(name: str) -> None:
 @pytest.mark.parametrize("name", ["model.onnx", "sub/golden.json"])
 def test_plain_member_names_pass(name: str) -> None:
     assert check_member_name(name) == name
+
+
+@pytest.mark.parametrize("version", ["1.4.0", "v72pct", "demo-untrained", "rc_1", "x" * 246])
+def test_a_version_that_names_its_release_directory_as_it_is_passes(version: str) -> None:
+    assert check_model_version(version) == version
+    assert release_id(version, "ab" * 32) == f"{version}-abababab"  # the edge's name keeps it whole
+
+
+@pytest.mark.parametrize("version", ["", ".", "..", "../x", "/abs/path", ".hidden", "a b", "1.0+cpu", "x" * 247, 1])
+def test_a_version_that_would_be_rewritten_or_escape_is_refused(version: object) -> None:
+    with pytest.raises(ContractError, match="cannot name a release directory; expected ASCII letters") as exc:
+        check_model_version(version)
+    assert exc.value.field == "model_version"
+
+
+def test_release_id_still_rewrites_what_an_older_release_named_loosely() -> None:
+    # Releases already on the edges keep their ids: only new versions are held to the strict form.
+    assert release_id("a b", "ab" * 32) == "a_b-abababab"
 
 
 def _release(tmp_path: Path) -> Path:

@@ -117,3 +117,19 @@ def test_not_a_checkpoint_is_a_clear_error(tmp_path):
         load_checkpoint(tmp_path / "x.pth")
     with pytest.raises(CheckpointError, match="does not exist"):
         load_checkpoint(tmp_path / "missing.pth")
+
+
+def test_the_same_seed_gives_the_same_checkpoint_bytes_in_any_process_and_under_any_name(tmp_path):
+    import subprocess
+    import sys
+
+    from edgeinfer_contract import sha256_file
+    from model_tools.release import init_checkpoint
+
+    here = init_checkpoint(tmp_path / "a" / "demo.pt", seed=5)
+    code = "import sys; from model_tools.release import init_checkpoint; init_checkpoint(sys.argv[1], seed=5)"
+    other = tmp_path / "b" / "another-name.pth"
+    subprocess.run([sys.executable, "-c", code, str(other)], check=True, timeout=120)
+    # The sha256 names the model (tcn-vae-<sha256[:12]>): a new checkout must not make a new model.
+    assert here["sha256"] == sha256_file(other)
+    assert [p.name for p in (tmp_path / "a").iterdir()] == ["demo.pt"]  # no temp file left

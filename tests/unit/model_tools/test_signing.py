@@ -149,3 +149,18 @@ def test_manifest_of_a_directory_that_is_not_there_is_an_input_error(tmp_path, c
     err = capsys.readouterr().err
     assert rc != 0 and "Traceback" not in err
     assert f"release: {tmp_path / 'nowhere'} is not a directory" in err, err
+
+
+def test_the_manifest_command_keeps_what_the_build_recorded(rel, keys, capsys):
+    before = json.loads((rel / FILES["manifest"]).read_text())
+    recorded = ("untrained", "embedding_stamp", "model_id", "source_sha256", "source_kind", "build_inputs_sha256")
+    assert all(k in before for k in recorded)
+    rc = main(["manifest", "--release", str(rel), "--model-version", "1.4.1", "--signing-key", str(keys[0])])
+    assert rc == 0, capsys.readouterr().err
+    after = json.loads((rel / FILES["manifest"]).read_text())
+    assert {k: after.get(k) for k in recorded} == {k: before[k] for k in recorded}
+    assert after["model_version"] == "1.4.1" and after["signing_key_id"] == before["signing_key_id"]
+    assert verify_release(rel, keys[1])["meta"]["untrained"] is True
+    # Unsigned now: the key id of a signature that is no longer there goes with it.
+    write_manifest(rel, "1.4.1")
+    assert "signing_key_id" not in json.loads((rel / FILES["manifest"]).read_text())
