@@ -68,6 +68,16 @@ def read_token(token_file: str | None) -> str:
     return token
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None  # the 3xx is then an HTTPError, reported with its status
+
+
+# The admin token goes to the sidecar named and nowhere else: no proxy from the environment, and no
+# redirect followed (urllib would send the Authorization header on to wherever it points).
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect())
+
+
 def fetch(url: str, token: str, timeout_s: float = 30.0) -> tuple[np.ndarray, dict[str, str]]:
     """``GET <url>/admin/capture``: the windows [N, 100, 9] float32 and the x-capture-* headers."""
     parts = urlsplit(url)
@@ -76,7 +86,7 @@ def fetch(url: str, token: str, timeout_s: float = 30.0) -> tuple[np.ndarray, di
     endpoint = url.rstrip("/") + "/admin/capture"
     request = urllib.request.Request(endpoint, headers={"Authorization": f"Bearer {token}"})
     try:
-        with urllib.request.urlopen(request, timeout=timeout_s) as resp:  # noqa: S310 (http(s) checked above)
+        with _OPENER.open(request, timeout=timeout_s) as resp:  # noqa: S310 (http(s) checked above)
             body = resp.read(MAX_CAPTURE_BYTES + 1)
             headers = {k.lower(): v for k, v in resp.headers.items()}
     except urllib.error.HTTPError as exc:
