@@ -73,15 +73,20 @@ from .requests import (
 from .resources import (
     DockerSocket,
     ResourceSampler,
+    container_name,
     docker_cpu_percent,
     docker_memory_bytes,
+    docker_ps_ports,
+    host_network,
     parse_docker_cli_stats,
+    pick_container,
+    published_ports,
     socket_sampler,
     ssh_sampler,
 )
 from .result import LoadResult
 from .stats import PERCENTILE_CURVE, percentile, summarize
-from .thresholds import CHECKS, DEFAULT_THRESHOLDS, Thresholds, evaluate
+from .thresholds import CHECKS, DEFAULT_THRESHOLDS, MAX_UNSENT_FRACTION, Thresholds, evaluate
 
 __all__ = [
     "CHANNELS",
@@ -93,6 +98,7 @@ __all__ = [
     "LATENT_DIM",
     "LoadResult",
     "MAX_REPLAY_WINDOWS",
+    "MAX_UNSENT_FRACTION",
     "PERCENTILE_CURVE",
     "Plan",
     "Request",
@@ -104,9 +110,11 @@ __all__ = [
     "check_health",
     "clock",
     "closed_loop",
+    "container_name",
     "cosine",
     "docker_cpu_percent",
     "docker_memory_bytes",
+    "docker_ps_ports",
     "embedding_from_response",
     "embedding_ok",
     "embedding_problem",
@@ -115,13 +123,16 @@ __all__ = [
     "evaluate",
     "golden_replay",
     "health_problems",
+    "host_network",
     "http_get_json",
     "http_request",
     "load_replay",
     "open_loop",
     "parse_docker_cli_stats",
     "percentile",
+    "pick_container",
     "probe_embedding",
+    "published_ports",
     "replay_requests",
     "replay_windows",
     "run_benchmark",

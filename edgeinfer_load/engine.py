@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import math
 import selectors
 import socket
 import time
@@ -86,8 +87,8 @@ class _Engine:
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
-        if timeout_s <= 0:
-            raise ValueError(f"timeout must be positive, got {timeout_s}")
+        if not (math.isfinite(timeout_s) and timeout_s > 0):
+            raise ValueError(f"timeout must be a positive number of seconds, got {timeout_s}")
         self.target = target
         requests = [request] if isinstance(request, Request) else list(request)
         if not requests:

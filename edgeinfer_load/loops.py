@@ -32,6 +32,8 @@ def closed_loop(
     """
     if duration_s is None and max_requests is None:
         raise ValueError("closed_loop needs duration_s or max_requests (it must stop by itself)")
+    if duration_s is not None and not (math.isfinite(duration_s) and duration_s > 0):
+        raise ValueError(f"duration must be a positive number of seconds, got {duration_s}")
     target = Target.parse(target) if isinstance(target, str) else target
     res = LoadResult("closed", concurrency, None, float(duration_s or 0.0))
     eng = _Engine(target, request, concurrency, timeout_s, res, on_progress, now)
@@ -83,14 +85,13 @@ def open_loop(
 
     Latency runs from the due time, so waiting for a free connection counts.
     ``concurrency`` bounds the requests in flight. Requests still waiting
-    for a connection when the phase ends are counted as failures of kind
-    ``unsent`` with their wait so far as latency: an overloaded server can
-    never look better by making the load generator fall behind.
+    for a connection when the phase ends are counted by kind as ``unsent``
+    with their wait so far as latency: an overloaded server can never look
+    better by making the load generator fall behind. The server never saw
+    them, so they are not in its ``success_rate``; the latency check judges
+    a schedule that was not delivered (thresholds.MAX_UNSENT_FRACTION).
     """
-    if rate <= 0:
-        raise ValueError(f"rate must be positive, got {rate}")
-    if duration_s <= 0:
-        raise ValueError(f"duration must be positive, got {duration_s}")
+    _check_schedule(rate, duration_s)
     target = Target.parse(target) if isinstance(target, str) else target
     res = LoadResult("open", concurrency, float(rate), float(duration_s))
     eng = _Engine(target, request, concurrency, timeout_s, res, on_progress, now)
@@ -129,8 +130,16 @@ def open_loop(
     return res
 
 
+def _check_schedule(rate: float, duration_s: float) -> None:
+    """ValueError unless both are positive numbers: NaN never stops, infinity overflows the schedule's count."""
+    if not (math.isfinite(rate) and rate > 0):
+        raise ValueError(f"rate must be a positive number, got {rate}")
+    if not (math.isfinite(duration_s) and duration_s > 0):
+        raise ValueError(f"duration must be a positive number of seconds, got {duration_s}")
+
+
 def _count_unsent(res: LoadResult, due_times: Sequence[float], t0: float, end: float) -> None:
-    """Requests due but never sent: failures of kind ``unsent``, their wait so far as latency."""
+    """Requests due but never sent: kind ``unsent``, their wait so far as latency."""
     for when in due_times:
         res.latencies_ms.append(max(end - when, 0.0) * 1000.0)
         res.uncorrected_ms.append(0.0)

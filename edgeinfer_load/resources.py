@@ -71,6 +71,76 @@ def parse_docker_cli_stats(line: str) -> tuple[int | None, float | None]:
     return mem, cpu
 
 
+def docker_ps_ports(text: str) -> list[dict[str, Any]]:
+    """The published ports of one ``docker ps --format '{{.Ports}}'`` cell, as the Engine API lists them.
+
+    ``127.0.0.1:9000->9000/tcp, :::9000->9000/tcp`` gives PublicPort 9000 twice; a range
+    (``0.0.0.0:8000-8001->8000-8001/tcp``) one entry a port; an exposed port that is not
+    published (``9000/tcp``) none.
+    """
+    out: list[dict[str, Any]] = []
+    for item in text.split(","):
+        host, arrow, inner = item.strip().partition("->")
+        if not arrow:
+            continue
+        ip, ports = host.rpartition(":")[::2]
+        first, last = ports.partition("-")[::2]
+        proto = inner.rpartition("/")[2] or "tcp"
+        for port in range(int(first), int(last or first) + 1):
+            out.append({"IP": ip, "PublicPort": port, "Type": proto})
+    return out
+
+
+def container_name(c: Mapping[str, Any]) -> str:
+    """A container's name from an Engine API list entry (``Names``) or inspect (``Name``)."""
+    names = c.get("Names") or [c.get("Name") or c.get("Id", "?")[:12]]
+    return str(names[0]).lstrip("/")
+
+
+def host_network(c: Mapping[str, Any]) -> bool:
+    return (c.get("HostConfig") or {}).get("NetworkMode") == "host"
+
+
+def published_ports(c: Mapping[str, Any]) -> list[int]:
+    """The host TCP ports a container publishes, from a list entry (``Ports``) or inspect (``NetworkSettings``)."""
+    ports = {p.get("PublicPort") for p in c.get("Ports") or [] if p.get("Type", "tcp") == "tcp"}
+    for key, binds in ((c.get("NetworkSettings") or {}).get("Ports") or {}).items():
+        if key.endswith("/tcp"):
+            ports.update(int(b["HostPort"]) for b in binds or [] if str(b.get("HostPort", "")).isdigit())
+    return sorted(p for p in ports if isinstance(p, int))
+
+
+def _ports_said(c: Mapping[str, Any]) -> str:
+    if host_network(c):
+        return "on the host's network"
+    ports = published_ports(c)
+    return "publishes " + ", ".join(map(str, ports)) if ports else "publishes no port"
+
+
+def pick_container(
+    found: Sequence[Mapping[str, Any]], port: int | None, what: str, named: bool = False
+) -> Mapping[str, Any]:
+    """The one container of ``found`` (Engine API entries) that serves the target's ``port``.
+
+    A container is only taken for the target's when it publishes that port: another sidecar
+    on the machine must not stand in for it. One on the host's network publishes nothing,
+    so it is taken only when the operator ``named`` it. ``what`` says how ``found`` was
+    chosen (``with labels ...``, ``named ...``) for the messages. OSError says why none is.
+    """
+    if not found:
+        raise OSError(f"no running container {what}")
+    if port is not None:
+        serving = [c for c in found if port in published_ports(c) or (named and host_network(c))]
+        if not serving:
+            seen = "; ".join(f"{container_name(c)} {_ports_said(c)}" for c in found)
+            raise OSError(f"no running container {what} publishes port {port}, the target's ({seen})")
+        found = serving
+    if len(found) > 1:
+        names = ", ".join(container_name(c) for c in found)
+        raise OSError(f"{len(found)} containers {what} serve the target ({names}); name one")
+    return found[0]
+
+
 class _UnixHTTPConnection(http.client.HTTPConnection):
     def __init__(self, path: str, timeout: float) -> None:
         super().__init__("localhost", timeout=timeout)
@@ -102,40 +172,66 @@ class DockerSocket:
             raise OSError(f"Docker API GET {url} answered {resp.status}: {body[:200]!r}")
         return json.loads(body)
 
-    def find(self, name: str | None = None, service: str | None = None, project: str | None = None) -> str:
-        """The id of the running container named ``name``, or of the compose ``service`` (in ``project``)."""
+    def find(
+        self, name: str | None = None, service: str | None = None, project: str | None = None, port: int | None = None
+    ) -> str:
+        """The id of the running container named ``name``, or of the compose ``service`` (in ``project``).
+
+        With ``port``, only a container that publishes it (pick_container).
+        """
+        return self.locate(name, service, project, port)[0]
+
+    def locate(
+        self, name: str | None = None, service: str | None = None, project: str | None = None, port: int | None = None
+    ) -> tuple[str, str]:
+        """``(id, name)`` of the container ``find`` takes."""
         if name:
-            return self.get(f"/containers/{quote(name, safe='')}/json")["Id"]
+            c = self.get(f"/containers/{quote(name, safe='')}/json")
+            if not (c.get("State") or {}).get("Running", True):
+                raise OSError(f"container {name} is not running")
+            c = pick_container([c], port, f"named {name}", named=True)
+            return c["Id"], container_name(c)
         labels = [f"com.docker.compose.service={service or 'edgeinfer-sidecar'}"]
         if project:
             labels.append(f"com.docker.compose.project={project}")
         filters = quote(json.dumps({"label": labels, "status": ["running"]}), safe="")
-        found = self.get(f"/containers/json?filters={filters}")
-        if not found:
-            raise OSError(f"no running container with labels {', '.join(labels)}")
-        if len(found) > 1:
-            names = ", ".join(n for c in found for n in c.get("Names", []))
-            raise OSError(f"{len(found)} containers match {', '.join(labels)} ({names}); give the compose project")
-        return found[0]["Id"]
+        c = pick_container(self.get(f"/containers/json?filters={filters}"), port, f"with labels {', '.join(labels)}")
+        return c["Id"], container_name(c)
 
     def stats(self, container_id: str) -> dict[str, Any]:
         return self.get(f"/containers/{container_id}/stats?stream=false&one-shot=true")
 
 
-def socket_sampler(
-    container: str | None, service: str | None, project: str | None, path: str = "/var/run/docker.sock"
-) -> Callable[[], tuple[int | None, float | None]]:
-    """A ``sample()`` reading the local Docker socket; raises OSError when the container can't be found."""
-    api = DockerSocket(path)
-    cid = api.find(container, service, project)
-    prev: dict[str, Any] = {}
+class _SocketSample:
+    """``sample()`` of one container over the local Docker socket; ``container`` names it for the report."""
 
-    def sample() -> tuple[int | None, float | None]:
-        cur = api.stats(cid)
-        cpu = docker_cpu_percent(prev.get("s"), cur)
-        prev["s"] = cur
+    def __init__(self, api: DockerSocket, cid: str, container: str) -> None:
+        self.api = api
+        self.cid = cid
+        self.container = container
+        self.prev: dict[str, Any] | None = None
+
+    def __call__(self) -> tuple[int | None, float | None]:
+        cur = self.api.stats(self.cid)
+        cpu = docker_cpu_percent(self.prev, cur)
+        self.prev = cur
         return docker_memory_bytes(cur), cpu
 
+
+def socket_sampler(
+    container: str | None,
+    service: str | None,
+    project: str | None,
+    path: str = "/var/run/docker.sock",
+    port: int | None = None,
+) -> Callable[[], tuple[int | None, float | None]]:
+    """A ``sample()`` reading the local Docker socket; raises OSError when the container can't be found.
+
+    With ``port`` (the target's), only a container that publishes it is measured.
+    """
+    api = DockerSocket(path)
+    cid, name = api.locate(container, service, project, port)
+    sample = _SocketSample(api, cid, name)
     sample()  # the first CPU figure needs a previous sample
     return sample
 
@@ -172,11 +268,17 @@ class ResourceSampler:
     """Samples a container's memory and CPU in a background thread while the load runs."""
 
     def __init__(
-        self, sample: Callable[[], tuple[int | None, float | None]] | None, interval_s: float = 1.0, reason: str = ""
+        self,
+        sample: Callable[[], tuple[int | None, float | None]] | None,
+        interval_s: float = 1.0,
+        reason: str = "",
+        container: str = "",
     ) -> None:
         self._sample = sample
         self.interval = interval_s
         self.reason = reason if sample is None else ""
+        # Which container the figures are of, for the report (socket_sampler's sample knows it).
+        self.container = container or str(getattr(sample, "container", "") or "")
         self.mem: list[int] = []
         self.cpu: list[float] = []
         self.errors: list[str] = []
@@ -219,6 +321,7 @@ class ResourceSampler:
         reason = self.reason or (self.errors[-1] if self.errors and not measured else "")
         return {
             "measured": measured,
+            "container": self.container or None,
             "reason": reason if not measured else "",
             "samples": len(mb),
             "memory_peak_mb": round(max(mb), 2) if mb else None,

@@ -39,8 +39,18 @@ class LoadResult:
         return self.requests - self.failed
 
     @property
+    def unsent(self) -> int:
+        """Open-loop requests due but never sent: the load generator's shortfall, not the server's."""
+        return self.failures.get("unsent", 0)
+
+    @property
+    def sent(self) -> int:
+        return self.requests - self.unsent
+
+    @property
     def success_rate(self) -> float:
-        return self.successes / self.requests if self.requests else 0.0
+        """Successes among the requests the server was sent (``unsent`` ones it never saw are not its failures)."""
+        return self.successes / self.sent if self.sent else 0.0
 
     @property
     def rps(self) -> float:
@@ -108,6 +118,7 @@ class LoadResult:
         out["percentile_curve"] = [[p, rounded(percentile(s, p))] for p in PERCENTILE_CURVE]
         if self.mode == "open":
             out["intended"] = self.intended
+            out["unsent"] = self.unsent
             out["uncorrected_latency"] = {k: rounded(v) for k, v in summarize(self.uncorrected_ms).items()}
         out["timeline"] = self.timeline()
         return out

@@ -21,6 +21,9 @@ class Thresholds:
 
 
 DEFAULT_THRESHOLDS = Thresholds()
+# The open loop must send at least this share of its schedule for its latency to stand for
+# the asked rate: above it the server was tested at a lower rate than asked.
+MAX_UNSENT_FRACTION = 0.01
 CHECKS = ("health", "latency", "throughput", "success", "quality", "memory")
 
 
@@ -30,13 +33,16 @@ def evaluate(figures: Mapping[str, Any], thresholds: Thresholds) -> list[dict[st
     ``figures`` holds what was measured: ``health`` (check_health),
     ``latency_p95_ms``, ``throughput_rps``, ``success_rate``, ``quality``
     (dict with ok and problems), ``memory`` (ResourceSampler.summary() or
-    None when skipped on purpose). A figure that is missing means the
-    phase did not run; a memory that was not measured fails unless the
-    memory threshold is off (``max_memory_mb`` None).
+    None when skipped on purpose) and, with an open loop, ``delivery``
+    (its ``rate``, ``intended`` and ``unsent`` requests). A figure that is
+    missing means the phase did not run; a memory that was not measured
+    fails unless the memory threshold is off (``max_memory_mb`` None); a
+    latency fails when more than MAX_UNSENT_FRACTION of the open loop's
+    requests were never sent.
     """
     return [
         _health(figures.get("health")),
-        _latency(figures.get("latency_p95_ms"), thresholds.p95_ms),
+        _latency(figures.get("latency_p95_ms"), thresholds.p95_ms, figures.get("delivery")),
         _throughput(figures.get("throughput_rps"), thresholds.min_rps),
         _success(figures.get("success_rate"), thresholds.min_success_rate),
         _quality(figures.get("quality"), thresholds.min_cosine),
@@ -66,12 +72,30 @@ def _health(h: Mapping[str, Any] | None) -> dict[str, Any]:
     return _check("health", _verdict(h["ok"]), h.get("status"), target, "; ".join(h["problems"]) or "healthy")
 
 
-def _latency(p95: float | None, limit: float) -> dict[str, Any]:
+def _latency(p95: float | None, limit: float, delivery: Mapping[str, Any] | None = None) -> dict[str, Any]:
     if p95 is None:
         return _check("latency", "not_run", None, limit, "no latency phase ran")
     ok = math.isfinite(p95) and p95 < limit
     detail = f"p95 {p95:.2f} ms {'<' if ok else '>='} {limit} ms (all requests, failures included)"
+    short = _undelivered(delivery)
+    if short:
+        return _check("latency", "failed", p95, limit, f"{short}; {detail}")
     return _check("latency", _verdict(ok), p95, limit, detail)
+
+
+def _undelivered(delivery: Mapping[str, Any] | None) -> str:
+    """Why the open loop's latency is not a measurement at the asked rate, or '' when it is."""
+    if not delivery or not delivery["intended"]:
+        return ""
+    unsent, intended = delivery["unsent"], delivery["intended"]
+    if unsent <= MAX_UNSENT_FRACTION * intended:
+        return ""
+    sent_rate = delivery["rate"] * (intended - unsent) / intended
+    return (
+        f"load not delivered as asked: the open loop sent {intended - unsent} of {intended} requests "
+        f"({unsent} unsent: not sent in time, every connection busy or the load generator behind), "
+        f"about {sent_rate:.1f} req/s instead of {delivery['rate']:g}"
+    )
 
 
 def _throughput(rps: float | None, floor: float) -> dict[str, Any]:
@@ -107,4 +131,6 @@ def _memory(m: Mapping[str, Any] | None, limit: float | None) -> dict[str, Any]:
     peak = m["memory_peak_mb"]
     ok = peak < limit
     detail = f"peak {peak:.1f} MiB {'<' if ok else '>='} {limit} MiB over {m['samples']} samples"
+    if m.get("container"):
+        detail += f" of container {m['container']}"
     return _check("memory", _verdict(ok), peak, limit, detail)

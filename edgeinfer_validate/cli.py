@@ -25,6 +25,7 @@ from typing import Any
 import edgeinfer_load as lg
 
 from .resources import resource_sampler
+from .usage import usage_problems
 
 # Exit status: 0 when every check passed; otherwise the sum of the bits of the
 # checks that failed (a check that did not run sets no bit). 1 and 2 are never
@@ -39,15 +40,16 @@ EPILOG = """\
 exit status:
   0    every check passed
   1    unexpected error (nothing was judged)
-  2    usage error
+  2    usage error (an option out of its range, an unwritable --json or --report)
   otherwise the sum of the bits of the checks that failed:
     4 health   /healthz not 200, or not the expected model (the load phases then do not run)
-    8 latency  open-loop p95 (all requests, failures included) >= --p95-ms
+    8 latency  open-loop p95 (all requests, failures included) >= --p95-ms, or more than 1 %
+               of the open loop's schedule unsent (the rate asked was not delivered)
    16 throughput  closed-loop successful req/s <= --min-rps
-   32 success  success rate over all load requests <= --min-success
+   32 success  success rate over the load requests sent <= --min-success
    64 quality  an /encode answer is not 64 finite values, or a golden cosine < --min-cosine
-  128 memory   peak container memory >= --max-memory-mb, or memory could not be measured
-               (use --skip-memory to gate without it)
+  128 memory   peak container memory >= --max-memory-mb, or memory could not be measured:
+               only the container publishing --port is (use --skip-memory to gate without it)
   e.g. 24 = latency + throughput.
 
 examples:
@@ -79,7 +81,9 @@ def _add_target_args(ap: argparse.ArgumentParser) -> None:
         help="send these windows in turn instead of one synthetic window: a capture of real traffic "
         "(model_tools capture --replay; raw float32, 3600 bytes a window)",
     )
-    t.add_argument("--wait", type=float, default=0.0, metavar="S", help="wait up to S s for /healthz to be healthy")
+    t.add_argument(
+        "--wait", type=float, default=0.0, metavar="S", help="wait up to S s for /healthz to be healthy (default 0)"
+    )
     t.add_argument("--expect-model-version", metavar="V", help="/healthz must report this model_version")
     t.add_argument("--expect-sha256", metavar="HEX", help="/healthz model_sha256 must start with this")
 
@@ -97,8 +101,12 @@ def _add_load_args(ap: argparse.ArgumentParser) -> None:
         metavar="R",
         help="open-loop requests/s (default: the --min-rps target; 0 skips the phase)",
     )
-    load.add_argument("--open-concurrency", type=int, default=64, help="most requests in flight in the open loop")
-    load.add_argument("--timeout", type=float, default=5.0, metavar="S", help="a request slower than this fails")
+    load.add_argument(
+        "--open-concurrency", type=int, default=64, help="most requests in flight in the open loop (default 64)"
+    )
+    load.add_argument(
+        "--timeout", type=float, default=5.0, metavar="S", help="a request slower than this fails (default 5)"
+    )
 
 
 def _add_quality_args(ap: argparse.ArgumentParser) -> None:
@@ -228,28 +236,6 @@ def _settings(a: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def _usage_problems(a: argparse.Namespace, s: dict[str, Any]) -> list[str]:
-    out = []
-    if s["duration_s"] <= 0:
-        out.append(f"--duration must be positive, not {s['duration_s']}")
-    if s["warmup_s"] < 0:
-        out.append(f"--warmup must be 0 or more, not {s['warmup_s']}")
-    if a.concurrency < 1 or a.open_concurrency < 1:
-        out.append("--concurrency and --open-concurrency must be at least 1")
-    if s["rate"] < 0:
-        out.append(f"--rate must be 0 (skip) or positive, not {s['rate']}")
-    if not 0 < a.min_success < 1:
-        out.append(
-            f"--min-success is a fraction in (0, 1), the success rate must be above it, not {a.min_success} "
-            "(99 % is 0.99)"
-        )
-    if a.timeout <= 0:
-        out.append("--timeout must be positive")
-    if not 0 < a.port < 65536:
-        out.append(f"--port {a.port} is not a TCP port")
-    return out
-
-
 def run(a: argparse.Namespace, progress: Progress) -> tuple[dict[str, Any], dict[str, lg.LoadResult]]:
     s = _settings(a)
     thresholds = lg.Thresholds(
@@ -307,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = build_parser()
     a = ap.parse_args(argv)
     a._argv = argv
-    problems = _usage_problems(a, _settings(a))
+    problems = usage_problems(a, _settings(a))
     if problems:
         ap.error("; ".join(problems))
     progress = Progress(not a.no_progress)

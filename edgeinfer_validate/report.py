@@ -84,8 +84,9 @@ def _resources(res: dict[str, Any]) -> list[str]:
     lines = ["", "## Sidecar container", ""]
     if res["measured"]:
         lines.append(
-            f"memory peak {_f(res['memory_peak_mb'])} MiB (mean {_f(res['memory_mean_mb'])}), CPU peak "
-            f"{_f(res['cpu_peak_pct'])} % (mean {_f(res['cpu_mean_pct'])} %, 100 % = one core), "
+            f"container `{res.get('container') or 'unnamed'}`: memory peak {_f(res['memory_peak_mb'])} MiB "
+            f"(mean {_f(res['memory_mean_mb'])}), CPU peak {_f(res['cpu_peak_pct'])} % "
+            f"(mean {_f(res['cpu_mean_pct'])} %, 100 % = one core), "
             f"{res['samples']} samples during the load"
         )
     else:

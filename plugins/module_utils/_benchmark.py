@@ -10,6 +10,7 @@ Standard library only: it runs on the edge.
 
 from __future__ import annotations
 
+import math
 import time
 
 from ansible_collections.edgeinfer.deploy.plugins.module_utils._load import (
@@ -28,6 +29,11 @@ from ansible_collections.edgeinfer.deploy.plugins.module_utils._load import (
 def option_problems(p: dict) -> list[str]:
     """Every option out of its range, each naming the option, its value and what it must be."""
     out = []
+    numbers = {n: p[n] for n in ("duration", "timeout", "warmup", "wait", "rate") if p[n] is not None}
+    numbers.update({f"thresholds.{n}": v for n, v in p["thresholds"].items() if isinstance(v, float)})
+    for name, value in numbers.items():
+        if not math.isfinite(value):  # NaN passes every comparison below, and an endless load
+            out.append(f"{name}={value} must be a finite number")
     for name in ("concurrency", "open_concurrency"):
         if p[name] < 1:
             out.append(f"{name}={p[name]} must be at least 1")

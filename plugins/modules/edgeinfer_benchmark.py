@@ -18,13 +18,16 @@ description:
     O(rate) whose latencies run from each request's intended send time (coordinated omission corrected)."
   - Every request counts. Failures are counted by kind (C(status_NNN), C(timeout), C(connect),
     C(connection), C(bad_body), C(protocol), C(unsent)) and stay in the percentiles with their time to
-    failure. Percentiles are exact (nearest rank over all samples).
+    failure. Percentiles are exact (nearest rank over all samples). A request the open loop could not send in
+    time (C(unsent)) is the load's shortfall, not the server's; the success rate is over the requests sent, and
+    the C(latency) check fails when more than 1 % of the open loop's schedule went unsent (the server was then
+    tested at a lower rate than asked).
   - Memory and CPU of the sidecar container are sampled during the load from the local Docker Engine API
     (O(docker_socket)). When they cannot be read, memory is reported as not measured and the C(memory)
     check fails, unless O(skip_memory=true).
   - "The checks and their defaults are the deployment guide's targets: O(thresholds.p95_ms) (open-loop p95, or
     closed-loop when O(rate=0)), O(thresholds.min_rps) (closed-loop successful requests per second),
-    O(thresholds.min_success_rate) (over all load requests), O(thresholds.max_memory_mb) (peak)."
+    O(thresholds.min_success_rate) (over the load requests sent), O(thresholds.max_memory_mb) (peak)."
 author:
   - EdgeInfer deploy team (@edgeinfer)
 extends_documentation_fragment:
@@ -221,7 +224,7 @@ throughput_rps:
   returned: when the load ran
   type: float
 success_rate:
-  description: Successful fraction of all load requests (both phases).
+  description: Successful fraction of the load requests sent (both phases).
   returned: when the load ran
   type: float
 memory_peak_mb:
@@ -262,11 +265,12 @@ phases:
   description:
     - C(closed) and C(open) load phases, each with C(requests), C(failed), C(failures) by kind,
       C(success_rate), C(rps), C(latency) (C(p50_ms), C(p95_ms), C(p99_ms), C(p999_ms), C(max_ms), C(mean_ms)),
-      C(percentile_curve) and a per-second C(timeline); the open phase adds C(uncorrected_latency).
+      C(percentile_curve) and a per-second C(timeline); the open phase adds C(uncorrected_latency) and C(unsent).
   returned: when the load ran
   type: dict
 resources:
-  description: C(measured), C(reason), C(memory_peak_mb), C(memory_mean_mb), C(cpu_peak_pct), C(cpu_mean_pct), C(samples).
+  description: C(measured), C(reason), C(container) (the one measured), C(memory_peak_mb), C(memory_mean_mb), C(cpu_peak_pct),
+    C(cpu_mean_pct), C(samples).
   returned: when the load ran
   type: dict
 duration:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import math
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import pytest
+
 import edgeinfer_load as lg
+from edgeinfer_validate.testserver import LATENT
 
 
 class NonFinite(BaseHTTPRequestHandler):
@@ -46,3 +50,21 @@ def test_golden_replay_names_non_finite_outputs() -> None:
     assert out["ok"] is False and out["min_cosine"] == -1.0
     assert len(out["problems"]) == 2
     assert all("non_finite_output" in p and "NaN or Infinity" in p for p in out["problems"]), out["problems"]
+
+
+@pytest.mark.parametrize("floor", [math.nan, -2.0, 1.5])
+def test_golden_replay_fails_closed_on_a_floor_that_is_not_a_cosine(server, floor) -> None:
+    """Every answer matches its reference (cosine 1), yet no floor outside [-1, 1] may pass: NaN compares false."""
+    window = lg.synthetic_window()
+    out = lg.golden_replay(server.target, [window] * 2, [LATENT] * 2, floor)
+    assert out["min_cosine"] == pytest.approx(1.0)
+    assert out["ok"] is False and "not a cosine floor" in out["problems"][0]
+    if math.isnan(floor):
+        assert out["below_min"] == 2
+
+
+def test_golden_replay_fails_closed_on_a_nan_cosine(server, monkeypatch) -> None:
+    monkeypatch.setattr("edgeinfer_load.golden.cosine", lambda _a, _b: math.nan)
+    out = lg.golden_replay(server.target, [lg.synthetic_window()], [LATENT], 0.99)
+    assert out["ok"] is False and out["below_min"] == 1 and out["min_cosine"] == -1.0
+    assert any("cosine is NaN" in p for p in out["problems"]), out["problems"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import socket
 
 import pytest
@@ -127,12 +128,15 @@ def test_closed_loop_hides_the_same_stall(server_factory):
 
 
 def test_open_loop_counts_what_it_could_not_send(server_factory):
-    """A server slower than the rate: requests still waiting at the end are failures, not omissions."""
+    """A server slower than the rate: requests still waiting at the end are counted, with their wait, not omitted;
+    the server never saw them, so they are apart from its success rate."""
     s = server_factory("--delay-ms", "50")
     res = lg.open_loop(s.target, PLAIN, rate=100, duration_s=1.0, concurrency=2)
     assert res.intended == 100 and res.requests == 100
-    assert res.failures.get("unsent", 0) >= 40
-    assert res.success_rate < 0.7
+    assert res.unsent == res.failures["unsent"] >= 40 and res.sent == 100 - res.unsent
+    assert s.stats()["requests"] == res.sent
+    assert res.success_rate == 1.0  # every request it was sent, it answered
+    assert res.to_dict()["unsent"] == res.unsent
     assert lg.summarize(res.latencies_ms)["p95_ms"] >= 300.0  # the backlog's wait
 
 
@@ -164,3 +168,20 @@ def test_arguments_that_would_never_stop_are_refused(server):
         lg.closed_loop(server.target, PLAIN, concurrency=1)
     with pytest.raises(ValueError):
         lg.open_loop(server.target, PLAIN, rate=0, duration_s=1)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda t: lg.open_loop(t, PLAIN, rate=math.inf, duration_s=1),  # OverflowError in the schedule's count
+        lambda t: lg.open_loop(t, PLAIN, rate=math.nan, duration_s=1),
+        lambda t: lg.open_loop(t, PLAIN, rate=100, duration_s=math.inf),
+        lambda t: lg.open_loop(t, PLAIN, rate=100, duration_s=math.nan),
+        lambda t: lg.closed_loop(t, PLAIN, concurrency=1, duration_s=math.nan),  # it never stopped
+        lambda t: lg.closed_loop(t, PLAIN, concurrency=1, duration_s=math.inf),
+        lambda t: lg.closed_loop(t, PLAIN, concurrency=1, max_requests=1, timeout_s=math.nan),
+    ],
+)
+def test_non_finite_rates_durations_and_timeouts_are_refused(call):
+    with pytest.raises(ValueError, match="must be a positive number"):
+        call(lg.Target("127.0.0.1", 9))  # refused before any connection

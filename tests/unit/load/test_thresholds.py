@@ -52,6 +52,10 @@ def _figures(**over):
         ),
         ({"health": {"ok": False, "status": 503, "problems": ["down"]}}, lg.Thresholds(), ["health"]),
         ({"latency_p95_ms": 20.0}, lg.Thresholds(p95_ms=10), ["latency"]),
+        # the open loop sent under 99 % of its schedule: its latency is not one at the asked rate
+        ({"delivery": {"rate": 250.0, "intended": 1000, "unsent": 11}}, lg.Thresholds(), ["latency"]),
+        ({"delivery": {"rate": 250.0, "intended": 1000, "unsent": 10}}, lg.Thresholds(), []),
+        ({"delivery": {"rate": 250.0, "intended": 1000, "unsent": 0}}, lg.Thresholds(), []),
     ],
 )
 def test_evaluate(over, targets, failed):
@@ -67,3 +71,19 @@ def test_evaluate_marks_phases_that_did_not_run():
     assert checks["health"]["status"] == "failed"
     assert {checks[n]["status"] for n in ("latency", "throughput", "success", "quality", "memory")} == {"not_run"}
     assert not any(checks[n]["passed"] for n in ("latency", "throughput", "success", "quality", "memory"))
+
+
+def test_a_load_not_delivered_says_at_what_rate_the_server_was_tested():
+    figures = _figures(delivery={"rate": 250.0, "intended": 1000, "unsent": 200}, success_rate=1.0)
+    checks = {c["name"]: c for c in lg.evaluate(figures, lg.Thresholds())}
+    assert checks["success"]["status"] == "passed"  # the 200 never reached the server
+    latency = checks["latency"]
+    assert latency["status"] == "failed" and latency["value"] == 10.0
+    assert "load not delivered as asked" in latency["detail"] and "800 of 1000" in latency["detail"]
+    assert "200.0 req/s instead of 250" in latency["detail"]
+
+
+def test_the_memory_check_names_the_container_it_measured():
+    memory = {"measured": True, "memory_peak_mb": 200.0, "samples": 5, "reason": "", "container": "edge-sidecar"}
+    check = lg.evaluate(_figures(memory=memory), lg.Thresholds())[-1]
+    assert check["status"] == "passed" and check["detail"].endswith("of container edge-sidecar")

@@ -87,6 +87,8 @@ def test_golden_replay_passes_and_fails_on_cosine(server, tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     q = json.loads((tmp_path / "g.json").read_text())["quality"]["golden"]
     assert q["windows"] == 3 and q["min_cosine"] == pytest.approx(1.0, abs=1e-6)
+    # the pass says what it measured, not only that the answers were numbers
+    assert "PASSED   quality     golden cosine min 1.000000 >= 0.99 over 3 windows" in proc.stdout
 
     bad = dict(good, embeddings=[[-v for v in LATENT]] * 3)
     (tmp_path / "bad.json").write_text(json.dumps(bad))
@@ -117,11 +119,28 @@ def test_usage_errors_exit_2(server, args):
     assert proc.returncode == 2, proc.stdout + proc.stderr
 
 
-def test_help_documents_the_exit_codes():
+def test_help_documents_the_exit_codes_and_defaults():
     proc = subprocess.run([sys.executable, "-m", "edgeinfer_validate", "--help"], capture_output=True, text=True)
     assert proc.returncode == 0
+    flat = " ".join(proc.stdout.split())
     for name, bit in cli.EXIT_BITS.items():
-        assert f"{bit} {name}" in proc.stdout.replace("   ", " ").replace("  ", " ")
+        assert f"{bit} {name}" in flat
+    assert "most requests in flight in the open loop (default 64)" in flat
+    assert "a request slower than this fails (default 5)" in flat
+
+
+def test_a_load_not_delivered_fails_latency_not_success(server_factory, tmp_path):
+    """At 100 req/s on one connection to a 50 ms server, most of the schedule is never sent: the server did
+    not fail them (success stays 100 %), but the rate it was tested at was not the one asked."""
+    s = server_factory("--delay-ms", "50")
+    args = ["--skip-memory", "--rate", "100", "--open-concurrency", "1", "--p95-ms", "100000", "--min-rps", "1"]
+    proc = validate(s, *SHORT, *args, "--json", str(tmp_path / "r.json"))
+    assert proc.returncode == cli.EXIT_BITS["latency"], proc.stdout + proc.stderr
+    report = json.loads((tmp_path / "r.json").read_text())
+    opened = report["phases"]["open"]
+    assert opened["unsent"] >= 50 and report["unsent"] == opened["unsent"]
+    assert report["success_rate"] == 1.0 and opened["success_rate"] == 1.0
+    assert "FAILED   latency     load not delivered as asked: the open loop sent" in proc.stdout
 
 
 def test_cli_and_module_share_one_engine(repo_root):

@@ -84,3 +84,7 @@ def test_module_without_docker_container_fails_memory(server):
 def test_module_refuses_bad_options_naming_the_fix(server):
     rc, r = adhoc(server, "thresholds={'min_success_rate':99}")
     assert rc != 0 and "0.99" in r["msg"]
+    # NaN would pass every comparison and an infinite duration never end: refused before any request.
+    rc, r = adhoc(server, "duration=nan thresholds={'p95_ms':'inf'}")
+    assert rc != 0 and "duration=nan must be a finite number" in r["msg"], r
+    assert "thresholds.p95_ms=inf must be a finite number" in r["msg"], r

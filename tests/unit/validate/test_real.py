@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import time
@@ -65,29 +66,93 @@ def test_memory_is_read_from_the_docker_socket(memory_container):
     assert summary["cpu_mean_pct"] is not None and summary["cpu_mean_pct"] < 50  # it sleeps
 
 
+def _free_port() -> int:
+    """A free 127.0.0.1 port among those the tests may use (19600-19699)."""
+    for port in range(19600, 19700):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port in 19600-19699")
+
+
+@pytest.fixture
+def serving_container(base_image: str):
+    """The calibration server in a container holding 64 MiB, published on 127.0.0.1 like the sidecar."""
+    name = f"edgeinfer-validate-test-{uuid.uuid4().hex[:8]}"
+    port = _free_port()
+    serve = (
+        "import runpy, sys; x = bytearray(64 * 2**20); x[::4096] = b'1' * len(x[::4096]); "
+        "sys.argv = ['testserver', '--host', '0.0.0.0', '--port', '9100']; "
+        "runpy.run_path('/opt/testserver.py', run_name='__main__')"
+    )
+    subprocess.run(
+        [
+            "docker",
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--label",
+            f"com.docker.compose.service=svc-{name}",
+            "--label",
+            "com.docker.compose.project=validate-test",
+            "-p",
+            f"127.0.0.1:{port}:9100",
+            "-v",
+            f"{REPO / 'edgeinfer_validate' / 'testserver.py'}:/opt/testserver.py:ro",
+            base_image,
+            "python3",
+            "-c",
+            serve,
+        ],
+        check=True,
+        capture_output=True,
+    )
+    try:
+        target = lg.Target("127.0.0.1", port)
+        api = lg.DockerSocket()
+        cid = api.find(name)
+
+        def ready() -> int:
+            try:
+                status = lg.http_get_json(target, "/healthz")[0]
+            except OSError:
+                return 0
+            return status if (lg.docker_memory_bytes(api.stats(cid)) or 0) >= 64 * 2**20 else 0
+
+        ok, last, _ = lg.wait_for(ready, lambda s: s == 200, timeout=30, interval=0.2)
+        assert ok, f"the test container never served /healthz holding 64 MiB (last {last})"
+        yield name, port
+    finally:
+        subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+
+
 @pytest.mark.docker
-def test_cli_gates_on_the_container_memory(memory_container, server, tmp_path):
-    name, _ = memory_container
-    base = [
-        sys.executable,
-        "-m",
-        "edgeinfer_validate",
-        "--port",
-        str(server.target.port),
-        "--duration",
-        "1",
-        "--warmup",
-        "0",
-        "--no-progress",
-        "--container",
-        name,
-        "--json",
-        str(tmp_path / "r.json"),
-    ]
-    assert subprocess.run(base, capture_output=True, timeout=60).returncode == 0
-    assert json.loads((tmp_path / "r.json").read_text())["resources"]["memory_peak_mb"] >= 60
-    proc = subprocess.run([*base, "--max-memory-mb", "32"], capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 128, proc.stdout
+def test_cli_gates_on_the_memory_of_the_container_serving_the_target(serving_container, server, tmp_path):
+    name, port = serving_container
+    base = [sys.executable, "-m", "edgeinfer_validate", "--duration", "1", "--warmup", "0", "--no-progress"]
+    base += ["--rate", "0", "--json", str(tmp_path / "r.json")]
+    by_labels = ["--compose-service", f"svc-{name}", "--compose-project", "validate-test"]
+    assert subprocess.run([*base, "--port", str(port), *by_labels], capture_output=True, timeout=60).returncode == 0
+    resources = json.loads((tmp_path / "r.json").read_text())["resources"]
+    assert resources["container"] == name and resources["memory_peak_mb"] >= 60
+    proc = subprocess.run(
+        [*base, "--port", str(port), "--container", name, "--max-memory-mb", "32"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 128 and f"of container {name}" in proc.stdout, proc.stdout
+    # The same container, its labels or its name, is not the calibration server on another port.
+    for which in (by_labels, ["--container", name]):
+        proc = subprocess.run(
+            [*base, "--port", str(server.target.port), *which], capture_output=True, text=True, timeout=60
+        )
+        assert proc.returncode == 128, proc.stdout
+        assert f"publishes port {server.target.port}, the target's ({name} publishes {port})" in proc.stdout
 
 
 @pytest.mark.slow
