@@ -7,6 +7,7 @@ import re
 import pytest
 
 import edgeinfer_load as lg
+from tests.unit.load.recorded import SIDECAR
 
 V2 = {"memory_stats": {"usage": 300 * 2**20, "stats": {"inactive_file": 100 * 2**20}}}
 V1 = {"memory_stats": {"usage": 300 * 2**20, "stats": {"total_inactive_file": 50 * 2**20, "cache": 80 * 2**20}}}
@@ -50,16 +51,7 @@ def test_parse_docker_cli_stats(line, mem, cpu):
     assert lg.parse_docker_cli_stats(line) == (mem, cpu)
 
 
-# Recorded from a machine running the deploy's compose sidecar (GET /containers/json, trimmed to what
-# is read): it publishes 127.0.0.1:9000. A second sidecar of another compose project on 9001.
-SIDECAR = {
-    "Id": "4475a267097dd6b3282b41d5f9a98f4bf04fd5b587d04091746e7ade023485bc",
-    "Names": ["/edgeinfer-local-sidecar"],
-    "Ports": [{"IP": "127.0.0.1", "PrivatePort": 9000, "PublicPort": 9000, "Type": "tcp"}],
-    "Labels": {"com.docker.compose.project": "edgeinfer-local", "com.docker.compose.service": "edgeinfer-sidecar"},
-    "State": "running",
-    "HostConfig": {"NetworkMode": "edgeinfer-local_default"},
-}
+# A second sidecar of another compose project on 9001.
 OTHER = dict(SIDECAR, Id="b" * 64, Names=["/edgeinfer-b-sidecar"], Ports=[dict(SIDECAR["Ports"][0], PublicPort=9001)])
 EXPOSED_ONLY = dict(SIDECAR, Id="c" * 64, Names=["/unpublished"], Ports=[{"PrivatePort": 9000, "Type": "tcp"}])
 HOST_NET = dict(SIDECAR, Id="d" * 64, Names=["/on-host"], Ports=[], HostConfig={"NetworkMode": "host"})

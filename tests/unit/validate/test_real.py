@@ -17,31 +17,19 @@ import edgeinfer_load as lg
 REPO = Path(__file__).resolve().parents[3]
 
 
+def _labelled(name: str, service: str, *args: str) -> None:
+    """``docker run -d`` a container labelled as compose service ``service`` of project validate-test."""
+    labels = ["--label", f"com.docker.compose.service={service}", "--label", "com.docker.compose.project=validate-test"]
+    subprocess.run(["docker", "run", "-d", "--name", name, *labels, *args], check=True, capture_output=True)
+
+
 @pytest.fixture
 def memory_container(base_image: str):
     """A container holding 64 MiB, labelled like a compose service; removed after the test."""
     name = f"edgeinfer-validate-test-{uuid.uuid4().hex[:8]}"
     service = f"svc-{name}"
     hold = "import time; x = bytearray(64 * 2**20); x[::4096] = b'1' * len(x[::4096]); time.sleep(120)"
-    subprocess.run(
-        [
-            "docker",
-            "run",
-            "-d",
-            "--name",
-            name,
-            "--label",
-            f"com.docker.compose.service={service}",
-            "--label",
-            "com.docker.compose.project=validate-test",
-            base_image,
-            "python3",
-            "-c",
-            hold,
-        ],
-        check=True,
-        capture_output=True,
-    )
+    _labelled(name, service, base_image, "python3", "-c", hold)
     try:
         api = lg.DockerSocket()
         cid = api.find(name)
@@ -88,28 +76,17 @@ def serving_container(base_image: str):
         "sys.argv = ['testserver', '--host', '0.0.0.0', '--port', '9100']; "
         "runpy.run_path('/opt/testserver.py', run_name='__main__')"
     )
-    subprocess.run(
-        [
-            "docker",
-            "run",
-            "-d",
-            "--name",
-            name,
-            "--label",
-            f"com.docker.compose.service=svc-{name}",
-            "--label",
-            "com.docker.compose.project=validate-test",
-            "-p",
-            f"127.0.0.1:{port}:9100",
-            "-v",
-            f"{REPO / 'edgeinfer_validate' / 'testserver.py'}:/opt/testserver.py:ro",
-            base_image,
-            "python3",
-            "-c",
-            serve,
-        ],
-        check=True,
-        capture_output=True,
+    _labelled(
+        name,
+        f"svc-{name}",
+        "-p",
+        f"127.0.0.1:{port}:9100",
+        "-v",
+        f"{REPO / 'edgeinfer_validate' / 'testserver.py'}:/opt/testserver.py:ro",
+        base_image,
+        "python3",
+        "-c",
+        serve,
     )
     try:
         target = lg.Target("127.0.0.1", port)

@@ -19,15 +19,8 @@ import pytest
 
 import edgeinfer_load as lg
 from edgeinfer_validate.resources import ps_containers
+from tests.unit.load.recorded import SIDECAR
 
-SIDECAR = {
-    "Id": "4475a267097dd6b3282b41d5f9a98f4bf04fd5b587d04091746e7ade023485bc",
-    "Names": ["/edgeinfer-local-sidecar"],
-    "Ports": [{"IP": "127.0.0.1", "PrivatePort": 9000, "PublicPort": 9000, "Type": "tcp"}],
-    "Labels": {"com.docker.compose.project": "edgeinfer-local", "com.docker.compose.service": "edgeinfer-sidecar"},
-    "State": "running",
-    "HostConfig": {"NetworkMode": "edgeinfer-local_default"},
-}
 STATS = {"memory_stats": {"usage": 140 * 2**20, "stats": {"inactive_file": 12 * 2**20}}}  # 128 MiB in use
 
 
