@@ -47,8 +47,10 @@ def _wants_series(request: Request) -> bool:
 async def _shadow_request(request: Request, settings: Any, read_body: ReadBody) -> ShadowRequest:
     """The body of ``POST /admin/shadow``, checked against the settings; InputError says what is wrong."""
     body = await read_body(request, MAX_BODY_BYTES)
+    if not body.strip():
+        raise InputError("body", 'a JSON object such as {"release": "releases/<name>"}', "an empty body", 400)
     try:
-        obj = orjson.loads(body) if body.strip() else None
+        obj = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise InputError("body", 'a JSON object such as {"release": "releases/<name>"}', str(exc)[:80], 400) from None
     return parse_request(obj, settings)

@@ -207,11 +207,12 @@ def test_the_mirrored_share_is_a_share(sidecar, ab_root, origin_dir):
         ({"release": "releases/seed1", "backend": "gpu"}, 422, "backend"),
         ({"release": "releases/seed1", "path": "x"}, 422, "path"),
         ([1, 2], 422, "body"),
+        (b"", 400, "body"),
     ],
 )
 def test_a_bad_shadow_request_is_a_4xx_naming_the_field(sidecar, ab_root, body, status, field):
     s = sidecar(ab_root / "current", shadow_env(ab_root))
-    r = s.post("/admin/shadow", headers=TOKEN, json=body)
+    r = s.post("/admin/shadow", headers=TOKEN, **({"data": body} if isinstance(body, bytes) else {"json": body}))
     assert r.status_code == status, r.text
     assert r.json()["field"] == field
     assert "expected" in r.json()
