@@ -189,7 +189,10 @@ def _staged_refused(store, release, p):
     try:
         staged_key(store, release, parse_trusted_keys(p.get("trusted_keys") or []), bool(p.get("allow_unsigned")))
     except ReleaseError as exc:
-        return str(exc)
+        return (
+            f"{exc} (a build of it signed by a trusted key has the same release id: bump model_version, or "
+            f"remove models/releases/{release} from the edge when it serves nothing)"
+        )
     return None
 
 
