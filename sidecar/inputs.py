@@ -41,7 +41,8 @@ class InputError(ValueError):
         return out
 
 
-def _describe(v: Any) -> str:
+def describe(v: Any) -> str:
+    """A value as an error's ``got`` shows it: its repr, cut at 40 characters."""
     try:
         text = repr(v)
     except RecursionError:  # orjson reads lists nested 1024 deep; repr stops before
@@ -62,9 +63,9 @@ def _locate(window: Any, field: str) -> InputError:
             return InputError(f"{field}[{i}]", f"a row of {CHANNELS} numbers", f"{len(row)} numbers")
         for j, v in enumerate(row):
             if isinstance(v, bool) or not isinstance(v, (int, float)):
-                return InputError(f"{field}[{i}][{j}]", "a finite number", _describe(v))
+                return InputError(f"{field}[{i}][{j}]", "a finite number", describe(v))
             if abs(v) > MAX_ABS_VALUE or not math.isfinite(v):  # in this order: an int over 1e308 has no float
-                return InputError(f"{field}[{i}][{j}]", IN_RANGE, _describe(v))
+                return InputError(f"{field}[{i}][{j}]", IN_RANGE, describe(v))
     return InputError(field, EXPECTED_WINDOW, "something else")
 
 
@@ -211,7 +212,7 @@ def parse_json_exact(
     has_str = body.count(b'"') != 2 * len(obj)
     normalized = obj.get("normalized", False)
     if not isinstance(normalized, bool):
-        raise InputError("normalized", "true or false", _describe(normalized))
+        raise InputError("normalized", "true or false", describe(normalized))
     if window_key in obj:
         if batch_key and batch_key in obj:
             raise InputError(window_key, f"either {window_key} or {batch_key}, not both", "both")
@@ -219,9 +220,7 @@ def parse_json_exact(
     if batch_key and batch_key in obj:
         windows = obj[batch_key]
         if not isinstance(windows, list) or not windows:
-            raise InputError(
-                batch_key, f"a list of 1 to {max_windows} windows of {EXPECTED_WINDOW}", _describe(windows)
-            )
+            raise InputError(batch_key, f"a list of 1 to {max_windows} windows of {EXPECTED_WINDOW}", describe(windows))
         if len(windows) > max_windows:
             raise InputError(batch_key, f"at most {max_windows} windows", f"{len(windows)}", 413)
         arrs = [window_array(w, f"{batch_key}[{i}]", has_bool, has_str) for i, w in enumerate(windows)]
@@ -261,6 +260,6 @@ def reorder(windows: np.ndarray, given: Any, model_order: Sequence[str]) -> np.n
         or not all(isinstance(c, str) for c in given)
         or sorted(given) != sorted(model_order)
     ):
-        raise InputError("channel_order", f"a permutation of {list(model_order)}", _describe(given))
+        raise InputError("channel_order", f"a permutation of {list(model_order)}", describe(given))
     idx = [given.index(c) for c in model_order]
     return windows[:, :, idx]

@@ -22,7 +22,7 @@ from starlette.routing import Route
 from edgeinfer_contract import CHANNELS, INPUT_NAME, OUTPUT_NAME, WINDOW
 
 from .batcher import NonFiniteOutput
-from .inputs import IN_RANGE, InputError, first_out_of_range, in_range
+from .inputs import IN_RANGE, InputError, describe, first_out_of_range, in_range
 from .serving import note_non_finite
 
 MODEL_NAME = "tcn_encoder"
@@ -117,19 +117,15 @@ def _object(value: Any, where: str) -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise ProtocolError(400, f"{where}: expected an object, got {_kind(value)}")
+        raise ProtocolError(400, f"{where}: expected an object, got {describe(value)}")
     return value
 
 
 def _flag(params: dict[str, Any], key: str, where: str) -> bool:
     value = params.get(key, False)
     if not isinstance(value, bool):  # a client's "false" (a string) must not read as true
-        raise ProtocolError(400, f"{where}.{key}: expected true or false, got {_kind(value)}")
+        raise ProtocolError(400, f"{where}.{key}: expected true or false, got {describe(value)}")
     return value
-
-
-def _kind(value: Any) -> str:
-    return repr(value) if isinstance(value, (str, int, float)) and len(repr(value)) <= 40 else type(value).__name__
 
 
 def _holds_bool(data: Any) -> bool:
@@ -150,7 +146,7 @@ def _outputs(head: dict[str, Any]) -> bool:
     if outputs is None:
         return binary
     if not isinstance(outputs, list):
-        raise ProtocolError(400, f"outputs: expected a list of outputs, got {_kind(outputs)}")
+        raise ProtocolError(400, f"outputs: expected a list of outputs, got {describe(outputs)}")
     for i, out in enumerate(outputs):
         if not isinstance(out, dict) or out.get("name") != OUTPUT_NAME:
             name = out.get("name") if isinstance(out, dict) else out
@@ -205,7 +201,9 @@ def parse_request(body: bytes, header_length: str | None, max_windows: int) -> I
     size = _object(tensor.get("parameters"), "inputs[0].parameters").get("binary_data_size")
     if size is not None:
         if not isinstance(size, int) or isinstance(size, bool):
-            raise ProtocolError(400, f"inputs[0].parameters.binary_data_size: expected an integer, got {_kind(size)}")
+            raise ProtocolError(
+                400, f"inputs[0].parameters.binary_data_size: expected an integer, got {describe(size)}"
+            )
         if size != count * 4 or len(binary) != size:
             raise ProtocolError(
                 400,

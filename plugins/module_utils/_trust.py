@@ -107,16 +107,16 @@ def staged_key(store, rid, trusted=None, allow_unsigned=True):
     manifest, blob = store.load_manifest(path)
     trusted = store.trust.read() if trusted is None else trusted
     signature = store.read_signature(path)
+    where = os.path.join(path, "manifest.json")
     try:
-        return check_signature(os.path.join(path, "manifest.json"), blob, manifest, signature, trusted, allow_unsigned)[
-            0
-        ]
+        kid, _note = check_signature(where, blob, manifest, signature, trusted, allow_unsigned)
     except ReleaseError as exc:
         raise ReleaseError(
             f"release {rid} may not serve: {exc}; a key removed from edgeinfer_trusted_keys no longer lets its "
             "releases serve: deploy a release signed by a trusted key",
             **exc.details,
         ) from None
+    return kid
 
 
 def provision(store, trusted_keys, check_mode=False):
