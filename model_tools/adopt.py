@@ -18,14 +18,16 @@ import onnx
 from edgeinfer_contract import FILES, INPUT_NAME, OUTPUT_NAME, GoldenSet, Normalization, sha256_file
 
 from ._io import staging_dir
-from .calibrate import MIN_WINDOWS
-from .checks import check_count, check_floor, check_interface, check_model_version, check_out, load_onnx
+from .checks import (
+    check_interface,
+    check_release_arguments,
+    load_onnx,
+)
 from .config import normalization_of, provenance, read_config
 from .golden import make_golden
 from .model import Architecture
 from .parity import check_parity, session
 from .release_steps import NO_HEF, edge_serving, int8_stage, seal, stage_calibration, write_model_config
-from .signing import read_signing_key
 from .windows import parity_windows
 
 
@@ -120,13 +122,8 @@ def adopt(
     """Wrap an existing ONNX with the production model's interface (``imu_window`` [1,100,9] ->
     ``latent_embeddings`` [1,64]) into a release; references come from ONNX Runtime."""
     # Every argument is checked before the first graph is run: a mistake costs no calibration.
-    check_model_version(model_version)
-    src, out_dir = Path(onnx_path), check_out(out, "--out", directory=True)
-    if signing_key is not None:
-        read_signing_key(signing_key)
-    check_count(golden_count, "--golden-count")
-    check_count(calibration_count, "--calibration-count", MIN_WINDOWS)
-    check_floor(int8_floor, "--int8-floor")
+    out_dir = check_release_arguments(model_version, out, signing_key, golden_count, calibration_count, int8_floor)
+    src = Path(onnx_path)
     proto = load_onnx(src, "--onnx")
     check_interface(proto, src, "--onnx")
     cfg_in = read_config(config)

@@ -118,9 +118,11 @@ def load_onnx(path: str | os.PathLike[str], option: str) -> onnx.ModelProto:
         raise InputError(f"{option} {p}: not an ONNX model ({type(exc).__name__}: {exc})") from None
 
 
-def _dims(value_info: Any) -> list[int | str]:
-    shape = value_info.type.tensor_type.shape.dim
-    return [d.dim_value if d.HasField("dim_value") else d.dim_param for d in shape]
+def dims(value_info: Any) -> list[int | str]:
+    """A graph input's or output's shape: each axis its size, or its name (``?`` when unnamed) when dynamic."""
+    return [
+        d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in value_info.type.tensor_type.shape.dim
+    ]
 
 
 def check_interface(proto: onnx.ModelProto, path: Path, option: str, any_batch: bool = False) -> None:
@@ -133,16 +135,39 @@ def check_interface(proto: onnx.ModelProto, path: Path, option: str, any_batch: 
     def batch_ok(dim: int | str) -> bool:
         return dim == 1 or (any_batch and isinstance(dim, str))
 
-    in_dims = _dims(ins[0]) if len(ins) == 1 else []
+    in_dims = dims(ins[0]) if len(ins) == 1 else []
     if (
         [i.name for i in ins] != [INPUT_NAME]
         or len(in_dims) != 3
         or not batch_ok(in_dims[0])
         or in_dims[1:] != [100, 9]
     ):
-        got = [(i.name, _dims(i)) for i in ins]
+        got = [(i.name, dims(i)) for i in ins]
         raise InputError(f"{option} {path}: inputs {got}; expected {INPUT_NAME} [1,100,9]")
-    out_dims = _dims(outs[0]) if len(outs) == 1 else []
+    out_dims = dims(outs[0]) if len(outs) == 1 else []
     if [o.name for o in outs] != [OUTPUT_NAME] or len(out_dims) != 2 or not batch_ok(out_dims[0]):
-        got = [(o.name, _dims(o)) for o in outs]
+        got = [(o.name, dims(o)) for o in outs]
         raise InputError(f"{option} {path}: outputs {got}; expected {OUTPUT_NAME} [1,64]")
+
+
+def check_release_arguments(
+    model_version: str,
+    out: str | os.PathLike[str],
+    signing_key: str | os.PathLike[str] | None,
+    golden_count: int,
+    calibration_count: int,
+    int8_floor: float | None,
+) -> Path:
+    """The arguments ``build`` and ``adopt`` share, checked before any model is loaded, so that a
+    mistake costs no export or calibration. Returns the release directory."""
+    from .calibrate import MIN_WINDOWS  # here: calibrate and signing load numpy and cryptography
+    from .signing import read_signing_key
+
+    check_model_version(model_version)
+    out_dir = check_out(out, "--out", directory=True)
+    if signing_key is not None:
+        read_signing_key(signing_key)
+    check_count(golden_count, "--golden-count")
+    check_count(calibration_count, "--calibration-count", MIN_WINDOWS)
+    check_floor(int8_floor, "--int8-floor")
+    return out_dir

@@ -51,8 +51,9 @@ def _check_version(art: Path, model_version: str, inside: dict[str, str | None])
     return out
 
 
-def _signing_key(key: Path, keygen: bool) -> str:
-    """The sha256 of the signing key's public half, the key made first when asked and missing."""
+def _signing_key(key: Path, keygen: bool) -> bytes:
+    """The signing key's public half (its ``.pub``, checked against the key), the key made first when
+    asked and missing."""
     from .signing import keygen as make_key
     from .signing import read_signing_key
 
@@ -69,14 +70,15 @@ def _signing_key(key: Path, keygen: bool) -> str:
         )
         raise InputError(f"signing key: {' and '.join(missing)} missing: {fix}")
     public = read_signing_key(key)[1]
-    if public.strip() != pub.read_bytes().strip():
+    published = pub.read_bytes()
+    if public.strip() != published.strip():
         # The edges trust the .pub: a release signed by another key would be refused on every one.
         raise InputError(
             f"--signing-key {key}: {pub} is not its public half; write it again with: "
             f"openssl pkey -in {key} -pubout -out {pub}"
         )
     os.chmod(key, 0o600)  # only its owner reads it
-    return hashlib.sha256(pub.read_bytes()).hexdigest()
+    return published
 
 
 def _unverified(out: Path, public_key: bytes | None) -> str | None:
@@ -173,8 +175,8 @@ def ensure(
     out = _check_version(art, model_version, inputs)
     art.mkdir(parents=True, exist_ok=True)
     extra = list(extra_args or [])
-    pub_sha = _signing_key(Path(signing_key), keygen) if signing_key else ""
-    public_key = Path(f"{signing_key}.pub").read_bytes() if signing_key else None
+    public_key = _signing_key(Path(signing_key), keygen) if signing_key else None
+    pub_sha = hashlib.sha256(public_key).hexdigest() if public_key is not None else ""
     mode = "checkpoint" if checkpoint else ("adopt" if onnx else "demo")
     source = _source(art, mode, checkpoint or onnx, demo_seed)
     fingerprint = {

@@ -82,7 +82,6 @@ def build_graph(
 ) -> onnx.ModelProto:
     if target not in TARGETS:
         raise InputError(f"target: {target!r}; expected one of {', '.join(TARGETS)}")
-    check_opset(opset, (target,))
     hailo = target == "hailo"
     module = ExportEncoder(model, "nchw" if hailo else "nlc")
     seq, ch = model.arch.sequence_length, model.arch.input_dim

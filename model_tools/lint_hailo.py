@@ -13,6 +13,7 @@ from typing import Any
 
 import onnx
 
+from .checks import dims as shape_of
 from .checks import load_onnx
 
 ALLOWED_OPS = frozenset(
@@ -86,10 +87,6 @@ class LintReport:
         }
 
 
-def _dims(vi: onnx.ValueInfoProto) -> list[int | str]:
-    return [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in vi.type.tensor_type.shape.dim]
-
-
 def _opset(model: onnx.ModelProto) -> int | None:
     return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
 
@@ -107,7 +104,7 @@ def _io_violations(inputs: list[onnx.ValueInfoProto], outputs: list[onnx.ValueIn
             )
         )
     for vi in inputs + outputs:
-        dims = _dims(vi)
+        dims = shape_of(vi)
         if any(not isinstance(d, int) or d <= 0 for d in dims):
             found.append(
                 Violation(
@@ -122,7 +119,7 @@ def _io_violations(inputs: list[onnx.ValueInfoProto], outputs: list[onnx.ValueIn
                 Violation("static_shapes", [vi.name], f"{vi.name} batch {dims[0]}; expected 1", "export with batch 1")
             )
     if inputs:
-        dims = _dims(inputs[0])
+        dims = shape_of(inputs[0])
         if len(dims) != 4 or dims[2] != 1:
             found.append(
                 Violation(

@@ -14,6 +14,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
+from .checks import dims
 from .errors import ParityError
 
 COSINE_FLOOR = 0.99999
@@ -60,12 +61,6 @@ def session(model: onnx.ModelProto | bytes | str, threads: int = 1) -> ort.Infer
     return ort.InferenceSession(blob, opts, providers=["CPUExecutionProvider"])
 
 
-def _dims(value_info: onnx.ValueInfoProto) -> list[int | str]:
-    return [
-        d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in value_info.type.tensor_type.shape.dim
-    ]
-
-
 def check_parity(
     model: onnx.ModelProto,
     target: str,
@@ -93,7 +88,7 @@ def check_parity(
         report.problems.append("shapes and values not checked: the names differ")
         return report
     for kind, vi, want in (("input", graph_inputs[0], input_shape), ("output", g.output[0], output_shape)):
-        got = _dims(vi)
+        got = dims(vi)
         ok = len(got) == len(want) and all(
             (isinstance(w, str) and isinstance(d, str)) or d == w for d, w in zip(got, want, strict=False)
         )

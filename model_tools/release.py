@@ -22,9 +22,8 @@ from edgeinfer_contract import FILES, ContractError, GoldenSet, Manifest, Normal
 
 from ._io import progress, staging_dir
 from .adopt import adopt
-from .calibrate import MIN_WINDOWS
 from .checkpoint import LoadedModel, load_checkpoint, training_state_dict
-from .checks import check_count, check_floor, check_model_version, check_out
+from .checks import check_floor, check_out, check_release_arguments
 from .compile_hef import compile_hef, dfc_available
 from .config import DEMO_NORMALIZATION, normalization_of, provenance, read_config
 from .errors import InputError, ModelToolsError
@@ -32,7 +31,7 @@ from .export import DEFAULT_OPSET, check_opset, export, reference_embeddings
 from .golden import make_golden
 from .model import TCNVAE, Architecture
 from .release_steps import NO_HEF, edge_serving, int8_stage, seal, stage_calibration, write_model_config
-from .signing import public_key_of, read_signing_key, verify_release
+from .signing import read_signing_key, verify_release
 
 __all__ = ["NO_HEF", "adopt", "build", "init_checkpoint"]
 
@@ -110,7 +109,7 @@ def _existing(
         return None
     if signing_key is not None:
         try:
-            verify_release(out, public_key_of(Path(signing_key).read_bytes()))
+            verify_release(out, read_signing_key(signing_key)[1])
         except (ModelToolsError, OSError, ValueError):
             return None
     elif manifest.verify_files(out):
@@ -207,13 +206,7 @@ def _check_arguments(
 ) -> Path:
     """Every argument of ``build``, checked before the first model is loaded: a mistake costs no
     export. Returns the release directory."""
-    check_model_version(model_version)
-    out_dir = check_out(out, "--out", directory=True)
-    if signing_key is not None:
-        read_signing_key(signing_key)
-    check_count(golden_count, "--golden-count")
-    check_count(calibration_count, "--calibration-count", MIN_WINDOWS)
-    check_floor(int8_floor, "--int8-floor")
+    out_dir = check_release_arguments(model_version, out, signing_key, golden_count, calibration_count, int8_floor)
     check_floor(hailo_floor, "--hailo-floor")
     check_opset(opset, ("cpu", "batch", "hailo"))
     return out_dir

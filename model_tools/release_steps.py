@@ -18,7 +18,7 @@ from .calibrate import make_calibration, save_calibration
 from .config import build_model_config
 from .errors import ModelToolsError, QuantizationError
 from .quantize import quantize_check
-from .signing import ROLE_OF, public_key_of, verify_release, write_manifest
+from .signing import ROLE_OF, read_signing_key, verify_release, write_manifest
 
 # What a build says about how its edges will serve, in its output and its --json
 # (``edge_serving``), so that the deploy's summary can repeat it.
@@ -109,7 +109,7 @@ def _finish(
     roles = {p.name: ROLE_OF[p.name] for p in sorted(stage.iterdir()) if p.is_file() and p.name in ROLE_OF}
     man = write_manifest(stage, model_version, signing_key, roles=roles, quality=quality, **meta)
     if signing_key is not None:
-        verify_release(stage, public_key_of(Path(signing_key).read_bytes()))
+        verify_release(stage, read_signing_key(signing_key)[1])
     else:
         problems = Manifest.load(stage / FILES["manifest"]).verify_files(stage)
         if problems:

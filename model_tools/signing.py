@@ -97,8 +97,8 @@ def write_manifest(
             f"release: {d} is not a directory; expected the release directory that model_tools build wrote"
         )
     private_pem = read_signing_key(private_key)[0] if private_key is not None else None
-    if not meta:  # the manifest command re-signs a release: what its build recorded stays
-        meta = _kept_meta(d)
+    # The manifest command re-signs a release (no meta given): what its build recorded stays.
+    meta = dict(meta) if meta else _kept_meta(d)
     meta.pop("signing_key_id", None)
     if private_pem is not None:
         meta["signing_key_id"] = key_id(public_key_of(private_pem))
