@@ -32,8 +32,8 @@ def closed_loop(
     """
     if duration_s is None and max_requests is None:
         raise ValueError("closed_loop needs duration_s or max_requests (it must stop by itself)")
-    if duration_s is not None and not (math.isfinite(duration_s) and duration_s > 0):
-        raise ValueError(f"duration must be a positive number of seconds, got {duration_s}")
+    if duration_s is not None:
+        _positive("duration", duration_s, " of seconds")
     target = Target.parse(target) if isinstance(target, str) else target
     res = LoadResult("closed", concurrency, None, float(duration_s or 0.0))
     eng = _Engine(target, request, concurrency, timeout_s, res, on_progress, now)
@@ -130,12 +130,15 @@ def open_loop(
     return res
 
 
+def _positive(name: str, value: float, unit: str = "") -> None:
+    """ValueError unless ``value`` is a positive number: NaN never stops, infinity overflows a schedule's count."""
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a positive number{unit}, got {value}")
+
+
 def _check_schedule(rate: float, duration_s: float) -> None:
-    """ValueError unless both are positive numbers: NaN never stops, infinity overflows the schedule's count."""
-    if not (math.isfinite(rate) and rate > 0):
-        raise ValueError(f"rate must be a positive number, got {rate}")
-    if not (math.isfinite(duration_s) and duration_s > 0):
-        raise ValueError(f"duration must be a positive number of seconds, got {duration_s}")
+    _positive("rate", rate)
+    _positive("duration", duration_s, " of seconds")
 
 
 def _count_unsent(res: LoadResult, due_times: Sequence[float], t0: float, end: float) -> None:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .contract import GoldenSet
+from .contract import LATENT_DIM, GoldenSet
 from .golden import golden_replay, probe_embedding
 from .health import check_health
 from .loops import closed_loop, open_loop
@@ -118,7 +118,7 @@ def _quality(plan: Plan, request: Request, thresholds: Thresholds, say: Say) -> 
     quality["min_cosine"] = None
     golden = plan.golden
     if not golden:
-        quality["detail"] = "64 finite values (no golden set given: cosine not checked)"
+        quality["detail"] = f"{LATENT_DIM} finite values (no golden set given: cosine not checked)"
         return quality
     n = min(plan.golden_limit or len(golden.windows), len(golden.windows))
     say(f"quality: replaying {n} golden windows")
@@ -136,7 +136,7 @@ def _quality(plan: Plan, request: Request, thresholds: Thresholds, say: Say) -> 
     if rep["ok"]:  # a miss is told by its problems instead
         quality["detail"] = (
             f"golden cosine min {rep['min_cosine']:.6f} >= {thresholds.min_cosine} over {rep['windows']} windows "
-            f"(mean {rep['mean_cosine']:.6f}); 64 finite values"
+            f"(mean {rep['mean_cosine']:.6f}); {LATENT_DIM} finite values"
         )
     return quality
 

@@ -29,7 +29,7 @@ def ps_containers(text: str) -> list[dict]:
             {
                 "Names": [name],
                 "Ports": lg.docker_ps_ports(ports),
-                "HostConfig": {"NetworkMode": "host" if networks.strip() == "host" else networks.strip()},
+                "HostConfig": {"NetworkMode": networks.strip()},
             }
         )
     return out
