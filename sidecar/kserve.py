@@ -157,23 +157,25 @@ def _outputs(head: dict[str, Any]) -> bool:
     return binary
 
 
+def _split(body: bytes, header_length: str | None) -> tuple[bytes, bytes]:
+    """The JSON header and the binary tensor data after it (the binary tensor data extension)."""
+    if header_length is None:
+        return body, b""
+    try:
+        cut = int(header_length)
+    except ValueError:
+        raise ProtocolError(
+            400, f"Inference-Header-Content-Length: expected an integer, got {header_length!r}"
+        ) from None
+    if not 0 < cut <= len(body):
+        raise ProtocolError(400, f"Inference-Header-Content-Length={cut} lies outside the body of {len(body)} bytes")
+    return body[:cut], body[cut:]
+
+
 def parse_request(body: bytes, header_length: str | None, max_windows: int) -> InferRequest:
     """The request's JSON header, its ``imu_window`` tensor as float32 ``[N, 100, 9]`` and its parameters;
     a 400 naming the field for anything else."""
-    if header_length is not None:
-        try:
-            cut = int(header_length)
-        except ValueError:
-            raise ProtocolError(
-                400, f"Inference-Header-Content-Length: expected an integer, got {header_length!r}"
-            ) from None
-        if not 0 < cut <= len(body):
-            raise ProtocolError(
-                400, f"Inference-Header-Content-Length={cut} lies outside the body of {len(body)} bytes"
-            )
-        head, binary = body[:cut], body[cut:]
-    else:
-        head, binary = body, b""
+    head, binary = _split(body, header_length)
     try:
         request = orjson.loads(head)
     except orjson.JSONDecodeError as exc:
