@@ -176,23 +176,22 @@ def survey(run, p):
     store = ReleaseStore(root)
     facts["state"] = _state(store, root)
     release = p.get("release")
-    facts["staged"] = bool(release) and store.exists(release)
-    facts["staged_refused"] = _staged_refused(store, release, p) if facts["staged"] else None
+    found = bool(release) and store.exists(release)
+    facts["staged_untrusted"] = _staged_untrusted(store, release, p) if found else None
+    facts["staged"] = found and not facts["staged_untrusted"]
     facts["disk"] = _disk(root)
     facts["files"] = _files(p.get("compose_dir") or os.path.join(root, "compose"))
     return facts
 
 
-def _staged_refused(store, release, p):
-    """Why the staged release may not serve under the keys this deploy trusts, or None. A deploy does
-    not stage a staged release again: its signature is checked here, as the switch checks it."""
+def _staged_untrusted(store, release, p):
+    """Why the staged copy of the release may not serve under the keys this deploy trusts, or None.
+    Such a copy counts as not staged: the deploy transfers the release, and staging re-signs the
+    staged copy with the build's manifest once a trusted key verifies it (``found_staged``)."""
     try:
         staged_key(store, release, parse_trusted_keys(p.get("trusted_keys") or []), bool(p.get("allow_unsigned")))
     except ReleaseError as exc:
-        return (
-            f"{exc} (a build of it signed by a trusted key has the same release id: bump model_version, or "
-            f"remove models/releases/{release} from the edge when it serves nothing)"
-        )
+        return str(exc)
     return None
 
 
@@ -218,8 +217,6 @@ def refusals(facts, p, host="the edge"):
         parse_trusted_keys(keys)
     except ReleaseError as exc:
         out.append(str(exc))
-    if facts.get("staged_refused"):
-        out.append(facts["staged_refused"])
     need = int(p.get("release_size") or 0) * int(p.get("disk_factor") or 1)
     if need and not facts["staged"] and facts["disk"]["free_bytes"] < need:
         out.append(
@@ -310,11 +307,12 @@ def _arch_refusals(facts, p, host):
 def differs(facts, p):
     """What differs between what the edge serves and what this deploy would make it serve.
 
-    Empty when the release is current and last good (its gates passed here), the compose file
+    Empty when the release is current and last good (its gates passed here) and its staged copy
+    serves under the deploy's keys, the compose file
     and env are the ones given (by sha256), the container runs on the image the deploy names,
     the trusted keys are the ones given, and no deploy or dead-man is in flight (no lock)."""
     st, release, out = facts["state"], p.get("release"), []
-    if not release or st["current"] != release or st["last_good"] != release:
+    if not release or st["current"] != release or st["last_good"] != release or facts.get("staged_untrusted"):
         out.append("release")
     if st["lock"] is not None:
         out.append("lock")

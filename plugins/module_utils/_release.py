@@ -47,6 +47,7 @@ from ansible_collections.edgeinfer.deploy.plugins.module_utils._trust import (
     SIGNATURE,
     TrustDir,
     check_signature,
+    found_staged,
     parse_trusted_keys,
     staged_key,
 )
@@ -231,11 +232,7 @@ class ReleaseStore:
         if note:
             info["note"] = note
         if self.exists(rid):
-            existing = self.load_manifest(self.path_of(rid))[0]
-            if existing.to_bytes() == manifest.to_bytes():
-                self.verify(self.path_of(rid), existing, exclude_roles)
-                return False, info
-            raise ReleaseError(f"release {rid} already exists with a different manifest; bump model_version")
+            return found_staged(self, manifest, blob, signature, kid, exclude_roles, info, check_mode)
         self.verify(source, manifest, exclude_roles)
         if check_mode:
             return True, info

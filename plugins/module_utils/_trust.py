@@ -119,6 +119,55 @@ def staged_key(store, rid, trusted=None, allow_unsigned=True):
     return kid
 
 
+def found_staged(store, manifest, blob, signature, kid, exclude_roles, info, check_mode=False):
+    """Stage ``manifest`` (its bytes ``blob``, its signature checked with key ``kid``) when its release
+    ``info["release"]`` is staged already. Returns ``(changed, info)``.
+
+    The same manifest: the staged files are verified and nothing changes. Another manifest of the
+    same content (model version and every file's name, role, size and sha256), whose signature a
+    trusted key verified (it differs in what else it says, such as the key it names): the staged files
+    are verified against it, and it replaces the staged manifest and signature (``resigned`` names the
+    key that had signed the staged copy). So a release staged under a key no longer trusted serves
+    again, under the same id, once its manifest is written again with a trusted key (model_tools
+    manifest --signing-key). Anything else is refused."""
+    rid = info["release"]
+    path = store.path_of(rid)
+    existing = store.load_manifest(path)[0]
+    if existing.to_bytes() == manifest.to_bytes():
+        store.verify(path, existing, exclude_roles)
+        return False, info
+    old, new = ({f.name: f.to_dict() for f in m.files} for m in (existing, manifest))
+    differ = sorted(n for n in old.keys() | new.keys() if old.get(n) != new.get(n))
+    if existing.model_version != manifest.model_version or differ or kid is None:
+        what = f"other files ({', '.join(differ)})" if differ else "the same files, unsigned"
+        raise ReleaseError(
+            f"release {rid} is staged on this edge with another manifest, and this build has {what}: bump "
+            "model_version for this build; to sign the staged files with another key, write their manifest "
+            "again with it on GPUSRV (model_tools manifest --signing-key) and deploy that",
+            files=differ,
+        )
+    store.verify(path, manifest, exclude_roles)
+    info["resigned"] = {"key_id": store.read_state()["releases"].get(rid, {}).get("key_id")}
+    if check_mode:
+        return True, info
+    # The signature first: cut off between the two, the staged copy verifies with no key, as before.
+    for name, data in ((SIGNATURE, signature), ("manifest.json", blob)):
+        dest = os.path.join(path, name)
+        tmp = f"{dest}.tmp-{os.getpid()}"
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o444)
+        os.replace(tmp, dest)
+    fsync_dir(path)
+    with store.update_state() as state:
+        entry = state["releases"].setdefault(rid, {"model_version": manifest.model_version, "digest": manifest.digest})
+        entry.update(signed=True, key_id=kid, resigned=now_iso())
+        state["history"].append({"time": now_iso(), "action": "resign", "release": rid, "key_id": kid})
+    return True, info
+
+
 def provision(store, trusted_keys, check_mode=False):
     """Make ``trust/`` hold ``trusted_keys`` alone (TrustDir.write). A last good release that no key left
     trusts is then forgotten (``untrusted_last_good`` names it): a sidecar whose current release fails to

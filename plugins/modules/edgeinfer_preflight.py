@@ -164,13 +164,17 @@ differs:
   type: list
   elements: str
 staged:
-  description: Whether O(release) is staged on the edge.
+  description:
+    - Whether O(release) is staged on the edge, in a copy that serves under O(trusted_keys) and O(allow_unsigned).
+      A deploy transfers and stages a release that is not.
   returned: always
   type: bool
-staged_refused:
+staged_untrusted:
   description:
-    - Why the staged O(release) may not serve under O(trusted_keys) and O(allow_unsigned), or null. A deploy
-      does not stage a staged release again, so its signature is checked here; the reason is in RV(refusals) too.
+    - Why the staged copy of O(release) may not serve under O(trusted_keys) and O(allow_unsigned) (it is signed by
+      a key they do not trust), or null. RV(staged) is then false, and RV(differs) names V(release). Staging the
+      release again (M(edgeinfer.deploy.edgeinfer_release), O(edgeinfer.deploy.edgeinfer_release#module:action=stage))
+      replaces the staged manifest and signature with those of a build of the same content that a trusted key signed.
   returned: always
   type: str
 docker:

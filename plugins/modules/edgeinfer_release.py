@@ -18,6 +18,10 @@ description:
   - A release is staged only when a trusted key signed it, unless O(allow_unsigned=true). The public keys
     come from the caller (the inventory), never from the release; the signature file is kept in the release
     only when it was checked.
+  - A release staged already is not copied again. When the build staged now has another manifest of the same
+    content (model version and every file's entry), signed by a trusted key, the staged files are verified against it and its
+    manifest and signature replace the staged ones (RV(resigned)), so that a release staged under a key no longer trusted
+    then serves again under the same id. Any other manifest for a staged release id is refused.
   - Provisions the trusted keys on the edge (O(action=trust)) as C(<root>/trust/<key id>.pub), where a key id
     is the first 16 hex digits of the sha256 of the raw public key.
   - Switches C(<root>/models/current) to a release with an atomic rename of a relative symlink,
@@ -283,6 +287,13 @@ key_id:
   returned: action=stage, and a refused signed release
   type: str
   sample: 3f2a9c1d5e6b7a80
+resigned:
+  description:
+    - With O(action=stage), when the staged copy of the release took this build's manifest and signature (see the
+      description), the id of the key that had signed it (C(key_id), null when it was staged unchecked).
+  returned: action=stage, when the staged copy was re-signed
+  type: dict
+  sample: {key_id: 3f2a9c1d5e6b7a80}
 trusted_key_ids:
   description: The ids of the trusted keys (with O(action=trust), after the action).
   returned: action=stage, action=trust, action=lock with trusted_keys, and a refused release

@@ -172,6 +172,63 @@ def test_rollback_to_the_previous_then_to_a_named_release(one_edge) -> None:
     assert {v1["release"], v2["release"]} <= set(deploy_bench.state()["releases"])
 
 
+def signed_again_with_a_new_key(release: dict, directory: Path) -> tuple[dict, str]:
+    """``release``'s files signed with a new key as GPUSRV does it (model_tools keygen, then model_tools
+    manifest --signing-key on a copy); the release description and the key's public PEM."""
+    import shutil
+    import sys
+
+    shutil.copytree(release["dir"], directory / "release")
+    tools = [sys.executable, "-m", "model_tools"]
+    key = directory / "new.pem"
+    subprocess.run([*tools, "keygen", "--out", str(key)], check=True, capture_output=True)
+    out = subprocess.run(
+        [
+            *tools,
+            "manifest",
+            "--json",
+            "--release",
+            str(directory / "release"),
+            "--model-version",
+            release["model_version"],
+            "--signing-key",
+            str(key),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    signed = json.loads(out.stdout)
+    assert signed["digest"] == release["digest"] and signed["key_id"] != release["key_id"], signed
+    where = str(directory / "release")
+    return dict(release, dir=where, source=where, key_id=signed["key_id"]), Path(f"{key}.pub").read_text()
+
+
+def test_a_key_dropped_at_once_the_release_signed_again_with_the_new_key_serves_on(one_edge, tmp_path: Path) -> None:
+    """A key revoked at once (docs/deploy.md, Signing and trust): the inventory trusts only a new key, and
+    the serving release, signed again with it on GPUSRV, is deployed. Its id is the same, so the deploy
+    stages it again: the staged copy takes the new manifest and signature once its files match them, the
+    gates pass, and it is the last good release again. The bench's own key takes it back the same way."""
+    deploy_bench = one_edge
+    v1 = serving_v1(deploy_bench)
+    rebuilt, public = signed_again_with_a_new_key(v1, tmp_path)
+    run = deploy_bench.playbook(
+        "deploy.yml", dict(deploy_bench.base_vars, edgeinfer_release_source=rebuilt, edgeinfer_trusted_keys=[public])
+    )
+    assert run.rc == 0, run.explain()
+    state = deploy_bench.state()
+    assert state["current"] == state["last_good"] == v1["release"], state
+    trust = Path(deploy_bench.fleet.edges[0].root) / "trust"
+    assert sorted(p.name for p in trust.iterdir()) == [f"{rebuilt['key_id']}.pub"]
+    assert state["releases"][v1["release"]]["key_id"] == rebuilt["key_id"], state["releases"]
+    assert [h["action"] for h in state["history"]].count("resign") == 1
+    assert deploy_bench.last_record()["outcome"] == "deployed"
+    assert deploy_bench.health()[1]["model_sha256"] == v1["digest"]
+    back = deploy_bench.deploy("v1", seed=1)
+    assert back.rc == 0, back.explain()
+    assert deploy_bench.state()["releases"][v1["release"]]["key_id"] == v1["key_id"]
+
+
 def test_check_mode_on_a_fresh_edge_says_what_would_change_and_writes_nothing(deploy_bench) -> None:
     root = Path(deploy_bench.fleet.edges[0].root)
     before = sorted(p.relative_to(root) for p in root.rglob("*"))

@@ -18,7 +18,7 @@ from ansible_collections.edgeinfer.deploy.plugins.module_utils._contract import 
 )
 from ansible_collections.edgeinfer.deploy.plugins.module_utils._release import ReleaseStore
 from ansible_collections.edgeinfer.deploy.plugins.module_utils._store import ReleaseError
-from tests.unit.plugins.conftest import make_release, new_keypair
+from tests.unit.plugins.conftest import make_release, new_keypair, public_of
 
 A = new_keypair()  # (private, public) PEM
 B = new_keypair()
@@ -34,6 +34,16 @@ def release(tmp_path: Path, name: str, signer: tuple[bytes, bytes] | None = None
     src = tmp_path / "incoming" / name
     make_release(src, name, name.encode(), private_pem=signer[0] if signer else None, **kw)
     return src
+
+
+def make_release_manifest(directory: Path, private_pem: bytes) -> None:
+    """Write and sign ``directory``'s manifest again for the files it holds now."""
+    from edgeinfer_contract import Manifest, sign
+
+    roles = {f.name: f.role for f in Manifest.load(directory / "manifest.json").files}
+    manifest = Manifest.build(directory, roles, "v1", signing_key_id=key_id(public_of(private_pem)))
+    (directory / "manifest.json").write_bytes(manifest.to_bytes())
+    (directory / "manifest.json.sig").write_bytes(sign(manifest.to_bytes(), private_pem))
 
 
 def nothing_staged(store: ReleaseStore) -> bool:
@@ -190,11 +200,62 @@ def test_a_key_removed_from_trust_no_longer_lets_its_staged_releases_serve(store
         revert(lambda argv: (1, "", "no docker here"), store, old["release"], compose_dir=str(compose))
     assert store.current() == new["release"] and not compose.exists()  # the refused revert wrote nothing
     p = {"root": store.root, "release": old["release"], "trusted_keys": [B[1].decode()], "allow_unsigned": False}
-    assert "may not serve" in (survey(lambda argv: (1, "", "no docker here"), p)["staged_refused"] or "")
+    facts = survey(lambda argv: (1, "", "no docker here"), p)
+    assert "may not serve" in (facts["staged_untrusted"] or "") and facts["staged"] is False  # a deploy stages it
     # B's releases serve on, and A's once A is trusted again.
     assert store.switch(new["release"])[0] is False
     provision(store, [A[1].decode(), B[1].decode()])
     assert store.switch(old["release"])[0] is True
+
+
+def test_the_staged_files_signed_again_by_a_trusted_key_re_sign_the_staged_copy(
+    store: ReleaseStore, tmp_path: Path
+) -> None:
+    """The files of a staged release signed again with another key (after a key was revoked): once a
+    trusted key verifies the new manifest, staging it replaces the staged manifest and signature after
+    checking the staged files, and the release serves again. Other files under the id, an unchecked
+    build, or files changed on the edge are refused."""
+    from ansible_collections.edgeinfer.deploy.plugins.module_utils._preflight import differs, survey
+    from ansible_collections.edgeinfer.deploy.plugins.module_utils._trust import provision
+
+    _, old = store.stage(release(tmp_path, "v1", signer=A), trusted_keys=[A[1]])
+    rid, path = old["release"], Path(old["path"])
+    store.switch(rid)
+    store.mark_good()
+    provision(store, [B[1].decode()])  # A revoked
+    p = {"root": store.root, "release": rid, "trusted_keys": [B[1].decode()], "allow_unsigned": False}
+    facts = survey(lambda argv: (1, "", "no docker here"), p)
+    assert facts["staged"] is False and ID_A in facts["staged_untrusted"] and "release" in differs(facts, p)
+    # The same model with another golden set is another content under the id: refused.
+    other = release(tmp_path / "g", "v1", signer=B)
+    (other / "golden.json").write_text('{"windows": [[0.5]]}')
+    make_release_manifest(other, B[0])
+    with pytest.raises(ReleaseError, match=r"another manifest, and this build has other files \(golden.json\)"):
+        store.stage(other, trusted_keys=[B[1]])
+    # Unsigned under allow_unsigned: never replaces a signed copy.
+    with pytest.raises(ReleaseError, match="this build has the same files, unsigned"):
+        store.stage(release(tmp_path / "u", "v1"), trusted_keys=[], allow_unsigned=True)
+    served = {f.name: f.read_bytes() for f in path.iterdir() if f.name not in ("manifest.json", "manifest.json.sig")}
+    signature = store.read_signature(str(path))
+    changed, info = store.stage(release(tmp_path / "b", "v1", signer=B), trusted_keys=[B[1]], check_mode=True)
+    assert changed and info["resigned"] == {"key_id": ID_A}
+    assert store.read_signature(str(path)) == signature and store.read_state()["releases"][rid]["key_id"] == ID_A
+    changed, info = store.stage(release(tmp_path / "b", "v1", signer=B), trusted_keys=[B[1]])
+    assert changed and info["release"] == rid and info["key_id"] == ID_B and info["resigned"] == {"key_id": ID_A}
+    assert {f.name: f.read_bytes() for f in path.iterdir() if f.name in served} == served  # the model untouched
+    assert oct(os.stat(path / "manifest.json").st_mode & 0o777) == "0o444"
+    assert store.read_state()["releases"][rid]["key_id"] == ID_B
+    facts = survey(lambda argv: (1, "", "no docker here"), p)
+    assert facts["staged"] is True and facts["staged_untrusted"] is None
+    assert store.switch(rid)[0] is False  # serves under B
+    # Staged again as built: nothing changes.
+    assert store.stage(release(tmp_path / "c", "v1", signer=B), trusted_keys=[B[1]])[0] is False
+    # Files changed on the edge since staging are not blessed by a new signature.
+    os.chmod(path / "model.onnx", 0o644)
+    (path / "model.onnx").write_bytes(b"tampered")
+    with pytest.raises(ReleaseError, match="do not match the manifest"):
+        store.stage(release(tmp_path / "d", "v1", signer=A), trusted_keys=[A[1], B[1]])
+    assert store.read_state()["releases"][rid]["key_id"] == ID_B
 
 
 def test_a_signature_is_copied_into_the_release_only_when_it_was_checked(store: ReleaseStore, tmp_path: Path) -> None:
