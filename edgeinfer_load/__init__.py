@@ -58,7 +58,7 @@ from .contract import CHANNELS, LATENT_DIM, WINDOW, GoldenSet, cosine
 from .golden import ERROR_WORDS, error_code_of, golden_replay, probe_embedding
 from .health import check_health, clock, health_problems, wait_for
 from .loops import closed_loop, open_loop
-from .plan import Plan, run_benchmark
+from .plan import MAX_RATE, MAX_SECONDS, MAX_TIMEOUT_S, Plan, run_benchmark
 from .replay import MAX_REPLAY_WINDOWS, WINDOW_BYTES, load_replay, replay_requests, replay_windows
 from .requests import (
     Request,
@@ -100,6 +100,9 @@ __all__ = [
     "MAX_REPLAY_WINDOWS",
     "MAX_UNSENT_FRACTION",
     "PERCENTILE_CURVE",
+    "MAX_RATE",
+    "MAX_SECONDS",
+    "MAX_TIMEOUT_S",
     "Plan",
     "Request",
     "ResourceSampler",

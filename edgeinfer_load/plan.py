@@ -18,6 +18,13 @@ from .result import LoadResult
 from .stats import rounded, summarize
 from .thresholds import Thresholds, evaluate
 
+# Upper bounds of a plan, which the CLI and the Ansible module refuse options beyond: past them a
+# run would not end within a day, or could not be sent (the engine sends about 15,000 req/s from
+# one core; each scheduled request is kept in memory), or a socket timeout overflows.
+MAX_SECONDS = 86400.0
+MAX_TIMEOUT_S = 3600.0
+MAX_RATE = 100_000.0
+
 
 @dataclass
 class Plan:

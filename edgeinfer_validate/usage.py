@@ -13,12 +13,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-# Upper bounds of the options: beyond them a run would not end within a day, or could
-# not be sent (the engine sends about 15,000 req/s from one core; each scheduled request
-# is kept in memory), or a socket timeout overflows.
-MAX_SECONDS = 86400.0
-MAX_TIMEOUT_S = 3600.0
-MAX_RATE = 100_000.0
+from edgeinfer_load import MAX_RATE, MAX_SECONDS, MAX_TIMEOUT_S
+
 # Descriptors the run needs besides the load's connections: stdio, the Docker socket, the golden replay.
 SPARE_FILES = 32
 

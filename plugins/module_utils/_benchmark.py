@@ -14,6 +14,9 @@ import math
 import time
 
 from ansible_collections.edgeinfer.deploy.plugins.module_utils._load import (
+    MAX_RATE,
+    MAX_SECONDS,
+    MAX_TIMEOUT_S,
     GoldenSet,
     Plan,
     ResourceSampler,
@@ -26,27 +29,58 @@ from ansible_collections.edgeinfer.deploy.plugins.module_utils._load import (
 )
 
 
+def _range(name, value, low, high, low_open, what):
+    """The complaint about option ``name`` unless ``value`` is finite, at most ``high`` and above ``low``
+    (or at it, unless ``low_open``); NaN passes no comparison, and an infinite duration never ends."""
+    ok = math.isfinite(value) and (value > low if low_open else value >= low) and value <= high
+    return None if ok else f"{name}={value} must be {what}"
+
+
 def option_problems(p: dict) -> list[str]:
-    """Every option out of its range, each naming the option, its value and what it must be."""
-    out = []
-    numbers = {n: p[n] for n in ("duration", "timeout", "warmup", "wait", "rate") if p[n] is not None}
-    numbers.update({f"thresholds.{n}": v for n, v in p["thresholds"].items() if isinstance(v, float)})
-    for name, value in numbers.items():
-        if not math.isfinite(value):  # NaN passes every comparison below, and an endless load
-            out.append(f"{name}={value} must be a finite number")
+    """Every option out of its range, each naming the option, its value and what it must be. The
+    bounds are the load engine's (MAX_SECONDS, MAX_TIMEOUT_S, MAX_RATE), as edgeinfer_validate's."""
+    th = p["thresholds"]
+    seconds = f"a finite number of seconds from 0 to {MAX_SECONDS:g}"
+    checks = [
+        (
+            "duration",
+            p["duration"],
+            0,
+            MAX_SECONDS,
+            True,
+            f"a finite number of seconds above 0, at most {MAX_SECONDS:g}",
+        ),
+        ("warmup", p["warmup"], 0, MAX_SECONDS, False, seconds),
+        ("wait", p["wait"], 0, MAX_SECONDS, False, seconds),
+        (
+            "timeout",
+            p["timeout"],
+            0,
+            MAX_TIMEOUT_S,
+            True,
+            f"a finite number of seconds above 0, at most {MAX_TIMEOUT_S:g}",
+        ),
+        ("min_cosine", p["min_cosine"], -1, 1, False, "a cosine from -1 to 1 (0.99 is the default)"),
+        ("thresholds.p95_ms", th["p95_ms"], 0, math.inf, True, "a finite number of milliseconds above 0"),
+        ("thresholds.min_rps", th["min_rps"], 0, math.inf, False, "a finite number of requests/s, 0 or more"),
+    ]
+    if th.get("max_memory_mb") is not None:
+        checks.append(
+            ("thresholds.max_memory_mb", th["max_memory_mb"], 0, math.inf, True, "a finite number of MiB above 0")
+        )
+    if p["rate"] is not None:
+        checks.append(("rate", p["rate"], 0, MAX_RATE, False, f"0 (no open loop) or requests/s up to {MAX_RATE:g}"))
+    out = [m for m in (_range(*c) for c in checks) if m]
+    if p["rate"] is None and math.isfinite(th["min_rps"]) and th["min_rps"] > MAX_RATE:
+        out.append(
+            f"rate defaults to thresholds.min_rps ({th['min_rps']:g} req/s), more than the open loop can send "
+            f"(at most {MAX_RATE:g}); give rate (0 for no open loop)"
+        )
     for name in ("concurrency", "open_concurrency"):
         if p[name] < 1:
             out.append(f"{name}={p[name]} must be at least 1")
-    for name in ("duration", "timeout"):
-        if p[name] <= 0:
-            out.append(f"{name}={p[name]} must be positive")
-    for name in ("warmup", "wait"):
-        if p[name] < 0:
-            out.append(f"{name}={p[name]} must be 0 or more")
-    if p["rate"] is not None and p["rate"] < 0:
-        out.append(f"rate={p['rate']} must be 0 (no open loop) or positive")
-    sr = p["thresholds"]["min_success_rate"]
-    if not 0 < sr < 1:
+    sr = th["min_success_rate"]
+    if not 0 < sr < 1:  # False for NaN too
         out.append(
             f"thresholds.min_success_rate={sr} is a fraction in (0, 1) the success rate must be above; 99 % is 0.99"
         )
@@ -110,12 +144,14 @@ def plan_of(p: dict, target: Target, golden: GoldenSet | None, replay: bytes | N
     )
 
 
-def sampler(p: dict) -> ResourceSampler:
-    """The sidecar container's memory and CPU from the Docker API; a sampler that says why when it cannot."""
+def sampler(p: dict, port: int) -> ResourceSampler:
+    """The sidecar container's memory and CPU from the Docker API; a sampler that says why when it cannot.
+    Only a container that publishes ``port``, the target's, is measured: another sidecar on the edge
+    must not stand in for it (one on the host's network publishes nothing: taken when named)."""
     if p["skip_memory"] and not p["container"]:
         return ResourceSampler(None, reason="skip_memory=true")
     try:
-        sample = socket_sampler(p["container"], p["compose_service"], p["compose_project"], p["docker_socket"])
+        sample = socket_sampler(p["container"], p["compose_service"], p["compose_project"], p["docker_socket"], port)
     except (OSError, ValueError, KeyError) as exc:
         return ResourceSampler(None, reason=f"Docker API on {p['docker_socket']}: {exc}")
     return ResourceSampler(sample)
@@ -135,7 +171,7 @@ def check_mode_look(plan: Plan, timeout: float) -> dict:
 def measure(plan: Plan, thresholds: Thresholds, p: dict) -> dict:
     """Run the benchmark; its report with the thresholds applied and the seconds it took (Docker sampling included)."""
     started = time.monotonic()
-    report = run_benchmark(plan, thresholds, sampler(p))[0]
+    report = run_benchmark(plan, thresholds, sampler(p, plan.target.port))[0]
     report.pop("targets", None)
     report["thresholds"] = dict(thresholds.__dict__)
     report["duration"] = round(time.monotonic() - started, 3)

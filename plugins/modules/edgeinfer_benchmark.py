@@ -23,8 +23,12 @@ description:
     the C(latency) check fails when more than 1 % of the open loop's schedule went unsent (the server was then
     tested at a lower rate than asked).
   - Memory and CPU of the sidecar container are sampled during the load from the local Docker Engine API
-    (O(docker_socket)). When they cannot be read, memory is reported as not measured and the C(memory)
-    check fails, unless O(skip_memory=true).
+    (O(docker_socket)), from the container that publishes the port of O(url) (another sidecar on the host
+    must not stand in for it; one on the host's network publishes nothing and is measured when O(container)
+    names it). When they cannot be read, memory is reported as not measured, with the reason, and the
+    C(memory) check fails, unless O(skip_memory=true).
+  - Every number is refused, naming the option, unless finite and in its range, before any request is sent;
+    the ranges are those of C(python -m edgeinfer_validate).
   - "The checks and their defaults are the deployment guide's targets: O(thresholds.p95_ms) (open-loop p95, or
     closed-loop when O(rate=0)), O(thresholds.min_rps) (closed-loop successful requests per second),
     O(thresholds.min_success_rate) (over the load requests sent), O(thresholds.max_memory_mb) (peak)."
@@ -52,29 +56,29 @@ options:
     type: int
     default: 16
   duration:
-    description: Seconds of each load phase (closed loop, then open loop).
+    description: Seconds of each load phase (closed loop, then open loop), above 0 and at most 86400.
     type: float
     default: 10
   warmup:
-    description: Seconds of unrecorded load before the measured phases.
+    description: Seconds of unrecorded load before the measured phases, from 0 to 86400.
     type: float
     default: 2
   rate:
     description:
       - Requests per second of the open-loop phase. Omitted, it is O(thresholds.min_rps), so that the
         latency target is judged at the required throughput.
-      - V(0) skips the open-loop phase; the latency check then uses the closed loop's p95.
+      - V(0) skips the open-loop phase; the latency check then uses the closed loop's p95. At most 100000.
     type: float
   open_concurrency:
     description: Most requests in flight during the open loop.
     type: int
     default: 64
   timeout:
-    description: Seconds after which a request counts as failed (kind C(timeout)).
+    description: Seconds after which a request counts as failed (kind C(timeout)), above 0 and at most 3600.
     type: float
     default: 5
   wait:
-    description: Seconds to wait for C(/healthz) to become healthy before judging it.
+    description: Seconds to wait for C(/healthz) to become healthy before judging it, from 0 to 86400.
     type: float
     default: 0
   expect_model_version:
@@ -99,7 +103,7 @@ options:
         window (or the first golden window); the result's C(load_windows) says which.
     type: path
   min_cosine:
-    description: Lowest cosine between an answer and its golden reference embedding that passes.
+    description: Lowest cosine between an answer and its golden reference embedding that passes, from -1 to 1.
     type: float
     default: 0.99
   thresholds:
@@ -129,7 +133,9 @@ options:
     type: bool
     default: false
   container:
-    description: Name or id of the sidecar container. Omitted, the container of O(compose_service) is used.
+    description:
+      - Name or id of the sidecar container. Omitted, the container of O(compose_service) is used.
+      - Either way it must publish the port of O(url) to be measured.
     type: str
   compose_service:
     description: Compose service label of the sidecar container.

@@ -88,3 +88,16 @@ def test_module_refuses_bad_options_naming_the_fix(server):
     rc, r = adhoc(server, "duration=nan thresholds={'p95_ms':'inf'}")
     assert rc != 0 and "duration=nan must be a finite number" in r["msg"], r
     assert "thresholds.p95_ms=inf must be a finite number" in r["msg"], r
+    # The load engine's bounds, as the CLI's: a run that would not end within a day, or could not be sent.
+    rc, r = adhoc(server, "duration=86401 timeout=0 rate=200000 min_cosine=2 thresholds={'max_memory_mb':0}")
+    assert rc != 0, r
+    for said in (
+        "duration=86401.0 must be a finite number of seconds above 0, at most 86400",
+        "timeout=0.0 must be a finite number of seconds above 0, at most 3600",
+        "rate=200000.0 must be 0 (no open loop) or requests/s up to 100000",
+        "min_cosine=2.0 must be a cosine from -1 to 1",
+        "thresholds.max_memory_mb=0.0 must be a finite number of MiB above 0",
+    ):
+        assert said in r["msg"], r["msg"]
+    rc, r = adhoc(server, "thresholds={'min_rps':150000}")
+    assert rc != 0 and "rate defaults to thresholds.min_rps (150000 req/s)" in r["msg"], r

@@ -132,6 +132,27 @@ def test_cli_gates_on_the_memory_of_the_container_serving_the_target(serving_con
         assert f"publishes port {server.target.port}, the target's ({name} publishes {port})" in proc.stdout
 
 
+@pytest.mark.docker
+def test_module_gates_on_the_memory_of_the_container_serving_the_target(serving_container, server):
+    """edgeinfer_benchmark, the edge's copy of the gate, takes the container as the CLI does: named or
+    by its labels, it is measured only while it publishes the port of the url under load."""
+    from types import SimpleNamespace
+
+    from tests.unit.validate.test_module import adhoc
+
+    name, port = serving_container
+    labels = f"compose_service=svc-{name} compose_project=validate-test"
+    served = SimpleNamespace(url=f"http://127.0.0.1:{port}")
+    rc, r = adhoc(served, f"rate=0 container={name} thresholds={{'max_memory_mb':1024,'min_rps':1,'p95_ms':5000}}")
+    assert rc == 0 and r["resources"]["container"] == name and r["memory_peak_mb"] >= 60, r
+    for which in (f"container={name}", labels):
+        rc, r = adhoc(server, f"rate=0 fail_on_threshold=false {which}")
+        assert rc == 0 and "memory" in r["failed_checks"] and r["resources"]["measured"] is False, r
+        assert (
+            f"publishes port {server.target.port}, the target's ({name} publishes {port})" in r["resources"]["reason"]
+        )
+
+
 @pytest.mark.slow
 def test_against_the_real_sidecar_serving_the_origin_onnx(tmp_path, origin_dir):
     """The sidecar (python -m sidecar) with the origin model: healthy, the expected model, golden cosines ~1."""
