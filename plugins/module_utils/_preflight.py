@@ -20,7 +20,11 @@ import socket
 from ansible_collections.edgeinfer.deploy.plugins.module_utils._contract import docker_arch
 from ansible_collections.edgeinfer.deploy.plugins.module_utils._release import ReleaseStore
 from ansible_collections.edgeinfer.deploy.plugins.module_utils._store import ReleaseError
-from ansible_collections.edgeinfer.deploy.plugins.module_utils._trust import parse_trusted_keys, staged_key
+from ansible_collections.edgeinfer.deploy.plugins.module_utils._trust import (
+    parse_trusted_keys,
+    restage_problem,
+    staged_key,
+)
 
 # qemu-user-static's binfmt_misc entry (qemu-<name>) for each Docker architecture it emulates.
 QEMU_NAMES = {
@@ -179,6 +183,7 @@ def survey(run, p):
     found = bool(release) and store.exists(release)
     facts["staged_untrusted"] = _staged_untrusted(store, release, p) if found else None
     facts["staged"] = found and not facts["staged_untrusted"]
+    facts["restage_refused"] = _restage_refused(store, release, p) if facts["staged_untrusted"] else None
     facts["disk"] = _disk(root)
     facts["files"] = _files(p.get("compose_dir") or os.path.join(root, "compose"))
     return facts
@@ -193,6 +198,20 @@ def _staged_untrusted(store, release, p):
     except ReleaseError as exc:
         return str(exc)
     return None
+
+
+def _restage_refused(store, release, p):
+    """Why this build cannot take over the untrusted staged copy of the release (restage_problem), or None;
+    None too when the caller does not list the build's files (O(release_files)): staging then judges."""
+    if not p.get("release_files"):
+        return None
+    try:
+        staged = store.load_manifest(store.path_of(release))[0]
+    except ReleaseError as exc:
+        return str(exc)
+    files = [f.to_dict() for f in staged.files]
+    problem = restage_problem(release, staged.model_version, files, staged.model_version, p["release_files"])
+    return problem["msg"] if problem else None
 
 
 def _mib(n):
@@ -217,6 +236,8 @@ def refusals(facts, p, host="the edge"):
         parse_trusted_keys(keys)
     except ReleaseError as exc:
         out.append(str(exc))
+    if facts.get("restage_refused"):
+        out.append(facts["restage_refused"])
     need = int(p.get("release_size") or 0) * int(p.get("disk_factor") or 1)
     if need and not facts["staged"] and facts["disk"]["free_bytes"] < need:
         out.append(

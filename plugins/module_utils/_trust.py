@@ -119,6 +119,33 @@ def staged_key(store, rid, trusted=None, allow_unsigned=True):
     return kid
 
 
+def restage_problem(rid, staged_version, staged_files, version, files, checked=True):
+    """Why a build (``version``, ``files`` as manifest entries) may not take over the manifest of the staged
+    copy of ``rid`` (``staged_version``, ``staged_files``): ``{"msg", "files"}``, or None when it may.
+    Only the same model version and files may, from a manifest a trusted key verified (``checked``).
+    Preflight asks it before anything changes on the edge; staging asks it again (``found_staged``)."""
+
+    def entry(f):
+        return (str(f.get("role")), int(f.get("size") or 0), str(f.get("sha256")))
+
+    old, new = ({str(f.get("name")): entry(f) for f in entries} for entries in (staged_files, files))
+    differ = sorted(n for n in old.keys() | new.keys() if old.get(n) != new.get(n))
+    if staged_version != version:
+        what = f"another model version ({version}; staged: {staged_version})"
+    elif differ:
+        what = f"other files ({', '.join(differ)})"
+    elif not checked:
+        what = "the same files, unsigned"
+    else:
+        return None
+    return {
+        "msg": f"release {rid} is staged on this edge with another manifest, and this build has {what}: bump "
+        "model_version for this build; to sign the staged files with another key, write their manifest again with "
+        "it on GPUSRV (model_tools manifest --signing-key) and deploy that",
+        "files": differ,
+    }
+
+
 def found_staged(store, manifest, blob, signature, kid, exclude_roles, info, check_mode=False):
     """Stage ``manifest`` (its bytes ``blob``, its signature checked with key ``kid``) when its release
     ``info["release"]`` is staged already. Returns ``(changed, info)``.
@@ -136,16 +163,16 @@ def found_staged(store, manifest, blob, signature, kid, exclude_roles, info, che
     if existing.to_bytes() == manifest.to_bytes():
         store.verify(path, existing, exclude_roles)
         return False, info
-    old, new = ({f.name: f.to_dict() for f in m.files} for m in (existing, manifest))
-    differ = sorted(n for n in old.keys() | new.keys() if old.get(n) != new.get(n))
-    if existing.model_version != manifest.model_version or differ or kid is None:
-        what = f"other files ({', '.join(differ)})" if differ else "the same files, unsigned"
-        raise ReleaseError(
-            f"release {rid} is staged on this edge with another manifest, and this build has {what}: bump "
-            "model_version for this build; to sign the staged files with another key, write their manifest "
-            "again with it on GPUSRV (model_tools manifest --signing-key) and deploy that",
-            files=differ,
-        )
+    problem = restage_problem(
+        rid,
+        existing.model_version,
+        [f.to_dict() for f in existing.files],
+        manifest.model_version,
+        [f.to_dict() for f in manifest.files],
+        checked=kid is not None,
+    )
+    if problem:
+        raise ReleaseError(problem["msg"], files=problem["files"])
     store.verify(path, manifest, exclude_roles)
     info["resigned"] = {"key_id": store.read_state()["releases"].get(rid, {}).get("key_id")}
     if check_mode:

@@ -47,6 +47,15 @@ options:
     description: Bytes the release takes on the edge; with O(disk_factor), the free disk it needs unless staged.
     type: int
     default: 0
+  release_files:
+    description:
+      - The files of the build of O(release), as its manifest lists them (C(name), C(role), C(size), C(sha256)), as the
+        build describes the release. When the staged copy of O(release) may not serve under O(trusted_keys)
+        (RV(staged_untrusted)), a build that lists other files cannot take it over (RV(restage_refused)), and the
+        deploy is refused before anything changes. Empty, staging judges it.
+    type: list
+    elements: dict
+    default: []
   disk_factor:
     description: How many times O(release_size) must be free under O(root) (transfer, staging and the release).
     type: int
@@ -177,6 +186,12 @@ staged_untrusted:
       replaces the staged manifest and signature with those of a build of the same content that a trusted key signed.
   returned: always
   type: str
+restage_refused:
+  description:
+    - Why the build (O(release_files)) cannot take over the untrusted staged copy of O(release) (it lists other
+      files), or null; the reason is in RV(refusals) too.
+  returned: always
+  type: str
 docker:
   description: The engine's version (null when it does not answer) and its error.
   returned: always
@@ -235,6 +250,7 @@ def main():
             "root": {"type": "path", "required": True},
             "release": {"type": "str"},
             "release_size": {"type": "int", "default": 0},
+            "release_files": {"type": "list", "elements": "dict", "default": []},
             "disk_factor": {"type": "int", "default": 3},
             "trusted_keys": {"type": "list", "elements": "str", "default": [], "no_log": False},
             "allow_unsigned": {"type": "bool", "default": False},

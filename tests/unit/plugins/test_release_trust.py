@@ -215,8 +215,9 @@ def test_the_staged_files_signed_again_by_a_trusted_key_re_sign_the_staged_copy(
     trusted key verifies the new manifest, staging it replaces the staged manifest and signature after
     checking the staged files, and the release serves again. Other files under the id, an unchecked
     build, or files changed on the edge are refused."""
-    from ansible_collections.edgeinfer.deploy.plugins.module_utils._preflight import differs, survey
+    from ansible_collections.edgeinfer.deploy.plugins.module_utils._preflight import differs, refusals, survey
     from ansible_collections.edgeinfer.deploy.plugins.module_utils._trust import provision
+    from edgeinfer_contract import Manifest
 
     _, old = store.stage(release(tmp_path, "v1", signer=A), trusted_keys=[A[1]])
     rid, path = old["release"], Path(old["path"])
@@ -232,6 +233,13 @@ def test_the_staged_files_signed_again_by_a_trusted_key_re_sign_the_staged_copy(
     make_release_manifest(other, B[0])
     with pytest.raises(ReleaseError, match=r"another manifest, and this build has other files \(golden.json\)"):
         store.stage(other, trusted_keys=[B[1]])
+    # Preflight says so before anything changes, given the build's files; the same files may go on.
+    listed = [f.to_dict() for f in Manifest.load(other / "manifest.json").files]
+    facts = survey(lambda argv: (1, "", "no docker here"), dict(p, release_files=listed))
+    assert "other files (golden.json)" in facts["restage_refused"]
+    assert facts["restage_refused"] in refusals(facts, dict(p, release_files=listed))
+    listed = [f.to_dict() for f in Manifest.load(path / "manifest.json").files]
+    assert survey(lambda argv: (1, "", "no docker here"), dict(p, release_files=listed))["restage_refused"] is None
     # Unsigned under allow_unsigned: never replaces a signed copy.
     with pytest.raises(ReleaseError, match="this build has the same files, unsigned"):
         store.stage(release(tmp_path / "u", "v1"), trusted_keys=[], allow_unsigned=True)
