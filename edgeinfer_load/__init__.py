@@ -58,7 +58,7 @@ from .contract import CHANNELS, LATENT_DIM, WINDOW, GoldenSet, cosine
 from .golden import ERROR_WORDS, error_code_of, golden_replay, probe_embedding
 from .health import check_health, clock, health_problems, wait_for
 from .loops import closed_loop, open_loop
-from .plan import MAX_RATE, MAX_SECONDS, MAX_TIMEOUT_S, Plan, run_benchmark
+from .plan import MAX_RATE, MAX_SECONDS, MAX_TIMEOUT_S, Plan, run_benchmark, within
 from .replay import MAX_REPLAY_WINDOWS, WINDOW_BYTES, load_replay, replay_requests, replay_windows
 from .requests import (
     Request,
@@ -145,4 +145,5 @@ __all__ = [
     "summarize",
     "synthetic_window",
     "wait_for",
+    "within",
 ]

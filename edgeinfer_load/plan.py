@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +25,12 @@ from .thresholds import Thresholds, evaluate
 MAX_SECONDS = 86400.0
 MAX_TIMEOUT_S = 3600.0
 MAX_RATE = 100_000.0
+
+
+def within(value: float, low: float, high: float, low_open: bool = False) -> bool:
+    """Whether an option's ``value`` is finite, at most ``high`` and above ``low`` (or at it, unless
+    ``low_open``): NaN passes every comparison, and an infinite duration never ends."""
+    return math.isfinite(value) and (value > low if low_open else value >= low) and value <= high
 
 
 @dataclass

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from edgeinfer_load import MAX_RATE, MAX_SECONDS, MAX_TIMEOUT_S
+from edgeinfer_load import MAX_RATE, MAX_SECONDS, MAX_TIMEOUT_S, within
 
 # Descriptors the run needs besides the load's connections: stdio, the Docker socket, the golden replay.
 SPARE_FILES = 32
@@ -21,8 +21,7 @@ SPARE_FILES = 32
 
 def _number_problem(option: str, value: float, low: float, high: float, low_open: bool, what: str) -> str | None:
     """The complaint about ``value`` unless finite, at most ``high``, above ``low`` (or at it, unless ``low_open``)."""
-    ok = math.isfinite(value) and (value > low if low_open else value >= low) and value <= high
-    return None if ok else f"{option} must be {what}, not {value:g}"
+    return None if within(value, low, high, low_open) else f"{option} must be {what}, not {value:g}"
 
 
 def _number_problems(a: argparse.Namespace, s: dict[str, Any]) -> list[str]:

@@ -26,14 +26,13 @@ from ansible_collections.edgeinfer.deploy.plugins.module_utils._load import (
     load_replay,
     run_benchmark,
     socket_sampler,
+    within,
 )
 
 
 def _range(name, value, low, high, low_open, what):
-    """The complaint about option ``name`` unless ``value`` is finite, at most ``high`` and above ``low``
-    (or at it, unless ``low_open``); NaN passes no comparison, and an infinite duration never ends."""
-    ok = math.isfinite(value) and (value > low if low_open else value >= low) and value <= high
-    return None if ok else f"{name}={value} must be {what}"
+    """The complaint about option ``name`` unless ``value`` is within the range (the load engine's rule)."""
+    return None if within(value, low, high, low_open) else f"{name}={value} must be {what}"
 
 
 def option_problems(p: dict) -> list[str]:

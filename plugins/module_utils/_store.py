@@ -56,6 +56,18 @@ def fsync_dir(path):
         os.close(fd)
 
 
+def write_bytes_atomic(path, data, mode):
+    """Replace ``path`` with ``data`` (mode ``mode``) by a rename, never half written; the caller makes
+    the directory durable (fsync_dir) once it has written all it writes there."""
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)
+
+
 def write_json_atomic(path, data):
     tmp = f"{path}.tmp-{os.getpid()}"
     with open(tmp, "w") as fh:

@@ -17,7 +17,13 @@ from ansible_collections.edgeinfer.deploy.plugins.module_utils._contract import 
     key_id,
     verify_signature,
 )
-from ansible_collections.edgeinfer.deploy.plugins.module_utils._store import LAST_GOOD, ReleaseError, fsync_dir, now_iso
+from ansible_collections.edgeinfer.deploy.plugins.module_utils._store import (
+    LAST_GOOD,
+    ReleaseError,
+    fsync_dir,
+    now_iso,
+    write_bytes_atomic,
+)
 
 SIGNATURE = "manifest.json.sig"
 # What a refusal of an unsigned release tells the operator to do.
@@ -179,14 +185,7 @@ def found_staged(store, manifest, blob, signature, kid, exclude_roles, info, che
         return True, info
     # The signature first: cut off between the two, the staged copy verifies with no key, as before.
     for name, data in ((SIGNATURE, signature), ("manifest.json", blob)):
-        dest = os.path.join(path, name)
-        tmp = f"{dest}.tmp-{os.getpid()}"
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o444)
-        os.replace(tmp, dest)
+        write_bytes_atomic(os.path.join(path, name), data, 0o444)
     fsync_dir(path)
     with store.update_state() as state:
         entry = state["releases"].setdefault(rid, {"model_version": manifest.model_version, "digest": manifest.digest})
@@ -272,14 +271,7 @@ class TrustDir:
         os.makedirs(self.path, mode=0o755, exist_ok=True)
         os.chmod(self.path, 0o755)
         for kid in written:
-            path = os.path.join(self.path, f"{kid}.pub")
-            tmp = f"{path}.tmp-{os.getpid()}"
-            with open(tmp, "wb") as fh:
-                fh.write(wanted[kid])
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, path)
+            write_bytes_atomic(os.path.join(self.path, f"{kid}.pub"), wanted[kid], 0o644)
         for kid in removed:
             os.unlink(os.path.join(self.path, f"{kid}.pub"))
         fsync_dir(self.path)
