@@ -37,8 +37,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
+    from .server import schedule, serve
+
+    # Before numpy (its BLAS threads), the event loop and the inference thread exist: they inherit it.
+    schedule(settings.sched_policy)
     from .app import create_app
-    from .server import serve
 
     try:
         app = create_app(settings)

@@ -11,6 +11,7 @@ from pathlib import Path
 BACKENDS = ("auto", "onnxruntime", "hailo")
 ONNX_CHOICES = ("auto", "model.onnx", "model_batch.onnx", "model_int8.onnx")
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+SCHED_POLICIES = ("batch", "other")
 
 # Every variable the sidecar reads: (default as `--help` shows it, what it sets). The literal
 # defaults here are the ones Settings.from_env uses; docs/sidecar.md lists the same table.
@@ -54,6 +55,11 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "EDGEINFER_CAPTURE_WINDOWS": (
         "0",
         "windows of live traffic kept in memory as a uniform sample (GET /admin/capture); 0: capture off",
+    ),
+    "EDGEINFER_SCHED_POLICY": (
+        "batch",
+        "Linux scheduling policy of the sidecar's threads: batch (a woken thread does not preempt a running one)"
+        " or other",
     ),
 }
 
@@ -221,6 +227,7 @@ class Settings:
     shadow_min_windows: int
     shadow_knn_k: int
     capture_windows: int = 0
+    sched_policy: str = "batch"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -269,6 +276,7 @@ class Settings:
             shadow_min_windows=min_windows,
             shadow_knn_k=knn_k,
             capture_windows=e.integer("EDGEINFER_CAPTURE_WINDOWS", 0, MAX_CAPTURE_WINDOWS),
+            sched_policy=e.choice("EDGEINFER_SCHED_POLICY", SCHED_POLICIES),
         )
 
     def admin_token(self) -> str | None:

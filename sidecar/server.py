@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -277,6 +278,31 @@ def limits_of(settings: Settings, closed: Counter | None = None) -> Limits:
         body_timeout=settings.body_timeout_s,
         closed=closed,
     )
+
+
+def schedule(policy: str) -> None:
+    """Put the calling thread, and so every thread it starts from now on, under ``policy``.
+
+    ``batch`` is Linux's SCHED_BATCH: a thread that wakes does not preempt the one running; it
+    waits for that one to block or to end its time slice. Where the event loop and the inference
+    thread share a core under load, the loop otherwise wakes on each request's bytes in the middle
+    of a batch's inference and takes the core from it, two or three times per batch: each switch
+    costs both threads their caches, and the loop reads fewer requests per wake. Under SCHED_BATCH
+    the inference runs on, the loop reads every request that arrived meanwhile in one go, and the
+    next batch is larger (docs/sidecar.md has the figures). An idle core has nothing to preempt,
+    so a lone request is not delayed. What it costs: on a core where another process's CPU-bound
+    work runs, a request waits for the end of that process's time slice (a few ms) rather than
+    preempting it; ``other`` (SCHED_OTHER) preempts as before. A platform without the call (not
+    Linux) or one that refuses it serves on under its default policy, and says so.
+    """
+    wanted = {"batch": getattr(os, "SCHED_BATCH", None), "other": getattr(os, "SCHED_OTHER", None)}[policy]
+    if wanted is None or not hasattr(os, "sched_setscheduler"):
+        log.warning("EDGEINFER_SCHED_POLICY=%s: this platform has no such policy; serving under its default", policy)
+        return
+    try:
+        os.sched_setscheduler(0, wanted, os.sched_param(0))
+    except OSError as exc:
+        log.warning("EDGEINFER_SCHED_POLICY=%s was refused (%s); serving under the default policy", policy, exc)
 
 
 def serve(app: Service, settings: Settings, closed: Counter | None = None) -> None:
