@@ -73,6 +73,20 @@ def thread_cpu(pid: int) -> tuple[float, float]:
     return main, other
 
 
+def switches(pid: int) -> tuple[int, int]:
+    """Context switches of a process so far: its main thread's voluntary ones (the event loop
+    blocking, to wake on the next event) and its other threads' involuntary ones (the inference
+    preempted)."""
+    loop = preempted = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        status = dict(line.split(":", 1) for line in (task / "status").read_text().splitlines() if ":" in line)
+        if task.name == str(pid):
+            loop += int(status["voluntary_ctxt_switches"])
+        else:
+            preempted += int(status["nonvoluntary_ctxt_switches"])
+    return loop, preempted
+
+
 def wrk(url: str, body: Path, ctype: str, conns: int, seconds: int, cpu: int | None = None) -> dict[str, float]:
     """wrk (closed loop); on ``cpu`` alone (one wrk thread) when given."""
     lua = body.with_suffix(".lua")

@@ -13,6 +13,7 @@ from bench.sidecar_load import (
     ort_one_core_rates,
     pinned,
     served,
+    switches,
     thread_cpu,
     wrk,
 )
@@ -30,13 +31,13 @@ def paired(
     pair's limit, which cancels a steady drift), and the median of the pairs' ratios is
     the figure. With the server's ``pid``, each pair also splits the server's CPU per
     request between its event-loop thread (HTTP, parsing, batching) and its other threads
-    (the model)."""
+    (the model), and counts their context switches per request."""
     pairs = []
     for _ in range(rounds):
         limit_before, cpu_before = ort_one_core_rates(model, seconds / 4)
-        before = thread_cpu(pid) if pid else None
+        before = (thread_cpu(pid), switches(pid)) if pid else None
         server = wrk(url, *body, 16, seconds, cpu=LOAD_CPU)
-        after = thread_cpu(pid) if pid else None
+        after = (thread_cpu(pid), switches(pid)) if pid else None
         limit_after, cpu_after = ort_one_core_rates(model, seconds / 4)
         limit = (limit_before + limit_after) / 2
         pair = {
@@ -46,10 +47,14 @@ def paired(
             "ratio": round(server["rps"] / limit, 3),
         }
         if before is not None and after is not None and server["requests"]:
-            loop_us = (after[0] - before[0]) / server["requests"] * 1e6
-            model_us = (after[1] - before[1]) / server["requests"] * 1e6
+            (cpu0, switched0), (cpu1, switched1), n = before, after, server["requests"]
+            loop_us = (cpu1[0] - cpu0[0]) / n * 1e6
+            model_us = (cpu1[1] - cpu0[1]) / n * 1e6
             pair["loop_us_per_request"] = round(loop_us, 1)
             pair["model_us_per_request"] = round(model_us, 1)
+            # How often the event loop blocked to wake again, and the inference was preempted.
+            pair["loop_wakes_per_request"] = round((switched1[0] - switched0[0]) / n, 3)
+            pair["inference_preempted_per_request"] = round((switched1[1] - switched0[1]) / n, 3)
             # The same ratio from CPU time: requests per CPU-second of the server against inferences
             # per CPU-second of ONNX Runtime. Time that other work takes from the core moves neither.
             pair["cpu_ratio"] = round(1e6 / (loop_us + model_us) / ((cpu_before + cpu_after) / 2), 3)

@@ -5,12 +5,14 @@ the servers take turns on SERVER_CPU (the order alternating by round), each meas
 bench_sidecar's pairs (ONNX Runtime batch 32 on that core before and after it, the server under
 wrk with 16 connections from the other core), on the host rows' interpreter, whose venv holds the
 pins of the working tree (revisions whose sidecar needs other packages are not comparable here).
-The table is each revision's ratio to ONNX Runtime, and its event-loop and model-thread CPU per
-request. With ``--lone``, each turn is instead a lone request's round trip (wrk with one
-connection, its p50) between two measurements of ONNX Runtime's batch-1 inference on that core,
-and the table its margin over one inference (bench_sidecar's lone target), with the sidecar's
-own mean time per request beyond its backend's (from its /metrics: the request histogram's mean
-less the inference histogram's), which the client and the kernel's loopback do not move.
+The table is each revision's ratio to ONNX Runtime, its event-loop and model-thread CPU per
+request, and per request how often the event loop blocked and woke again and how often the
+inference thread was preempted (context switches from /proc). With ``--lone``, each turn is
+instead a lone request's round trip (wrk with one connection, its p50) between two measurements
+of ONNX Runtime's batch-1 inference on that core, and the table its margin over one inference
+(bench_sidecar's lone target), with the sidecar's own mean time per request beyond its
+backend's (from its /metrics: the request histogram's mean less the inference histogram's),
+which the client and the kernel's loopback do not move.
 
     .venv/bin/python bench/sidecar_revisions.py 2cb7e6f HEAD --rounds 3
     .venv/bin/python bench/sidecar_revisions.py 2cb7e6f HEAD --rounds 6 --lone
@@ -102,8 +104,11 @@ def compare(args: argparse.Namespace, work: Path, models: Path, rel: Path) -> in
         print("| round | revision | p50 ms | one inference ms | p50 over it, ms | sidecar beyond its backend, us |")
     else:
         print(f"{args.kind} {ROUTES[args.kind]}, 16 connections, on {interpreter}", flush=True)
-        print("| round | revision | ratio | by CPU time | event loop us/req | model threads us/req |")
-    print("|---|---|---|---|---|---|")
+        print(
+            "| round | revision | ratio | by CPU time | event loop us/req | model threads us/req "
+            "| event-loop wakes/req | inference preempted/req |"
+        )
+    print("|---|---|---|---|---|---|" + ("" if args.lone else "---|---|"))
     for rnd in range(args.rounds):
         order = args.revisions if rnd % 2 == 0 else args.revisions[::-1]
         for rev in order:
@@ -117,7 +122,8 @@ def compare(args: argparse.Namespace, work: Path, models: Path, rel: Path) -> in
                 continue
             print(
                 f"| {rnd + 1} | {rev} | {r['ratio']:.3f} | {r.get('cpu_ratio', float('nan')):.3f} "
-                f"| {r.get('loop_us_per_request', '-')} | {r.get('model_us_per_request', '-')} |",
+                f"| {r.get('loop_us_per_request', '-')} | {r.get('model_us_per_request', '-')} "
+                f"| {r.get('loop_wakes_per_request', '-')} | {r.get('inference_preempted_per_request', '-')} |",
                 flush=True,
             )
     return 0
