@@ -29,6 +29,7 @@ CHOICES = {
     "edgeinfer_transfer_mode": ["controller", "direct"],
     "edgeinfer_onnx_file": ["auto", "model.onnx", "model_batch.onnx", "model_int8.onnx"],
     "edgeinfer_ab_onnx_file": ["auto", "model.onnx", "model_batch.onnx", "model_int8.onnx"],
+    "edgeinfer_sched_policy": ["batch", "other"],
 }
 DESCRIPTION = [
     "Preflight, deploy lock, transfer, staging with sha256 checks and a signature check against the inventory's "
