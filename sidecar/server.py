@@ -288,8 +288,8 @@ def schedule(policy: str) -> None:
     thread share a core under load, the loop otherwise wakes on each request's bytes in the middle
     of a batch's inference and takes the core from it, two or three times per batch: each switch
     costs both threads their caches, and the loop reads fewer requests per wake. Under SCHED_BATCH
-    the inference runs on, the loop reads every request that arrived meanwhile in one go, and the
-    next batch is larger (docs/sidecar.md has the figures). An idle core has nothing to preempt,
+    the inference runs on, and the loop then reads every request that arrived meanwhile in one go
+    (docs/sidecar.md has the figures). An idle core has nothing to preempt,
     so a lone request is not delayed. What it costs: on a core where another process's CPU-bound
     work runs, a request waits for the end of that process's time slice (a few ms) rather than
     preempting it; ``other`` (SCHED_OTHER) preempts as before. A platform without the call (not
