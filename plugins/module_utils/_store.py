@@ -56,26 +56,21 @@ def fsync_dir(path):
         os.close(fd)
 
 
-def write_bytes_atomic(path, data, mode):
-    """Replace ``path`` with ``data`` (mode ``mode``) by a rename, never half written; the caller makes
-    the directory durable (fsync_dir) once it has written all it writes there."""
+def write_bytes_atomic(path, data, mode=None):
+    """Replace ``path`` with ``data`` (mode ``mode``; None: the umask's) by a rename, never half written;
+    the caller makes the directory durable (fsync_dir) once it has written all it writes there."""
     tmp = f"{path}.tmp-{os.getpid()}"
     with open(tmp, "wb") as fh:
         fh.write(data)
         fh.flush()
         os.fsync(fh.fileno())
-    os.chmod(tmp, mode)
+    if mode is not None:
+        os.chmod(tmp, mode)
     os.replace(tmp, path)
 
 
 def write_json_atomic(path, data):
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as fh:
-        json.dump(data, fh, indent=2, sort_keys=True)
-        fh.write("\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    write_bytes_atomic(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
     fsync_dir(os.path.dirname(path) or ".")
 
 
